@@ -1,0 +1,58 @@
+# Everything installs from nothing: a Python venv from pyproject.toml (exact pins) and the pinned
+# Node tools (CDK CLI, ASL validator) from package-lock.json into ./node_modules.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# jsii prints a banner on every synth when Node 20 is past end-of-life; it changes nothing we rely on.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help install test lint typecheck validate-asl unit workflow infra-test demo synth deploy bench clean
+
+help:
+	@echo "make test     lint, type-check, validate the ASL and run every test (installs what it needs)"
+	@echo "make demo     run the real workflow on the local simulated GPU fleet"
+	@echo "make synth    cdk synth, offline"
+	@echo "make deploy   cdk deploy (needs AWS credentials and a bootstrapped account)"
+	@echo "make bench    speed and cost benchmarks (bench/)"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy functions gpu_recovery infra app.py
+
+validate-asl: node_modules/.installed
+	npx asl-validator --json-path statemachine/recovery.asl.json
+
+test: install lint typecheck validate-asl
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/gpu-recovery simulate --all
+
+synth: install
+	npx cdk synth --quiet
+
+deploy: install
+	npx cdk deploy
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
