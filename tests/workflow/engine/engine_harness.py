@@ -1,0 +1,63 @@
+"""Helpers for the engine tests (a module of its own: conftest.py is not importable by name)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from gpu_recovery.engine import LocalEngine
+
+HANDLERS = Path(__file__).parent / "handlers"
+# Fast enough that a 900 s simulated timeout costs well under a second of real time.
+SPEED = 2000.0
+
+StartEngine = Callable[..., LocalEngine]
+
+
+def run(
+    engine: LocalEngine,
+    tmp_path: Path,
+    definition: dict[str, Any],
+    execution_input: dict[str, Any] | None = None,
+    substitutions: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Deploy ``definition``, run one execution to its end, return describe_execution."""
+    asl = tmp_path / "definition.asl.json"
+    asl.write_text(json.dumps(definition))
+    machine = engine.deploy_state_machine(f"sm-{tmp_path.name}"[:80], asl, substitutions or {})
+    execution = engine.start_execution(machine, "run-1", execution_input or {})
+    return engine.wait(execution, timeout=timeout)
+
+
+def failed_event(engine: LocalEngine, execution_arn: str) -> dict[str, Any]:
+    """The details of the execution's first TaskFailed / TaskTimedOut event."""
+    for event in engine.history(execution_arn):
+        for key in ("taskFailedEventDetails", "taskTimedOutEventDetails"):
+            if key in event:
+                return dict(event[key])
+    raise AssertionError("no failed task in the history")
+
+
+def ecs_cluster(region: str = "us-east-1") -> dict[str, str]:
+    """One cluster with one registered EC2 container instance and a one-container task definition."""
+    ec2 = boto3.client("ec2", region_name=region)
+    ecs = boto3.client("ecs", region_name=region)
+    cluster = ecs.create_cluster(clusterName="gpu")["cluster"]["clusterArn"]
+    instance = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]
+    document = json.dumps({"instanceId": instance["InstanceId"], "region": region})
+    container_instance = ecs.register_container_instance(cluster="gpu", instanceIdentityDocument=document)
+    task_definition = ecs.register_task_definition(
+        family="dcgm-check",
+        containerDefinitions=[{"name": "dcgm", "image": "nvidia/dcgm", "memory": 512, "essential": True}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    return {
+        "cluster": cluster,
+        "instance_id": instance["InstanceId"],
+        "container_instance": container_instance["containerInstance"]["containerInstanceArn"],
+        "task_definition": task_definition,
+    }

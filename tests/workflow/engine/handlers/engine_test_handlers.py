@@ -1,0 +1,25 @@
+"""Tiny Lambda handlers for the engine tests, resolved as ``engine_test_handlers.<function>``."""
+
+from typing import Any
+
+
+class InvalidInput(Exception):
+    pass
+
+
+def echo_context(event: Any, context: Any) -> dict[str, Any]:
+    return {
+        "event": event,
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "invoked_function_arn": context.invoked_function_arn,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "aws_request_id": context.aws_request_id,
+        "log_group_name": context.log_group_name,
+        "log_stream_name": context.log_stream_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }
+
+
+def reject(event: Any, context: Any) -> None:
+    raise InvalidInput(f"bad input: {event}")
