@@ -1,0 +1,796 @@
+"""The simulated ECS GPU fleet: one cluster of GPU container instances on moto, behaving like AWS.
+
+moto's ECS places tasks anywhere with free CPU/memory, ignores placement constraints and GPUs, never reports
+a placement failure, stops every task the first time it is described (exit code 0, no stop code) and lets
+RebootInstances pass unnoticed. ``SimFleet`` patches those moto code paths for its own cluster (and only its
+own) while it is entered, and restores them on exit.
+
+Time is the shared ``SimClock``. Nothing here runs on a timer: whatever takes time (a DCGM check that runs
+``diag_seconds``, a reboot that keeps the agent away ``reboot_seconds``) is settled lazily, in time order, each
+time someone observes the fleet (DescribeTasks, ListTasks, DescribeContainerInstances, RunTask, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+from moto.core.responses import ActionResult
+from moto.ec2.models.instances import InstanceBackend
+from moto.ecs.exceptions import InvalidParameterException
+from moto.ecs.models import EC2ContainerServiceBackend, Task, ecs_backends
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.logs.models import logs_backends
+from moto.moto_api import state_manager
+
+from gpu_recovery.clock import SimClock
+from gpu_recovery.sim import dcgm
+from gpu_recovery.sim.events import task_state_change
+from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
+
+DCGM_FAMILY = "gpu-recovery-dcgm-check"
+DCGM_CONTAINER = "dcgm-check"
+DCGM_LOG_GROUP = "/ecs/gpu-recovery-dcgm-check"
+DCGM_STREAM_PREFIX = "dcgm"
+JOB_STARTED_BY = "gpu-scheduler"
+
+# Our tasks get their own ManagedState model name, so moto never advances them on its own (by default it
+# reports every task STOPPED the first time it is described) and other clusters keep moto's default.
+_TASK_MODEL = "ecs::task::simfleet"
+_NEVER = {"progression": "manual", "times": 2**62}
+
+ESSENTIAL_EXITED = "Essential container in task exited"
+SIGTERM_EXIT = 143  # containers killed by the OS shutdown of a reboot
+SIGKILL_EXIT = 137  # a hung check ignores SIGTERM; docker stop SIGKILLs it after the stop timeout
+
+# vCPUs and MiB the ECS agent registers per instance type (physical memory minus the agent's reserve).
+_INSTANCE_RESOURCES = {
+    "p4d.24xlarge": (96, 1_140_000),
+    "p4de.24xlarge": (96, 1_140_000),
+    "p5.48xlarge": (192, 2_040_000),
+    "g5.48xlarge": (192, 760_000),
+    "g6.48xlarge": (192, 760_000),
+}
+_DEFAULT_RESOURCES = (96, 760_000)
+
+
+@dataclass
+class _Node:
+    spec: NodeSpec
+    instance_id: str
+    ci: Any  # moto ContainerInstance
+    inventory: list[dict[str, Any]]
+    free_gpus: list[str]
+    cleared: bool = False  # a reboot cleared the fault (transient/flapping)
+    cleared_at: float = 0.0
+    healthy_checks_since_clear: int = 0
+    reconnect_at: float | None = None  # sim seconds at which the agent is back after a reboot (inf: never)
+    terminated: bool = False
+
+
+@dataclass
+class _SimTask:
+    task: Any  # moto Task
+    node: _Node
+    gpu_ids: list[str]
+    cpu: int
+    memory: int
+    is_check: bool
+    check_ends_at: float | None = None  # DCGM checks only; None: hangs until StopTask
+    check_level: int = 2
+    log_group: str = ""
+    log_stream: str = ""
+
+
+@dataclass
+class FleetActions:
+    counts: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
+
+
+class SimFleet:
+    """Context manager: builds the cluster, nodes and jobs in moto and patches moto to behave like AWS."""
+
+    def __init__(
+        self,
+        clock: SimClock,
+        cluster_name: str,
+        nodes: list[NodeSpec],
+        jobs: list[JobSpec],
+        timings: Timings | None = None,
+        *,
+        region: str = "us-east-1",
+        dcgm_family: str = DCGM_FAMILY,
+        diag_level: int = 2,
+    ) -> None:
+        names = [n.name for n in nodes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node names must be unique: {names}")
+        for job in jobs:
+            unknown = set(job.nodes) - set(names)
+            if unknown:
+                raise ValueError(f"job {job.name}: unknown nodes {sorted(unknown)}")
+        self.clock = clock
+        self.cluster_name = cluster_name
+        self.region = region
+        self.timings = timings or Timings()
+        self.dcgm_family = dcgm_family
+        self.diag_level = diag_level
+        self.dcgm_log_group = DCGM_LOG_GROUP
+        self.dcgm_container_name = DCGM_CONTAINER
+        self.cluster_arn = ""
+        self.dcgm_task_definition_arn = ""
+        self._node_specs = nodes
+        self._job_specs = jobs
+        self._epoch = clock.now() - timedelta(seconds=clock.elapsed())
+        self._lock = threading.RLock()
+        self._nodes: dict[str, _Node] = {}
+        self._by_instance: dict[str, _Node] = {}
+        self._tasks: dict[str, _SimTask] = {}
+        self._events: list[dict[str, Any]] = []
+        self._actions = FleetActions()
+        self._recording = False  # setup (placing the initial jobs) is not something done *to* the fleet
+        self._undo: list[Callable[[], None]] = []
+        self._backend: EC2ContainerServiceBackend | None = None
+        self.account_id = ""
+
+    # ----------------------------------------------------------------------------------------- public API
+
+    def __enter__(self) -> SimFleet:
+        try:
+            self._patch()
+            self._build()
+        except BaseException:
+            self._unpatch()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._unpatch()
+
+    def instance_id(self, node_name: str) -> str:
+        return self._nodes[node_name].instance_id
+
+    def node_name(self, instance_id: str) -> str:
+        return self._by_instance[instance_id].spec.name
+
+    def container_instance_arn(self, node_name: str) -> str:
+        return str(self._nodes[node_name].ci.container_instance_arn)
+
+    def job_tasks(self, job: str) -> list[str]:
+        """ARNs of the job's RUNNING tasks (the job key is the RunTask ``group``)."""
+        with self._lock:
+            self._settle()
+            return [
+                arn
+                for arn, st in self._tasks.items()
+                if not st.is_check and st.task.group == job and st.task.last_status == "RUNNING"
+            ]
+
+    def fail_task(self, task_arn: str, exit_code: int = 1, reason: str | None = None) -> dict[str, Any]:
+        """Make a running job task die (its essential container exits ``exit_code``) and return the
+        "ECS Task State Change" event ECS emits for it. The event is handed to the caller only: it is not
+        also queued for ``drain_events``, so it cannot be injected twice by accident."""
+        with self._lock:
+            self._settle()
+            st = self._tasks.get(task_arn)
+            if st is None or st.is_check or st.task.last_status != "RUNNING":
+                raise ValueError(f"{task_arn} is not a running job task of this fleet")
+            self._record("task_failed", st.task.group, f"{task_arn.rsplit('/', maxsplit=1)[-1]} exit {exit_code}")
+            return self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, exit_code, reason, queue=False)
+
+    def drain_events(self) -> list[dict[str, Any]]:
+        """Every task state change event ECS emitted since the last call (RUNNING on placement, STOPPED on
+        stop): our DCGM checks (startedBy "AWS Step Functions"), tasks stopped by StopTask (UserInitiated),
+        tasks killed by reboots and terminations. Not the events ``fail_task`` returned."""
+        with self._lock:
+            self._settle()
+            events, self._events = self._events, []
+            return events
+
+    def actions(self) -> dict[str, dict[str, int]]:
+        """What was done to the fleet: dcgm_checks, drains, reboots, terminations (per node name) and
+        tasks_stopped, tasks_started (per job)."""
+        with self._lock:
+            keys = ("dcgm_checks", "drains", "reboots", "terminations", "tasks_stopped", "tasks_started")
+            return {k: dict(self._actions.counts[k]) for k in keys}
+
+    def timeline(self) -> list[tuple[float, str, str, str]]:
+        """(sim seconds, action, node or job, detail), in the order things happened."""
+        with self._lock:
+            self._settle()
+            return list(self._actions.timeline)
+
+    def fault_active(self, node_name: str) -> bool:
+        """Whether the node's fault is present now (what the next DCGM check would see)."""
+        with self._lock:
+            return self._fault_active(self._nodes[node_name], self.clock.elapsed())
+
+    # ----------------------------------------------------------------------------------------- building
+
+    def _build(self) -> None:
+        ecs = boto3.client("ecs", region_name=self.region)
+        ec2 = boto3.client("ec2", region_name=self.region)
+        logs = boto3.client("logs", region_name=self.region)
+        self.cluster_arn = ecs.create_cluster(clusterName=self.cluster_name)["cluster"]["clusterArn"]
+        self.account_id = self.cluster_arn.split(":")[4]
+        self._backend = ecs_backends[self.account_id][self.region]
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=self.dcgm_log_group)
+        self.dcgm_task_definition_arn = self._register_dcgm_task_definition(ecs)
+
+        for spec in self._node_specs:
+            instance = ec2.run_instances(
+                ImageId="ami-0ecs0gpu0optimized",
+                MinCount=1,
+                MaxCount=1,
+                InstanceType=spec.instance_type,
+                TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": spec.name}]}],
+            )["Instances"][0]
+            instance_id = instance["InstanceId"]
+            document = {
+                "instanceId": instance_id,
+                "instanceType": spec.instance_type,
+                "region": self.region,
+                "availabilityZone": instance["Placement"]["AvailabilityZone"],
+                "accountId": self.account_id,
+            }
+            ci_arn = ecs.register_container_instance(
+                cluster=self.cluster_name, instanceIdentityDocument=json.dumps(document)
+            )["containerInstance"]["containerInstanceArn"]
+            ci = self._backend.container_instances[self.cluster_name][ci_arn.split("/")[-1]]
+            inventory = dcgm.gpu_inventory(instance_id, spec.gpus)
+            node = _Node(spec, instance_id, ci, inventory, [g["uuid"] for g in inventory])
+            self._register_resources(node)
+            self._nodes[spec.name] = node
+            self._by_instance[instance_id] = node
+
+        for job in self._job_specs:
+            self._start_job(ecs, job)
+        self._events.clear()
+        self._recording = True
+
+    def _register_dcgm_task_definition(self, ecs: Any) -> str:
+        gpus = max((n.gpus for n in self._node_specs), default=8)
+        return str(
+            ecs.register_task_definition(
+                family=self.dcgm_family,
+                requiresCompatibilities=["EC2"],
+                networkMode="host",
+                containerDefinitions=[
+                    {
+                        "name": DCGM_CONTAINER,
+                        "image": "nvcr.io/nvidia/cloud-native/dcgm:4.2.3-1-ubuntu22.04",
+                        "essential": True,
+                        "memory": 2048,
+                        "command": ["dcgmi", "diag", "-r", str(self.diag_level), "-j"],
+                        "resourceRequirements": [{"type": "GPU", "value": str(gpus)}],
+                        "logConfiguration": {
+                            "logDriver": "awslogs",
+                            "options": {
+                                "awslogs-group": self.dcgm_log_group,
+                                "awslogs-region": self.region,
+                                "awslogs-stream-prefix": DCGM_STREAM_PREFIX,
+                            },
+                        },
+                    }
+                ],
+            )["taskDefinition"]["taskDefinitionArn"]
+        )
+
+    def _register_resources(self, node: _Node) -> None:
+        """Register what the ECS agent reports for a GPU instance: its CPU/memory and GPUs as a STRINGSET."""
+        vcpus, memory = _INSTANCE_RESOURCES.get(node.spec.instance_type, _DEFAULT_RESOURCES)
+        gpu_ids = [g["uuid"] for g in node.inventory]
+        for resources in (node.ci.registered_resources, node.ci.remaining_resources):
+            for resource in resources:
+                if resource["name"] == "CPU":
+                    resource["integerValue"] = vcpus * 1024
+                elif resource["name"] == "MEMORY":
+                    resource["integerValue"] = memory
+            resources.append(
+                {"name": "GPU", "type": "STRINGSET", "doubleValue": 0.0, "integerValue": 0, "longValue": 0,
+                 "stringSetValue": list(gpu_ids)}
+            )  # fmt: skip
+        node.ci.version_info = {
+            "agentVersion": "1.89.3",
+            "agentHash": "0c2a8c0e",
+            "dockerVersion": "DockerVersion: 25.0.8",
+        }
+
+    def _start_job(self, ecs: Any, job: JobSpec) -> None:
+        first = self._nodes[job.nodes[0]].spec
+        gpus_per_task = job.gpus_per_task or max(first.gpus // job.tasks_per_node, 1)
+        td_arn = ecs.register_task_definition(
+            family=f"{job.name}-train",
+            networkMode="host",
+            containerDefinitions=[
+                {
+                    "name": "trainer",
+                    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:latest",
+                    "essential": True,
+                    "memory": 16384,
+                    "resourceRequirements": [{"type": "GPU", "value": str(gpus_per_task)}],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        for node_name in job.nodes:
+            for _ in range(job.tasks_per_node):
+                response = ecs.run_task(
+                    cluster=self.cluster_name,
+                    taskDefinition=td_arn,
+                    group=job.name,
+                    startedBy=JOB_STARTED_BY,
+                    launchType="EC2",
+                    placementConstraints=[
+                        {"type": "memberOf", "expression": f"ec2InstanceId == {self.instance_id(node_name)}"}
+                    ],
+                )
+                if response["failures"]:
+                    raise ValueError(f"job {job.name} does not fit on {node_name}: {response['failures']}")
+
+    # ----------------------------------------------------------------------------------------- patches
+
+    def _patch(self) -> None:
+        fleet = self
+
+        def replace(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+            original = getattr(owner, name)
+            setattr(owner, name, make(original))
+            self._undo.append(lambda: setattr(owner, name, original))
+
+        def run_task(original: Any) -> Any:
+            def patched(resp: EC2ContainerServiceResponse) -> Any:
+                if not fleet._owns(resp.ecs_backend, resp._get_param("cluster", "default")):
+                    return original(resp)
+                return fleet._run_task_api(resp)
+
+            return patched
+
+        def describe_tasks(original: Any) -> Any:
+            def patched(backend: Any, cluster_str: str, tasks: list[str]) -> Any:
+                if fleet._owns(backend, cluster_str):
+                    with fleet._lock:
+                        fleet._settle()
+                return original(backend, cluster_str, tasks)
+
+            return patched
+
+        def list_tasks(original: Any) -> Any:
+            def patched(backend: Any, cluster_str: str | None = None, *args: Any, **kwargs: Any) -> Any:
+                if not fleet._owns(backend, cluster_str or "default"):
+                    return original(backend, cluster_str, *args, **kwargs)
+                with fleet._lock:
+                    fleet._settle()
+                    # AWS lists RUNNING tasks unless asked for STOPPED ones; moto lists everything.
+                    names = ["container_instance", "family", "started_by", "service_name", "desiredStatus"]
+                    params = dict(zip(names, args, strict=False)) | kwargs
+                    params["desiredStatus"] = params.get("desiredStatus") or "RUNNING"
+                    return original(backend, cluster_str, **params)
+
+            return patched
+
+        def stop_task(original: Any) -> Any:
+            def patched(backend: Any, cluster_str: str, task_str: str, reason: str) -> Any:
+                if not fleet._owns(backend, cluster_str):
+                    return original(backend, cluster_str, task_str, reason)
+                return fleet._stop_task_api(task_str, reason)
+
+            return patched
+
+        def describe_container_instances(original: Any) -> Any:
+            def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
+                if fleet._owns(backend, cluster_str):
+                    with fleet._lock:
+                        fleet._settle()
+                return original(backend, cluster_str, ids)
+
+            return patched
+
+        def update_state(original: Any) -> Any:
+            def patched(backend: Any, cluster_str: str, ids: list[str], status: str) -> Any:
+                if not fleet._owns(backend, cluster_str):
+                    return original(backend, cluster_str, ids, status)
+                return fleet._update_state_api(original, backend, cluster_str, ids, status)
+
+            return patched
+
+        def reboot(original: Any) -> Any:
+            def patched(backend: Any, instance_ids: list[str]) -> Any:
+                result = original(backend, instance_ids)
+                fleet._on_ec2(backend, instance_ids, fleet._reboot)
+                return result
+
+            return patched
+
+        def terminate(original: Any) -> Any:
+            def patched(backend: Any, instance_ids: list[str]) -> Any:
+                result = original(backend, instance_ids)
+                fleet._on_ec2(backend, instance_ids, fleet._terminate)
+                return result
+
+            return patched
+
+        replace(EC2ContainerServiceResponse, "run_task", run_task)
+        replace(EC2ContainerServiceBackend, "describe_tasks", describe_tasks)
+        replace(EC2ContainerServiceBackend, "list_tasks", list_tasks)
+        replace(EC2ContainerServiceBackend, "stop_task", stop_task)
+        replace(EC2ContainerServiceBackend, "describe_container_instances", describe_container_instances)
+        replace(EC2ContainerServiceBackend, "update_container_instances_state", update_state)
+        replace(InstanceBackend, "reboot_instances", reboot)
+        replace(InstanceBackend, "terminate_instances", terminate)
+        state_manager.set_transition(_TASK_MODEL, _NEVER)
+        self._undo.append(lambda: state_manager.unset_transition(_TASK_MODEL))
+
+    def _unpatch(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    def _owns(self, backend: Any, cluster_str: str) -> bool:
+        return backend is self._backend and cluster_str.rsplit("/", maxsplit=1)[-1] == self.cluster_name
+
+    def _on_ec2(self, backend: Any, instance_ids: list[str], action: Callable[[_Node], None]) -> None:
+        if self._backend is None or backend.account_id != self.account_id or backend.region_name != self.region:
+            return
+        with self._lock:
+            self._settle()
+            for instance_id in instance_ids:
+                node = self._by_instance.get(instance_id)
+                if node is not None and not node.terminated:
+                    action(node)
+
+    # ----------------------------------------------------------------------------------------- time
+
+    def _at(self, seconds: float) -> datetime:
+        return self._epoch + timedelta(seconds=seconds)
+
+    def _fault_active(self, node: _Node, at: float) -> bool:
+        fault = node.spec.fault
+        if fault is None:
+            return False
+        if not node.cleared:
+            return True
+        if fault.persistence != "flapping":
+            return False
+        if fault.flap_after_seconds is not None and at >= node.cleared_at + fault.flap_after_seconds:
+            return True
+        return node.healthy_checks_since_clear >= fault.flap_after_checks
+
+    def _active_kind(self, node: _Node, at: float) -> str | None:
+        return node.spec.fault.kind if node.spec.fault and self._fault_active(node, at) else None
+
+    def _settle(self) -> None:
+        """Apply, in time order, everything that has happened by now: checks finishing, agents reconnecting."""
+        now = self.clock.elapsed()
+        while True:
+            due: list[tuple[float, int, Any]] = []
+            for st in self._tasks.values():
+                running = st.is_check and st.task.last_status == "RUNNING"
+                if running and st.check_ends_at is not None and st.check_ends_at <= now:
+                    due.append((st.check_ends_at, 0, st))
+            for node in self._nodes.values():
+                if node.reconnect_at is not None and node.reconnect_at <= now:
+                    due.append((node.reconnect_at, 1, node))
+            if not due:
+                return
+            at, kind, item = min(due, key=lambda d: (d[0], d[1]))
+            if kind == 0:
+                self._finish_check(item, at)
+            else:
+                item.reconnect_at = None
+                item.ci.agent_connected = True
+                self._record("agent_connected", item.spec.name, item.instance_id, at)
+
+    # ----------------------------------------------------------------------------------------- API behaviour
+
+    def _run_task_api(self, resp: EC2ContainerServiceResponse) -> Any:
+        with self._lock:
+            self._settle()
+            backend = resp.ecs_backend
+            td = backend.describe_task_definition(resp._get_param("taskDefinition"))
+            constraints = resp._get_param("placementConstraints") or []
+            count = resp._get_int_param("count", 1) or 1
+            group = resp._get_param("group") or f"family:{td.family}"
+            is_check = td.family == self.dcgm_family
+            tasks: list[Any] = []
+            failures: list[dict[str, str]] = []
+            for _ in range(count):
+                node, reasons = self._choose_node(td, constraints, is_check)
+                if node is None:
+                    failures.extend(f for f in reasons if f not in failures)
+                    continue
+                tasks.append(
+                    self._start_task(
+                        backend, td, node, group, is_check,
+                        overrides=resp._get_param("overrides") or {},
+                        started_by=resp._get_param("startedBy") or "",
+                        tags=resp._get_param("tags") or [],
+                    )
+                )  # fmt: skip
+            return ActionResult({"tasks": tasks, "failures": failures})
+
+    def _gpus_needed(self, td: Any, node: _Node, is_check: bool) -> int:
+        if is_check:
+            return node.spec.gpus  # the check examines every GPU of the node, so it needs them all free
+        return sum(
+            int(r["value"])
+            for c in td.container_definitions
+            for r in c.get("resourceRequirements") or []
+            if r.get("type") == "GPU"
+        )
+
+    def _choose_node(
+        self, td: Any, constraints: list[dict[str, Any]], is_check: bool
+    ) -> tuple[_Node | None, list[dict[str, str]]]:
+        """AWS placement, restricted to what this fleet needs: only ACTIVE instances are candidates;
+        memberOf filters them; a disconnected agent fails with AGENT, too few free GPUs with RESOURCE:GPU
+        (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html)."""
+        candidates = [n for n in self._nodes.values() if not n.terminated and n.ci.status == "ACTIVE"]
+        for constraint in constraints:
+            if constraint.get("type") == "memberOf":
+                candidates = [n for n in candidates if _member_of(constraint.get("expression", ""), n)]
+        if not candidates:
+            if constraints:
+                return None, [{"reason": "MemberOf placement constraint unsatisfied."}]
+            return None, [{"reason": "No Container Instances were found in your cluster."}]
+        failures = []
+        for node in candidates:
+            arn = node.ci.container_instance_arn
+            if not node.ci.agent_connected:
+                failures.append({"arn": arn, "reason": "AGENT"})
+            elif is_check and self._active_kind(node, self.clock.elapsed()) == "unplaceable":
+                # The faulty GPU is missing from what the agent can hand out, so "all GPUs" never fits.
+                failures.append({"arn": arn, "reason": "RESOURCE:GPU"})
+            elif len(node.free_gpus) < self._gpus_needed(td, node, is_check):
+                failures.append({"arn": arn, "reason": "RESOURCE:GPU"})
+            else:
+                return node, []
+        return None, failures
+
+    def _start_task(
+        self,
+        backend: Any,
+        td: Any,
+        node: _Node,
+        group: str,
+        is_check: bool,
+        *,
+        overrides: dict[str, Any],
+        started_by: str,
+        tags: list[dict[str, str]],
+    ) -> Any:
+        cluster = backend.clusters[self.cluster_name]
+        requirements = backend._calculate_task_resource_requirements(td)
+        task: Any = Task(
+            cluster, td, node.ci.container_instance_arn, requirements, backend=backend, group=group,
+            launch_type="EC2", overrides=overrides, started_by=started_by, tags=tags,
+        )  # fmt: skip
+        task.model_name = _TASK_MODEL
+        now = self.clock.elapsed()
+        at = self._at(now)
+        gpus = self._gpus_needed(td, node, is_check)
+        gpu_ids, node.free_gpus = node.free_gpus[:gpus], node.free_gpus[gpus:]
+        cpu = int(requirements.get("CPU") or 0)
+        memory = int(requirements.get("MEMORY") or 0)
+        for container in task.containers:
+            # moto derives both ARNs from the task definition; AWS scopes containers under the task.
+            container.task_arn = task.task_arn
+            container.container_arn = (
+                f"{self.cluster_arn.split(':cluster/')[0]}:container/{self.cluster_name}/{task.id}/"
+                f"{container.container_arn.rsplit('/', maxsplit=1)[-1]}"
+            )
+            container.health_status = "UNKNOWN"  # no health check defined
+            container.exitCode = None  # a running container has no exit code yet
+            container.last_status = "RUNNING"
+            container.gpu_ids = gpu_ids
+            container.runtime_id = hashlib.sha256(container.container_arn.encode()).hexdigest()
+            container.reason = None
+        task.desired_status = "RUNNING"
+        task.stopped_reason = None
+        task.stop_code = None
+        task.availability_zone = node.ci.attributes.get("ecs.availability-zone")
+        task.connectivity = "CONNECTED"
+        task.created_at = task.connectivity_at = task.pull_started_at = task.pull_stopped_at = at
+        task.started_at = at
+        task.cpu = str(td.cpu or cpu)
+        task.memory = str(td.memory or memory)
+        task.version = 1
+        backend.tasks.setdefault(self.cluster_name, {})[task.task_arn] = task
+        st = _SimTask(task, node, gpu_ids, cpu, memory, is_check)
+        self._tasks[task.task_arn] = st
+        self._adjust_resources(node, st, -1)
+        if is_check:
+            self._begin_check(st, td, overrides, now)
+        elif self._recording:
+            self._actions.counts["tasks_started"][group] += 1
+            self._record("task_started", group, f"{task.id} on {node.spec.name}")
+        self._emit(task, at)
+        return task
+
+    def _begin_check(self, st: _SimTask, td: Any, overrides: dict[str, Any], now: float) -> None:
+        node = st.node
+        st.check_level = _diag_level(td, overrides, self.diag_level)
+        hangs = self._active_kind(node, now) == "check_hangs"
+        st.check_ends_at = None if hangs else now + self.timings.diag_seconds
+        options = (td.container_definitions[0].get("logConfiguration") or {}).get("options") or {}
+        st.log_group = options.get("awslogs-group", self.dcgm_log_group)
+        prefix = options.get("awslogs-stream-prefix", DCGM_STREAM_PREFIX)
+        # The awslogs driver names streams prefix/container-name/task-id and creates them at container start.
+        st.log_stream = f"{prefix}/{st.task.containers[0].name}/{st.task.id}"
+        self._write_logs(st, dcgm.start_lines(node.spec.gpus, st.check_level), now)
+        self._actions.counts["dcgm_checks"][node.spec.name] += 1
+        self._record("dcgm_check_started", node.spec.name, f"{st.task.id}{' (hangs)' if hangs else ''}", now)
+
+    def _finish_check(self, st: _SimTask, at: float) -> None:
+        node = st.node
+        kind = self._active_kind(node, st.check_ends_at if st.check_ends_at is not None else at)
+        bad = node.spec.fault.gpus if node.spec.fault else []
+        output = dcgm.run_check(node.inventory, st.check_level, kind, bad)
+        self._write_logs(st, output.lines, at)
+        if output.exit_code == 0 and node.cleared:
+            node.healthy_checks_since_clear += 1
+        self._record("dcgm_check_finished", node.spec.name, f"{st.task.id} exit {output.exit_code}", at)
+        self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, output.exit_code, None, at=at)
+
+    def _stop_task_api(self, task_str: str, reason: str) -> Any:
+        with self._lock:
+            self._settle()
+            task_id = task_str.rsplit("/", maxsplit=1)[-1]
+            st = next((s for arn, s in self._tasks.items() if arn.split("/")[-1] == task_id), None)
+            if st is None:
+                raise InvalidParameterException(f"The referenced task was not found: {task_str}")
+            if st.task.last_status == "STOPPED":
+                return st.task  # AWS answers StopTask on a stopped task with the task, unchanged
+            if st.is_check:
+                self._record("dcgm_check_stopped", st.node.spec.name, st.task.id)
+                exit_code: int | None = SIGKILL_EXIT
+            else:
+                self._actions.counts["tasks_stopped"][st.task.group] += 1
+                self._record("task_stopped", st.task.group, f"{st.task.id} ({reason or 'no reason'})")
+                exit_code = SIGTERM_EXIT
+            self._stop(st, "UserInitiated", reason or "Task stopped by user", exit_code, None)
+            return st.task
+
+    def _update_state_api(self, original: Any, backend: Any, cluster_str: str, ids: list[str], status: str) -> Any:
+        with self._lock:
+            self._settle()
+            wanted = {i.split("/")[-1] for i in ids}
+            nodes = [n for n in self._nodes.values() if n.ci.container_instance_arn.split("/")[-1] in wanted]
+            result, failures = original(backend, cluster_str, ids, status)
+            for node in nodes:
+                if node.terminated:
+                    node.ci.status = "INACTIVE"  # a deregistered instance cannot be drained or reactivated
+                    continue
+                if status.upper() == "DRAINING":
+                    self._actions.counts["drains"][node.spec.name] += 1
+                self._record(f"set_{status.lower()}", node.spec.name, node.instance_id)
+            return result, failures
+
+    def _reboot(self, node: _Node) -> None:
+        now = self.clock.elapsed()
+        never = self._active_kind(node, now) == "never_returns"
+        self._actions.counts["reboots"][node.spec.name] += 1
+        self._record("reboot", node.spec.name, node.instance_id + (" (never returns)" if never else ""), now)
+        for st in self._running_on(node):
+            # The OS shutdown SIGTERMs the containers; the agent reports them exited when it is back.
+            self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, SIGTERM_EXIT, None)
+        node.ci.agent_connected = False
+        node.reconnect_at = math.inf if never else now + self.timings.reboot_seconds
+        fault = node.spec.fault
+        if fault is not None and fault.persistence in ("transient", "flapping"):
+            node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
+
+    def _terminate(self, node: _Node) -> None:
+        self._actions.counts["terminations"][node.spec.name] += 1
+        self._record("terminate", node.spec.name, node.instance_id)
+        for st in self._running_on(node):
+            reason = f"Host EC2 (instance {node.instance_id}) terminated."
+            self._stop(st, "TerminationNotice", reason, None, None)
+        node.terminated = True
+        node.reconnect_at = None
+        node.ci.agent_connected = False
+        node.ci.status = "INACTIVE"  # ECS deregisters the container instance of a terminated instance
+
+    # ----------------------------------------------------------------------------------------- helpers
+
+    def _running_on(self, node: _Node) -> Iterator[_SimTask]:
+        return iter([s for s in self._tasks.values() if s.node is node and s.task.last_status == "RUNNING"])
+
+    def _stop(
+        self,
+        st: _SimTask,
+        stop_code: str,
+        reason: str,
+        exit_code: int | None,
+        container_reason: str | None,
+        *,
+        at: float | None = None,
+        queue: bool = True,
+    ) -> dict[str, Any]:
+        when = self._at(self.clock.elapsed() if at is None else at)
+        task = st.task
+        task.last_status = "STOPPED"
+        task.desired_status = "STOPPED"
+        task.stop_code = stop_code
+        task.stopped_reason = reason
+        task.stopping_at = task.stopped_at = task.execution_stopped_at = when
+        for container in task.containers:
+            container.last_status = "STOPPED"
+            container.exitCode = exit_code
+            container.reason = container_reason
+        task.version += 1
+        self._adjust_resources(st.node, st, +1)
+        event = task_state_change(task, self.account_id, self.region, when)
+        if queue:
+            self._events.append(event)
+        return event
+
+    def _emit(self, task: Any, at: datetime) -> None:
+        self._events.append(task_state_change(task, self.account_id, self.region, at))
+
+    def _adjust_resources(self, node: _Node, st: _SimTask, sign: int) -> None:
+        """Keep DescribeContainerInstances' remaining resources and running count in step with our tasks."""
+        if sign > 0:
+            node.free_gpus = [g["uuid"] for g in node.inventory if g["uuid"] in set(node.free_gpus) | set(st.gpu_ids)]
+        for resource in node.ci.remaining_resources:
+            if resource["name"] == "CPU":
+                resource["integerValue"] += sign * st.cpu
+            elif resource["name"] == "MEMORY":
+                resource["integerValue"] += sign * st.memory
+            elif resource["name"] == "GPU":
+                resource["stringSetValue"] = list(node.free_gpus)
+        node.ci.running_tasks_count -= sign
+
+    def _write_logs(self, st: _SimTask, lines: list[str], at: float) -> None:
+        backend = logs_backends[self.account_id][self.region]
+        if st.log_group not in backend.groups:
+            backend.create_log_group(st.log_group, {})
+        group = backend.groups[st.log_group]
+        if st.log_stream not in group.streams:
+            group.create_log_stream(st.log_stream)
+        millis = int(self._at(at).timestamp() * 1000)
+        # Straight into the group: moto's PutLogEvents drops events older than 14 days of *real* time.
+        group.put_log_events(st.log_stream, [{"timestamp": millis, "message": line} for line in lines])
+
+    def _record(self, action: str, target: str, detail: str, at: float | None = None) -> None:
+        if self._recording:
+            self._actions.timeline.append((self.clock.elapsed() if at is None else at, action, target, detail))
+
+
+def _member_of(expression: str, node: _Node) -> bool:
+    """The memberOf cluster-query forms this fleet needs: ``ec2InstanceId == i-x`` and ``ec2InstanceId in [..]``
+    (also spelled ``attribute:ecs.instance-id``)."""
+    expr = expression.strip()
+    for key in ("ec2InstanceId", "attribute:ecs.instance-id"):
+        if expr.startswith(key):
+            rest = expr[len(key) :].strip()
+            if rest.startswith("=="):
+                return rest[2:].strip() == node.instance_id
+            if rest.startswith("in"):
+                values = rest[2:].strip().strip("[]()")
+                return node.instance_id in [v.strip().strip("'\"") for v in values.split(",")]
+    raise InvalidParameterException(f"memberOf expression not supported by the simulated fleet: {expression}")
+
+
+def _diag_level(td: Any, overrides: dict[str, Any], default: int) -> int:
+    """The -r level of the check: a command override wins over the task definition's command."""
+    command = td.container_definitions[0].get("command") or []
+    for override in overrides.get("containerOverrides") or []:
+        command = override.get("command") or command
+        for env in override.get("environment") or []:
+            if env.get("name") == "DCGM_DIAG_LEVEL":
+                return int(env["value"])
+    for flag, value in itertools.pairwise(command):
+        if flag in ("-r", "--run") and str(value).isdigit():
+            return int(value)
+    return default
