@@ -23,9 +23,14 @@ from unittest import mock
 
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
@@ -47,10 +52,16 @@ RUN_TASK_FAILURES_ERROR: Final = "AmazonECS.Unknown"
 
 
 def _task_failure(task: StateTaskServiceEcs, env: Environment, error: str, cause: Any) -> FailureEventException:
+    # moto refuses "States." names as custom error names; those are its StatesErrorName.
+    error_name: ErrorName = (
+        StatesErrorName(typ=StatesErrorNameType.from_name(error))
+        if error.startswith("States.")
+        else CustomErrorName(error)
+    )
     return FailureEventException(
         FailureEvent(
             env=env,
-            error_name=CustomErrorName(error),
+            error_name=error_name,
             event_type=HistoryEventType.TaskFailed,
             event_details=EventDetails(
                 taskFailedEventDetails=TaskFailedEventDetails(

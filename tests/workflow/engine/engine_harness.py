@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ecs.models import ecs_backends
+from moto.moto_api import state_manager
 
 from gpu_recovery.engine import LocalEngine
 
@@ -61,3 +66,52 @@ def ecs_cluster(region: str = "us-east-1") -> dict[str, str]:
         "container_instance": container_instance["containerInstance"]["containerInstanceArn"],
         "task_definition": task_definition,
     }
+
+
+@contextmanager
+def ecs_tasks_never_stop() -> Iterator[None]:
+    """moto advances an ECS task one status per DescribeTasks; hold every task in RUNNING instead."""
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
+    try:
+        yield
+    finally:
+        state_manager.unset_transition(model_name="ecs::task")
+
+
+def stop_first_task(exit_code: int, timeout: float = 10.0) -> str:
+    """Wait for the first task RunTask placed, then stop it the way the simulated fleet does: in moto's backend,
+    with its container's exit code. Returns the task ARN."""
+    backend = ecs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    deadline = time.monotonic() + timeout
+    while not backend.tasks.get("gpu"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("no ECS task was started")
+        time.sleep(0.005)
+    task = next(iter(backend.tasks["gpu"].values()))
+    task.containers[0].exitCode = exit_code
+    task.status = "STOPPED"
+    return str(task.task_arn)
+
+
+def run_check(cluster: dict[str, str], timeout_seconds: int | None = None) -> dict[str, Any]:
+    """A state machine whose one state runs the DCGM-like check task pinned to the cluster's instance."""
+    check: dict[str, Any] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::ecs:runTask.sync",
+        "Parameters": {
+            "Cluster": cluster["cluster"],
+            "TaskDefinition": cluster["task_definition"],
+            "LaunchType": "EC2",
+            "Group": "dcgm-check",
+            "PlacementConstraints": [
+                {"Type": "memberOf", "Expression": f"ec2InstanceId == {cluster['instance_id']}"}
+            ],
+            "Overrides": {
+                "ContainerOverrides": [{"Name": "dcgm", "Environment": [{"Name": "DIAG_LEVEL", "Value": "2"}]}]
+            },
+        },
+        "End": True,
+    }
+    if timeout_seconds is not None:
+        check["TimeoutSeconds"] = timeout_seconds
+    return {"StartAt": "Check", "States": {"Check": check}}
