@@ -1,0 +1,284 @@
+"""Deployment settings for ECS GPU Recovery.
+
+Every setting is read with this precedence: CDK context (``cdk synth -c NAME=value``) > environment variable
+``NAME`` > the default below. The names are the same everywhere: context key, environment variable and (for the
+settings the step Lambdas need) the Lambda environment variable.
+
+This module must stay importable without ``aws_cdk``: the local simulator builds the Lambda environment from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy); "never expire" is deliberately not
+# offered: the stack's log groups are operational logs, not the audit trail (that lives in DynamoDB).
+LOG_RETENTION_VALUES = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+TASK_DEFINITION_ARN_RE = r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}:\d+$"
+
+DCGM_TASK_FAMILY = "gpu-recovery-dcgm-check"
+POWERTOOLS_SERVICE_NAME = "ecs-gpu-recovery"
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+class ConfigError(ValueError):
+    """A setting has a value we refuse to deploy; the message is one line meant for the operator."""
+
+
+def _parse_bool(value: Any) -> Any:
+    # pydantic's lax bool also accepts on/off/t/f/y/n; we document and accept exactly true/false/1/0/yes/no.
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("not a boolean")
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+Bool = Annotated[bool, BeforeValidator(_parse_bool)]
+
+
+def _setting(default: Any, allowed: str, meaning: str, **constraints: Any) -> Any:
+    return Field(default, description=meaning, json_schema_extra={"allowed": allowed}, **constraints)
+
+
+class Config(BaseModel):
+    """The validated settings. Field names are the variable names (context key = env var = Lambda env var)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    # --- names promised by the original deployment guide ---
+    TASK_TABLE_NAME: str = _setting(
+        "ecs_task", "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -", "DynamoDB table: one item per ECS task",
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+    )  # fmt: skip
+    JOB_TABLE_NAME: str = _setting(
+        "ecs_job", "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -", "DynamoDB table: one item per job",
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+    )  # fmt: skip
+    NODE_TABLE_NAME: str = _setting(
+        "ecs_node", "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -",
+        "DynamoDB table: current state and history per GPU node",
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+    )  # fmt: skip
+    ECS_CLUSTER_NAME: str = _setting(
+        "gpu-cluster", "an ECS cluster name: 1-255 of A-Z a-z 0-9 _ -",
+        "the ECS cluster whose stopped tasks are watched and repaired",
+        pattern=r"^[A-Za-z0-9_-]{1,255}$",
+    )  # fmt: skip
+    DCGM_HEALTH_CHECK_TASK: str = _setting(
+        "", "empty, or arn:aws:ecs:<region>:<account>:task-definition/<family>:<revision>",
+        "DCGM check task definition to use; empty = the stack creates one",
+        pattern=rf"^$|{TASK_DEFINITION_ARN_RE}",
+    )  # fmt: skip
+    LAMBDA_TIMEOUT_SECONDS: int = _setting(120, "an integer from 1 to 900", "timeout of each step Lambda", ge=1, le=900)
+    LAMBDA_MEMORY_SIZE: int = _setting(
+        512, "an integer from 128 to 10240 (MB)", "memory of each step Lambda (MB)", ge=128, le=10240
+    )
+    SNS_TOPIC_NAME: str = _setting(
+        "ecs-gpu-recovery-notifications", "an SNS topic name: 1-256 of A-Z a-z 0-9 _ -",
+        "notification topic name", pattern=r"^[A-Za-z0-9_-]{1,256}$",
+    )  # fmt: skip
+    SNS_TOPIC_DISPLAY_NAME: str = _setting(
+        "GPU Training Job Notifications", "1-100 characters", "notification topic display name (email sender name)",
+        min_length=1, max_length=100,
+    )  # fmt: skip
+    # --- added by this project ---
+    NOTIFICATION_EMAIL: str = _setting(
+        "", "empty, or an email address", "subscribe this address to the topic (confirm the email AWS sends)",
+        pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    )  # fmt: skip
+    DCGM_IMAGE: str = _setting(
+        "nvcr.io/nvidia/cloud-native/dcgm:4.2.3-1-ubuntu22.04", "a container image reference (no spaces)",
+        "image of the DCGM check task the stack creates", pattern=r"^\S{1,1024}$",
+    )  # fmt: skip
+    DCGM_GPU_COUNT: int = _setting(
+        8, "an integer from 1 to 16",
+        "GPUs the check task reserves: all GPUs of the instance type (g5/g6 single-GPU fleets set 1)",
+        ge=1, le=16,
+    )  # fmt: skip
+    DCGM_DIAG_LEVEL: int = _setting(2, "an integer from 1 to 4", "dcgmi diag run level (-r)", ge=1, le=4)
+    DCGM_TIMEOUT_SECONDS: int = _setting(
+        900, "an integer from 60 to 86400", "how long the workflow waits for one DCGM check", ge=60, le=86400
+    )
+    DCGM_CONTAINER_NAME: str = _setting(
+        "dcgm-check", "a container name: 1-255 of A-Z a-z 0-9 _ -", "name of the check container in the task",
+        pattern=r"^[A-Za-z0-9_-]{1,255}$",
+    )  # fmt: skip
+    DCGM_LOG_GROUP: str = _setting(
+        "", "empty, or a log group name: 1-512 of A-Z a-z 0-9 . - _ / #",
+        "log group the check task writes to; empty = the one the stack creates (required with DCGM_HEALTH_CHECK_TASK)",
+        pattern=r"^$|^[.\-_/#A-Za-z0-9]{1,512}$",
+    )  # fmt: skip
+    LOG_RETENTION_DAYS: int = _setting(
+        90, "one of " + ", ".join(str(v) for v in LOG_RETENTION_VALUES),
+        "retention of every log group the stack creates",
+    )  # fmt: skip
+    HISTORY_TTL_DAYS: int = _setting(
+        90,
+        "an integer from 1 to 3650",
+        "node history rows expire (DynamoDB TTL) after this many days",
+        ge=1,
+        le=3650,
+    )
+    JOB_KEY: str = _setting(
+        "group", "group, startedBy or tag:<TagKey>", "which task attribute groups tasks into one job",
+        pattern=r"^(group|startedBy|tag:[A-Za-z0-9 _.:/=+@-]{1,128})$",
+    )  # fmt: skip
+    MAX_REBOOTS_PER_NODE: int = _setting(
+        2,
+        "an integer from 0 to 10",
+        "reboots per node within REBOOT_WINDOW_HOURS before quarantine",
+        ge=0,
+        le=10,
+    )
+    REBOOT_WINDOW_HOURS: int = _setting(24, "an integer from 1 to 720", "window for MAX_REBOOTS_PER_NODE", ge=1, le=720)
+    MAX_RESTARTS_PER_JOB: int = _setting(
+        3, "an integer from 0 to 20", "automatic restarts of one job before giving up", ge=0, le=20
+    )
+    REBOOT_WAIT_SECONDS: int = _setting(
+        180, "an integer from 0 to 3600", "wait after a reboot before polling the ECS agent", ge=0, le=3600
+    )
+    AGENT_POLL_SECONDS: int = _setting(
+        30, "an integer from 5 to 600", "interval between ECS agent readiness polls", ge=5, le=600
+    )
+    AGENT_POLL_MAX_ATTEMPTS: int = _setting(
+        20, "an integer from 1 to 200", "agent polls before the node counts as not coming back", ge=1, le=200
+    )
+    NODE_LOCK_WAIT_SECONDS: int = _setting(
+        60,
+        "an integer from 5 to 3600",
+        "wait between attempts to lock a node another recovery holds",
+        ge=5,
+        le=3600,
+    )
+    NODE_LOCK_MAX_WAITS: int = _setting(
+        30, "an integer from 1 to 500", "lock attempts before giving up on a node", ge=1, le=500
+    )
+    NODE_CHECK_CONCURRENCY: int = _setting(
+        8, "an integer from 1 to 40", "nodes of one job checked in parallel (Map MaxConcurrency)", ge=1, le=40
+    )
+    DRY_RUN: Bool = _setting(False, "true/false/1/0/yes/no", "same decisions and notifications, no destructive call")
+    TERMINATE_QUARANTINED: Bool = _setting(
+        False, "true/false/1/0/yes/no", "terminate quarantined instances (ASG replaces them); else only drain"
+    )
+    RESTART_ON_HEALTHY: Bool = _setting(
+        False, "true/false/1/0/yes/no", "restart the job even when every node checks healthy"
+    )
+    REMOVAL_POLICY: Annotated[Literal["retain", "destroy"], BeforeValidator(_lower)] = _setting(
+        "retain", "retain or destroy", "what happens to tables, key and log groups when the stack is deleted"
+    )
+    LOG_LEVEL: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)] = _setting(
+        "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL", "log level of the step Lambdas"
+    )
+    METRICS_NAMESPACE: str = _setting(
+        "EcsGpuRecovery", "1-255 of A-Z a-z 0-9 . - _ / # :", "CloudWatch metrics namespace of the step Lambdas",
+        pattern=r"^[A-Za-z0-9.\-_/#:]{1,255}$",
+    )  # fmt: skip
+    STACK_NAME: str = _setting(
+        "EcsGpuRecoveryStack", "a CloudFormation stack name: a letter, then up to 127 of A-Z a-z 0-9 -",
+        "CloudFormation stack name", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$",
+    )  # fmt: skip
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(cls.model_fields)
+
+    @classmethod
+    def allowed(cls, name: str) -> str:
+        extra = cls.model_fields[name].json_schema_extra
+        assert isinstance(extra, dict)
+        return str(extra["allowed"])
+
+    @classmethod
+    def load(cls, context: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
+        """Resolve every setting (context > env > default) and validate all of them, or raise ConfigError."""
+        context = context or {}
+        env = env or {}
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name in cls.names():
+            if context.get(name) is not None:
+                values[name], sources[name] = context[name], "context"
+            elif name in env:
+                values[name], sources[name] = env[name], "env"
+        try:
+            config = cls(**values)
+        except ValidationError as err:
+            first = err.errors()[0]
+            name = str(first["loc"][0])
+            raise ConfigError(
+                f"{name}={values.get(name)!r} (from {sources.get(name, 'default')}) is invalid; "
+                f"allowed: {cls.allowed(name)}"
+            ) from None
+        config._check_combinations(values, sources)
+        return config
+
+    def _check_combinations(self, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+        if self.LOG_RETENTION_DAYS not in LOG_RETENTION_VALUES:
+            raise ConfigError(
+                f"LOG_RETENTION_DAYS={values.get('LOG_RETENTION_DAYS')!r} "
+                f"(from {sources.get('LOG_RETENTION_DAYS', 'default')}) is invalid; "
+                f"allowed: {self.allowed('LOG_RETENTION_DAYS')}"
+            )
+        if self.DCGM_HEALTH_CHECK_TASK and not self.DCGM_LOG_GROUP:
+            raise ConfigError(
+                f"DCGM_LOG_GROUP={self.DCGM_LOG_GROUP!r} (from {sources.get('DCGM_LOG_GROUP', 'default')}) is invalid "
+                f"because DCGM_HEALTH_CHECK_TASK is set (from {sources['DCGM_HEALTH_CHECK_TASK']}); "
+                "allowed: the name of the log group that task's container logs to"
+            )
+
+    @property
+    def creates_dcgm_task(self) -> bool:
+        return not self.DCGM_HEALTH_CHECK_TASK
+
+    @property
+    def dcgm_task_family(self) -> str:
+        """Family of the check task definition (the one we create, or the one in DCGM_HEALTH_CHECK_TASK)."""
+        if self.creates_dcgm_task:
+            return DCGM_TASK_FAMILY
+        match = re.search(r"task-definition/([^:]+):", self.DCGM_HEALTH_CHECK_TASK)
+        assert match is not None  # guaranteed by the field pattern
+        return match.group(1)
+
+    def lambda_environment(self) -> dict[str, str]:
+        """Environment of every step Lambda (the stack adds DCGM_LOG_GROUP with the real log group name)."""
+        env = {
+            name: _env_value(getattr(self, name))
+            for name in (
+                "TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME", "ECS_CLUSTER_NAME", "JOB_KEY",
+                "DCGM_DIAG_LEVEL", "DCGM_TIMEOUT_SECONDS", "DCGM_CONTAINER_NAME", "MAX_REBOOTS_PER_NODE",
+                "REBOOT_WINDOW_HOURS", "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS",
+                "AGENT_POLL_MAX_ATTEMPTS", "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY",
+                "DRY_RUN", "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS",
+            )
+        }  # fmt: skip
+        env["POWERTOOLS_SERVICE_NAME"] = POWERTOOLS_SERVICE_NAME
+        env["POWERTOOLS_LOG_LEVEL"] = self.LOG_LEVEL
+        env["POWERTOOLS_METRICS_NAMESPACE"] = self.METRICS_NAMESPACE
+        return env
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

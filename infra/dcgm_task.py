@@ -1,0 +1,77 @@
+"""The DCGM health-check task the workflow runs on a suspect node (or the one the operator supplies)."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.common import removal_policy, retention
+from infra.config import DCGM_TASK_FAMILY, Config
+from infra.nag import acknowledge
+
+# Enough for dcgmi and nv-hostengine; the diag itself runs on the GPUs.
+_MEMORY_RESERVATION_MIB = 1024
+
+
+class DcgmCheckTask(Construct):
+    """Exposes task_definition_arn, log_group_name and the roles the state machine must be allowed to pass."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
+        super().__init__(scope, construct_id)
+        self.pass_roles: list[iam.IRole] = []
+        if not config.creates_dcgm_task:
+            self.task_definition_arn = config.DCGM_HEALTH_CHECK_TASK
+            self.log_group_name = config.DCGM_LOG_GROUP
+            return
+
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            retention=retention(config.LOG_RETENTION_DAYS),
+            removal_policy=removal_policy(config),
+        )
+        # The image is public (nvcr.io), so the execution role only needs to write the container's logs.
+        execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Writes the DCGM check container's logs",
+        )
+        # The check calls no AWS API; the task role exists because ECS task definitions created by CDK carry one.
+        task_role = iam.Role(
+            self,
+            "TaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="DCGM check task: no AWS permissions",
+        )
+        task_definition = ecs.Ec2TaskDefinition(
+            self,
+            "TaskDefinition",
+            family=DCGM_TASK_FAMILY,
+            execution_role=execution_role,
+            task_role=task_role,
+        )
+        task_definition.add_container(
+            "Container",
+            container_name=config.DCGM_CONTAINER_NAME,
+            image=ecs.ContainerImage.from_registry(config.DCGM_IMAGE),
+            gpu_count=config.DCGM_GPU_COUNT,
+            memory_reservation_mib=_MEMORY_RESERVATION_MIB,
+            environment={"DCGM_DIAG_LEVEL": str(config.DCGM_DIAG_LEVEL)},
+            # dcgmi talks to a host engine; the image does not start one by itself. -j prints the verdict as JSON
+            # for AnalyzeDiag. A later issue replaces this with a wrapper image.
+            entry_point=["/bin/sh", "-c"],
+            command=['nv-hostengine && dcgmi diag -r "$DCGM_DIAG_LEVEL" -j'],
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="dcgm", log_group=self.log_group),
+        )
+        self.task_definition_arn = task_definition.task_definition_arn
+        self.log_group_name = self.log_group.log_group_name
+        self.pass_roles = [execution_role, task_role]
+        acknowledge(
+            task_definition,
+            "AwsSolutions-ECS2",
+            "DCGM_DIAG_LEVEL is a non-secret tuning value (1-4) the command reads; no secret is passed through the "
+            "environment.",
+        )

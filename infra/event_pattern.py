@@ -1,0 +1,39 @@
+"""The EventBridge pattern that starts a recovery. Importable without aws_cdk: the local simulator filters
+injected events through this same pattern."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+# Our own DCGM check tasks are started by Step Functions (ecs:runTask.sync) with this startedBy.
+STEP_FUNCTIONS_STARTED_BY = "AWS Step Functions"
+
+# Stop codes that are never a GPU fault: an operator or a service stopped the task, or EC2 reclaimed the host.
+# Siblings we stop ourselves while recovering a job stop with UserInitiated, so they are ignored too.
+IGNORED_STOP_CODES: tuple[str, ...] = (
+    "UserInitiated",
+    "ServiceSchedulerInitiated",
+    "SpotInterruption",
+    "TerminationNotice",
+)
+
+
+def task_failure_pattern(cluster_arns: Sequence[str]) -> dict[str, Any]:
+    """ECS Task State Change events for STOPPED tasks of the given clusters that might be GPU failures.
+
+    EventBridge's anything-but never matches a missing field, and tasks without startedBy (plain RunTask) or
+    without stopCode must still match, so each exclusion is "absent, or anything but ...". One object may hold
+    only one $or, hence the cross product of the two conditions.
+    """
+    started_by = [[{"exists": False}], [{"anything-but": [STEP_FUNCTIONS_STARTED_BY]}]]
+    stop_code = [[{"exists": False}], [{"anything-but": list(IGNORED_STOP_CODES)}]]
+    return {
+        "source": ["aws.ecs"],
+        "detail-type": ["ECS Task State Change"],
+        "detail": {
+            "lastStatus": ["STOPPED"],
+            "clusterArn": list(cluster_arns),
+            "$or": [{"startedBy": s, "stopCode": c} for s in started_by for c in stop_code],
+        },
+    }

@@ -1,0 +1,212 @@
+"""The six step Lambdas: one shared code asset (functions/), one function and one least-privilege role each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from infra.cluster import ClusterArns
+from infra.common import removal_policy, retention
+from infra.config import Config
+from infra.nag import acknowledge, resource_finding
+from infra.tables import RecoveryTables
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+
+# module name in functions/ -> construct id
+STEP_FUNCTIONS = {
+    "classify_failure": "ClassifyFailure",
+    "acquire_node": "AcquireNode",
+    "analyze_diag": "AnalyzeDiag",
+    "record_node_state": "RecordNodeState",
+    "restart_job": "RestartJob",
+    "handle_error": "HandleError",
+}
+
+# The official public Powertools layer, pinned to the exact version in pyproject.toml. Powertools publishes one
+# public SSM parameter per release, runtime and architecture whose value is the regional layer ARN;
+# CloudFormation resolves it at deploy time (no lookup at synth). The layer carries the tracer and parser extras
+# (aws-xray-sdk, pydantic v2) and leaves out boto3, which the runtime provides.
+POWERTOOLS_VERSION = "3.37.0"
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/python3.12/{POWERTOOLS_VERSION}"
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.X86_64
+
+
+class StepLambdas(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        tables: RecoveryTables,
+        cluster: ClusterArns,
+        dcgm_log_group_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "PowertoolsLayer",
+            ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_LAYER_PARAMETER),
+        )
+        code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=["__pycache__", "*.pyc", "tests"])
+        environment = {**config.lambda_environment(), "DCGM_LOG_GROUP": dcgm_log_group_name}
+        removal = removal_policy(config)
+
+        self.functions: dict[str, lambda_.Function] = {}
+        for module, name in STEP_FUNCTIONS.items():
+            role = iam.Role(
+                self,
+                f"{name}Role",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"{name} step Lambda of the GPU recovery workflow",
+            )
+            log_group = logs.LogGroup(
+                self, f"{name}Logs", retention=retention(config.LOG_RETENTION_DAYS), removal_policy=removal
+            )
+            self.functions[module] = lambda_.Function(
+                self,
+                name,
+                description=f"GPU recovery step: {module}",
+                runtime=RUNTIME,
+                architecture=ARCHITECTURE,
+                handler=f"{module}.handler",
+                code=code,
+                layers=[layer],
+                timeout=Duration.seconds(config.LAMBDA_TIMEOUT_SECONDS),
+                memory_size=config.LAMBDA_MEMORY_SIZE,
+                environment=environment,
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+                role=role,
+            )
+
+        fn = self.functions
+        ecs_read = ["ecs:DescribeTasks", "ecs:DescribeContainerInstances"]
+        self._allow(fn["classify_failure"], ecs_read, [cluster.tasks, cluster.container_instances], cluster)
+        self._allow(fn["classify_failure"], ["ecs:ListTasks"], [cluster.container_instances], cluster)
+        self._tables(fn["classify_failure"], tables.task_table, tables.job_table)
+
+        self._tables(fn["acquire_node"], tables.node_table)
+
+        dcgm_log_group = stack.format_arn(
+            service="logs", resource="log-group", resource_name=dcgm_log_group_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )  # fmt: skip
+        self._allow(
+            fn["analyze_diag"],
+            ["logs:GetLogEvents", "logs:FilterLogEvents"],
+            [dcgm_log_group, f"{dcgm_log_group}:log-stream:*"],
+        )
+        self._allow(fn["analyze_diag"], ["ecs:DescribeTaskDefinition"], ["*"])
+        self._tables(fn["analyze_diag"], tables.node_table)
+
+        self._tables(fn["record_node_state"], tables.node_table, tables.job_table)
+
+        task_definitions = stack.format_arn(service="ecs", resource="task-definition", resource_name="*")
+        self._allow(fn["restart_job"], ["ecs:RunTask"], [task_definitions], cluster)
+        fn["restart_job"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ecs:TagResource"],
+                resources=[cluster.tasks],
+                conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
+            )
+        )
+        fn["restart_job"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=["*"],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
+        self._tables(fn["restart_job"], tables.task_table, tables.job_table)
+
+        self._tables(fn["handle_error"], tables.task_table, tables.job_table, tables.node_table)
+
+        self._acknowledge(stack, tables, cluster, f"{dcgm_log_group}:log-stream:*", task_definitions)
+
+    @staticmethod
+    def _allow(
+        function: lambda_.Function,
+        actions: list[str],
+        resources: list[str],
+        cluster: ClusterArns | None = None,
+    ) -> None:
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=actions, resources=resources, conditions=cluster.condition() if cluster else None
+            )
+        )
+
+    @staticmethod
+    def _tables(function: lambda_.Function, *tables_: object) -> None:
+        for table in tables_:
+            table.grant_read_write_data(function)  # type: ignore[attr-defined]
+
+    def _acknowledge(
+        self,
+        stack: Stack,
+        tables: RecoveryTables,
+        cluster: ClusterArns,
+        dcgm_log_streams: str,
+        task_definitions: str,
+    ) -> None:
+        task_index = resource_finding(stack, f"{tables.task_table.table_arn}/index/*")
+        cluster_tasks = resource_finding(stack, cluster.tasks)
+        star_reasons = {
+            "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
+            "definition is read to find its log configuration).",
+            "restart_job": " iam:PassRole is on * because the job's task definitions (and so their roles) are not "
+            "known at deploy time; it is limited to roles passed to ECS tasks (iam:PassedToService).",
+        }
+        for module, function in self.functions.items():
+            role = function.role
+            assert role is not None
+            acknowledge(
+                function,
+                "AwsSolutions-L1",
+                "Python 3.12 is pinned on purpose: it matches the python312 build of the Powertools layer and the "
+                "interpreter the handlers are tested with.",
+            )
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions."
+                + star_reasons.get(module, ""),
+                ["Resource::*"],
+            )
+            if module in {"classify_failure", "restart_job", "handle_error"}:
+                acknowledge(
+                    role,
+                    "AwsSolutions-IAM5",
+                    "The task table grant includes its byJob index, used to list the tasks of a job.",
+                    [task_index],
+                )
+        acknowledge(
+            self.functions["classify_failure"].role,  # type: ignore[arg-type]
+            "AwsSolutions-IAM5",
+            "Tasks and container instances of the watched cluster only (ARN prefix plus ecs:cluster condition); "
+            "their IDs are not known at deploy time.",
+            [cluster_tasks, resource_finding(stack, cluster.container_instances)],
+        )
+        acknowledge(
+            self.functions["analyze_diag"].role,  # type: ignore[arg-type]
+            "AwsSolutions-IAM5",
+            "Log streams of the DCGM check log group are named after each check task at run time.",
+            [resource_finding(stack, dcgm_log_streams)],
+        )
+        acknowledge(
+            self.functions["restart_job"].role,  # type: ignore[arg-type]
+            "AwsSolutions-IAM5",
+            "RestartJob re-runs the job's own task definitions, unknown at deploy time: RunTask is limited to the "
+            "cluster (ecs:cluster) and TagResource to the tasks it creates (ecs:CreateAction=RunTask).",
+            [resource_finding(stack, task_definitions), cluster_tasks],
+        )

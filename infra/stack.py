@@ -1,0 +1,61 @@
+"""EcsGpuRecoveryStack: composes one construct per concern."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Stack
+from constructs import Construct
+
+from infra.cluster import ClusterArns
+from infra.config import Config
+from infra.dcgm_task import DcgmCheckTask
+from infra.lambdas import StepLambdas
+from infra.notifications import Notifications
+from infra.tables import RecoveryTables
+from infra.trigger import FailureTrigger
+from infra.workflow import RecoveryWorkflow
+
+
+class EcsGpuRecoveryStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, description="ECS GPU Recovery: repairs GPU nodes after a failure",
+                         **kwargs)  # fmt: skip
+        cluster = ClusterArns.of(self, config.ECS_CLUSTER_NAME)
+        tables = RecoveryTables(self, "Tables", config=config)
+        notifications = Notifications(self, "Notifications", config=config)
+        dcgm = DcgmCheckTask(self, "DcgmCheck", config=config)
+        lambdas = StepLambdas(
+            self,
+            "Steps",
+            config=config,
+            tables=tables,
+            cluster=cluster,
+            dcgm_log_group_name=dcgm.log_group_name,
+        )
+        workflow = RecoveryWorkflow(
+            self,
+            "Workflow",
+            config=config,
+            functions=lambdas.functions,
+            tables=tables,
+            notifications=notifications,
+            cluster=cluster,
+            dcgm=dcgm,
+        )
+        trigger = FailureTrigger(self, "Trigger", cluster_arn=cluster.cluster, state_machine=workflow.state_machine)
+
+        state_machine_arn = workflow.state_machine.state_machine_arn
+        outputs = {
+            "StateMachineArn": state_machine_arn,
+            "StateMachineConsoleUrl": f"https://{Aws.REGION}.console.aws.amazon.com/states/home?region={Aws.REGION}"
+            f"#/statemachines/view/{state_machine_arn}",
+            "TaskTableName": tables.task_table.table_name,
+            "JobTableName": tables.job_table.table_name,
+            "NodeTableName": tables.node_table.table_name,
+            "NotificationTopicArn": notifications.topic.topic_arn,
+            "DeadLetterQueueUrl": trigger.dead_letter_queue.queue_url,
+            "DcgmTaskDefinitionArn": dcgm.task_definition_arn,
+        }
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)
