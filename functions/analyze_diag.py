@@ -1,0 +1,64 @@
+"""AnalyzeDiag: read the DCGM check's exit code and output, record the verdict, choose the next step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from recovery.aws import Ecs, Logs, awslogs_stream
+from recovery.clock import utcnow
+from recovery.diagnosis import check_task, verdict_from_check
+from recovery.models import Analysis
+from recovery.observability import correlate, logger, metrics, tracer
+from recovery.policy import plan_node_step
+from recovery.requests import NodeStepRequest
+from recovery.settings import Settings, get_settings
+from recovery.tables import Tables
+
+
+def check_output(check: dict[str, Any], container: str, ecs: Ecs, logs: Logs) -> str | None:
+    """The check container's log, found where its task definition's awslogs configuration puts it."""
+    task = check_task(check)
+    if task is None:
+        return None
+    location = ecs.log_location(task["TaskDefinitionArn"], container)
+    if location is None:
+        return None
+    group, prefix = location
+    return logs.read_stream(group, awslogs_stream(prefix, container, task["TaskArn"]))
+
+
+def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, tables: Tables) -> Analysis:
+    container = settings.dcgm_container_name
+    verdict = verdict_from_check(request.check, check_output(request.check, container, ecs, logs), container)
+    step, reason = plan_node_step(
+        verdict, request.check_plan, request.reboots_in_window, settings.max_reboots_per_node, request.dry_run
+    )
+    node_id, me, now = request.node.ec2_instance_id, request.execution.id, utcnow()
+    tables.update_node(
+        node_id,
+        me,
+        {"lastVerdict": verdict.dump(), "lastCheckedAt": now.isoformat(), "lastCheckedBy": me},
+        release=False,
+    )
+    tables.add_history(
+        node_id,
+        "DIAGNOSIS",
+        me,
+        now,
+        {"phase": request.check_plan.phase, "verdict": verdict.dump(), "next": step.value, "reason": reason},
+    )
+    logger.info("Diagnosis", node_id=node_id, status=verdict.status.value, action=verdict.action.value, next=step.value)
+    return Analysis(verdict=verdict, next=step, reason=reason)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate(event)
+    settings = get_settings()
+    request = NodeStepRequest.model_validate(event)
+    ecs = Ecs(settings.ecs_cluster_name)
+    return analyze(request, settings, ecs, Logs(), Tables.from_settings(settings)).dump()

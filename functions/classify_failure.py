@@ -1,0 +1,175 @@
+"""ClassifyFailure: normalise the event or manual request, decide RECOVER / IGNORE / DUPLICATE, and
+record the task and its job. A malformed input raises InvalidInput before anything is written."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from recovery.aws import Ecs
+from recovery.clock import utcnow
+from recovery.models import (
+    Classification,
+    Decision,
+    EcsTask,
+    ExecutionContext,
+    Failure,
+    InvalidInput,
+    JobPlan,
+    ManualRequest,
+    NodeRef,
+    TaskStateChangeEvent,
+)
+from recovery.observability import correlate, logger, metrics, tracer
+from recovery.policy import classify_task, job_identity
+from recovery.settings import Settings, get_settings
+from recovery.tables import Tables
+
+TASK_ARN = re.compile(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[A-Za-z0-9_-]+/[A-Za-z0-9]+$")
+# Ranks of a distributed job crash within moments of each other when one GPU dies; tasks of the job that
+# stopped this close to the failure belong to the same incident (their nodes are checked, they restart).
+INCIDENT_WINDOW = timedelta(minutes=10)
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in error.errors())
+
+
+def read_request(request: Any, settings: Settings, ecs: Ecs) -> tuple[EcsTask, bool, str, bool]:
+    """(task, manual, reason, dry run) from either input form; InvalidInput says what is wrong."""
+    if not isinstance(request, dict):
+        raise InvalidInput(f"execution input must be a JSON object, got {type(request).__name__}")
+    if {"source", "detail-type", "detail"} & request.keys():
+        try:
+            event = TaskStateChangeEvent.model_validate(request)
+        except ValidationError as error:
+            raise InvalidInput(f"not a valid ECS Task State Change event: {_problems(error)}") from None
+        return event.detail, False, f"ECS event version {event.detail.version}", settings.dry_run
+    if "taskArn" in request:
+        try:
+            manual = ManualRequest.model_validate(request)
+        except ValidationError as error:
+            raise InvalidInput(f"not a valid manual request: {_problems(error)}") from None
+        if not TASK_ARN.match(manual.task_arn):
+            raise InvalidInput(f"taskArn {manual.task_arn!r} is not an ECS task ARN (arn:aws:ecs:…:task/CLUSTER/ID)")
+        found = ecs.describe_tasks([manual.task_arn])
+        if not found:
+            raise InvalidInput(f"task {manual.task_arn} not found in cluster {settings.ecs_cluster_name}")
+        return found[0], True, manual.reason, settings.dry_run or manual.dry_run
+    raise InvalidInput(
+        "input is neither an ECS Task State Change event (source, detail-type, detail) "
+        "nor a manual request (taskArn, reason, dryRun)"
+    )
+
+
+def task_item(task: EcsTask, job_id: str, ec2_ids: dict[str, str], now: str) -> dict[str, Any]:
+    item = {
+        "taskArn": task.task_arn,
+        "jobId": job_id,
+        "clusterArn": task.cluster_arn,
+        "containerInstanceArn": task.container_instance_arn,
+        "ec2InstanceId": ec2_ids.get(task.container_instance_arn or ""),
+        "taskDefinitionArn": task.task_definition_arn,
+        "group": task.group,
+        "startedBy": task.started_by,
+        "overrides": task.overrides,
+        "gpuIds": task.gpu_ids,
+        "exitCodes": {c.name: c.exit_code for c in task.containers if c.exit_code is not None},
+        "stopCode": task.stop_code,
+        "stoppedReason": task.stopped_reason,
+        "stoppedAt": task.stopped_at.isoformat() if task.stopped_at else None,
+        "lastEventVersion": task.version,
+        "updatedAt": now,
+    }
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def job_tasks(task: EcsTask, job_id: str, settings: Settings, ecs: Ecs, tables: Tables) -> list[EcsTask]:
+    """The other tasks of the job: running ones, and ones that stopped in the same incident and were not
+    already restarted by an earlier recovery."""
+    if job_id.startswith("task:"):
+        return []
+    failed_at = task.stopped_at or utcnow()
+    stopped = [
+        other
+        for other in ecs.recently_stopped_tasks()
+        if other.stopped_at is not None
+        and abs(other.stopped_at - failed_at) <= INCIDENT_WINDOW
+        and not (tables.get_task(other.task_arn) or {}).get("restartedAs")
+    ]
+    return [
+        other
+        for other in ecs.running_tasks() + stopped
+        if other.task_arn != task.task_arn and job_identity(other, settings.job_key)[0] == job_id
+    ]
+
+
+def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs: Ecs, tables: Tables) -> Classification:
+    task, manual, reason, dry_run = read_request(request, settings, ecs)
+    common: dict[str, Any] = {"dry_run": dry_run, "settings": settings.workflow_settings()}
+    decision, why = classify_task(task, ecs.cluster_arn, manual=manual, previous=tables.get_task(task.task_arn))
+    if decision != Decision.RECOVER:
+        metrics.add_metric(
+            name="TaskIgnored" if decision == Decision.IGNORE else "DuplicateEvent", unit=MetricUnit.Count, value=1
+        )
+        logger.info("Not recovering", decision=decision.value, reason=why, task_arn=task.task_arn)
+        return Classification(decision=decision, reason=why, **common)
+
+    job_id, managed_by_service = job_identity(task, settings.job_key)
+    others = job_tasks(task, job_id, settings, ecs, tables)
+    instances = list(dict.fromkeys(t.container_instance_arn for t in [task, *others] if t.container_instance_arn))
+    ec2_ids = ecs.ec2_instance_ids(instances)
+    now = utcnow().isoformat()
+    item = task_item(task, job_id, ec2_ids, now) | {
+        "decision": decision.value,
+        "reason": why,
+        "recoveryExecution": execution.id,
+        "recoveryStatus": "RECOVERING",
+    }
+    if not tables.record_failure(item, job_id, now, manual=manual):
+        return Classification(decision=Decision.DUPLICATE, reason="a newer event for this task is recorded", **common)
+    for other in others:
+        tables.record_sibling(task_item(other, job_id, ec2_ids, now))
+
+    metrics.add_metric(name="RecoveryStarted", unit=MetricUnit.Count, value=1)
+    failure = Failure(
+        task_arn=task.task_arn,
+        cluster_arn=task.cluster_arn,
+        source="manual" if manual else "event",
+        reason=reason,
+        container_instance_arn=task.container_instance_arn,
+        ec2_instance_id=ec2_ids.get(task.container_instance_arn or ""),
+        gpu_ids=task.gpu_ids,
+        exit_code=next((c.exit_code for c in task.containers if c.exit_code not in (None, 0)), None),
+        stop_code=task.stop_code,
+        stopped_reason=task.stopped_reason,
+        stopped_at=(task.stopped_at or utcnow()).isoformat(),
+        version=task.version,
+    )
+    job = JobPlan(
+        job_id=job_id,
+        tasks=[task.task_arn, *(t.task_arn for t in others)],
+        surviving_tasks=[t.task_arn for t in [task, *others] if t.last_status != "STOPPED"],
+        nodes=[
+            NodeRef(ec2_instance_id=ec2_ids[arn], container_instance_arn=arn) for arn in instances if arn in ec2_ids
+        ],
+        managed_by_service=managed_by_service,
+    )
+    logger.info("Recovering", job_id=job_id, nodes=len(job.nodes), tasks=len(job.tasks))
+    return Classification(decision=decision, reason=why, failure=failure, job=job, **common)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate(event)
+    settings = get_settings()
+    execution = ExecutionContext.model_validate(event["execution"])
+    ecs = Ecs(settings.ecs_cluster_name)
+    return classify(event.get("request"), execution, settings, ecs, Tables.from_settings(settings)).dump()

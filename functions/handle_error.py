@@ -1,0 +1,57 @@
+"""HandleError: after any unexpected error, release the locks this execution holds, record what happened,
+and build the alert. The state machine then fails with the original error and cause."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from recovery.clock import utcnow
+from recovery.models import ErrorReport, ExecutionContext
+from recovery.notify import error_notification
+from recovery.observability import correlate, logger, metrics, tracer
+from recovery.settings import get_settings
+from recovery.tables import Tables, is_conditional_failure
+
+CAUSE_KEPT = 1000  # enough to diagnose; DynamoDB items and SNS messages have size limits
+
+
+def handle(state: dict[str, Any], execution: ExecutionContext, tables: Tables) -> ErrorReport:
+    error = state.get("error") or {}
+    name, cause = str(error.get("Error", "Unknown")), str(error.get("Cause", ""))[:CAUSE_KEPT]
+    me, now = execution.id, utcnow()
+    job = state.get("job") or {}
+    job_id = job.get("jobId")
+    released_job = bool(job_id) and tables.release_job_after_error(str(job_id), me, now.isoformat(), f"{name}: {cause}")
+    released_nodes = []
+    for node in job.get("nodes", []):
+        node_id = node["ec2InstanceId"]
+        # The node may be drained or mid-reboot: leave it for a human rather than guess it is healthy.
+        fields = {"status": "SUSPECT", "reason": f"recovery failed mid-way: {name}", "updatedAt": now.isoformat()}
+        if tables.update_node(node_id, me, fields, release=True):
+            tables.add_history(node_id, "ERROR", me, now, {"reason": f"{name}: {cause}"})
+            released_nodes.append(node_id)
+    task_arn = (state.get("failure") or {}).get("taskArn")
+    if task_arn:
+        try:
+            tables.mark_task(task_arn, "ERROR", now.isoformat())
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise
+    metrics.add_metric(name="RecoveryError", unit=MetricUnit.Count, value=1)
+    logger.error("Recovery failed", error=name, cause=cause, job_id=job_id, released_nodes=released_nodes)
+    notification = error_notification(job_id, name, cause, execution, released_nodes)
+    return ErrorReport(released_job=released_job, released_nodes=released_nodes, notification=notification)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate(event)
+    settings = get_settings()
+    execution = ExecutionContext.model_validate(event["execution"])
+    return handle(event.get("state") or {}, execution, Tables.from_settings(settings)).dump()

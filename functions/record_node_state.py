@@ -1,0 +1,94 @@
+"""RecordReboot / ReleaseNode / QuarantineNode / MarkNodeSuspect / RecordDryRun: record a node's state
+change (conditional on this execution holding the node lock) and its history row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from recovery.clock import utcnow
+from recovery.models import CamelModel, NodeOutcome, NodeResult
+from recovery.observability import correlate, logger, metrics, tracer
+from recovery.requests import NodeStepRequest
+from recovery.settings import Settings, get_settings
+from recovery.tables import MAX_REBOOT_TIMES_KEPT, Tables
+
+# Terminal actions: the node's status afterwards and the outcome the job decision sees.
+TERMINAL = {
+    "QUARANTINE": ("QUARANTINED", NodeOutcome.QUARANTINED),
+    "SUSPECT": ("SUSPECT", NodeOutcome.SUSPECT),
+    "DRY_RUN": ("UNHEALTHY", NodeOutcome.DRY_RUN),
+}
+
+
+class RebootRecord(CamelModel):
+    counted: bool
+
+
+def record_reboot(request: NodeStepRequest, tables: Tables) -> RebootRecord:
+    """Count the reboot once per execution: a retried step finds lastRebootBy = itself and adds nothing."""
+    node_id, me, now = request.node.ec2_instance_id, request.execution.id, utcnow().isoformat()
+    reboots = (tables.get_node(node_id) or {}).get("reboots", [])[-(MAX_REBOOT_TIMES_KEPT - 1) :]
+    counted = tables.update_node(
+        node_id,
+        me,
+        {"reboots": [*reboots, now], "lastRebootBy": me, "status": "REBOOTING", "updatedAt": now},
+        release=False,
+        guard="attribute_not_exists(lastRebootBy) OR lastRebootBy <> :me",
+    )
+    if counted:
+        tables.add_history(
+            node_id, "REBOOT", me, utcnow(), {"reason": request.analysis.reason if request.analysis else ""}
+        )
+        metrics.add_metric(name="NodeRebooted", unit=MetricUnit.Count, value=1)
+    return RebootRecord(counted=counted)
+
+
+def finish_node(request: NodeStepRequest, action: str, tables: Tables) -> NodeResult:
+    node_id, me, now = request.node.ec2_instance_id, request.execution.id, utcnow()
+    analysis = request.analysis
+    reason = analysis.reason if analysis else action
+    if action == "RELEASE":
+        outcome = NodeOutcome.REPAIRED if request.check_plan.phase == "AFTER_REBOOT" else NodeOutcome.HEALTHY
+        status = "HEALTHY"
+    else:
+        status, outcome = TERMINAL[action]
+    tables.update_node(
+        node_id,
+        me,
+        {"status": status, "lastOutcome": outcome.value, "reason": reason, "updatedAt": now.isoformat()},
+        release=True,
+    )
+    tables.add_history(node_id, action, me, now, {"outcome": outcome.value, "reason": reason})
+    if outcome == NodeOutcome.QUARANTINED:
+        metrics.add_metric(name="NodeQuarantined", unit=MetricUnit.Count, value=1)
+    actions = [f"{row['kind']}: {row['detail'].get('reason', '')}" for row in tables.history(node_id, me)]
+    logger.info("Node finished", node_id=node_id, outcome=outcome.value, reason=reason)
+    return NodeResult(
+        node_id=node_id,
+        container_instance_arn=request.node.container_instance_arn,
+        outcome=outcome,
+        reason=reason,
+        verdict=analysis.verdict if analysis else None,
+        actions=actions,
+    )
+
+
+def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> CamelModel:
+    action = request.action or ""
+    if action == "REBOOTING":
+        return record_reboot(request, tables)
+    if action == "RELEASE" or action in TERMINAL:
+        return finish_node(request, action, tables)
+    raise ValueError(f"unknown node action {action!r}")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate(event)
+    settings = get_settings()
+    return record(NodeStepRequest.model_validate(event), settings, Tables.from_settings(settings)).dump()

@@ -1,0 +1,229 @@
+"""Shapes that cross a boundary: the execution input, what each step returns to the state machine,
+and the ECS task as both EventBridge and DescribeTasks spell it (the same camelCase fields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ExecutionContext(CamelModel):
+    id: str
+    name: str
+    start_time: str = ""
+
+
+# ---- ECS ---------------------------------------------------------------------------------------------
+class EcsContainer(CamelModel):
+    name: str = ""
+    exit_code: int | None = None
+    gpu_ids: list[str] = Field(default_factory=list)
+    reason: str | None = None
+    last_status: str | None = None
+
+
+class EcsTask(CamelModel):
+    """An ECS task as in the `ECS Task State Change` event detail and in DescribeTasks."""
+
+    task_arn: str
+    cluster_arn: str
+    last_status: str
+    task_definition_arn: str
+    container_instance_arn: str | None = None
+    group: str | None = None
+    started_by: str | None = None
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    stopped_at: datetime | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    containers: list[EcsContainer] = Field(default_factory=list)
+    tags: list[dict[str, str]] = Field(default_factory=list)
+    version: int = 0
+
+    @property
+    def gpu_ids(self) -> list[str]:
+        return [gpu for container in self.containers for gpu in container.gpu_ids]
+
+    @property
+    def task_id(self) -> str:
+        return self.task_arn.rsplit("/", 1)[-1]
+
+
+class TaskStateChangeEvent(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    source: Literal["aws.ecs"]
+    detail_type: Literal["ECS Task State Change"] = Field(alias="detail-type")
+    detail: EcsTask
+
+
+class ManualRequest(CamelModel):
+    """Started by hand (console or `gpu-recovery start`) for one task."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    task_arn: str
+    reason: str = "manual request"
+    dry_run: bool = False
+
+
+# ---- What the steps return ---------------------------------------------------------------------------
+class Decision(StrEnum):
+    RECOVER = "RECOVER"
+    IGNORE = "IGNORE"
+    DUPLICATE = "DUPLICATE"
+
+
+class NodeRef(CamelModel):
+    ec2_instance_id: str
+    container_instance_arn: str
+
+
+class Failure(CamelModel):
+    """The task failure that started this recovery."""
+
+    task_arn: str
+    cluster_arn: str
+    source: Literal["event", "manual"]
+    reason: str
+    container_instance_arn: str | None = None
+    ec2_instance_id: str | None = None
+    gpu_ids: list[str] = Field(default_factory=list)
+    exit_code: int | None = None
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    stopped_at: str | None = None
+    version: int = 0
+
+
+class JobPlan(CamelModel):
+    job_id: str
+    tasks: list[str]
+    surviving_tasks: list[str]
+    nodes: list[NodeRef]
+    managed_by_service: bool = False
+
+
+class Classification(CamelModel):
+    decision: Decision
+    reason: str
+    dry_run: bool
+    settings: dict[str, Any]
+    failure: Failure | None = None
+    job: JobPlan | None = None
+
+
+class VerdictStatus(StrEnum):
+    HEALTHY = "HEALTHY"
+    UNHEALTHY = "UNHEALTHY"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+class RepairAction(StrEnum):
+    NONE = "NONE"
+    RESTART_APP = "RESTART_APP"
+    RESET_GPU = "RESET_GPU"
+    REBOOT = "REBOOT"
+    REPLACE = "REPLACE"
+
+
+class Verdict(CamelModel):
+    status: VerdictStatus
+    action: RepairAction
+    reasons: list[str]
+    exit_code: int | None = None
+    check_task_arn: str | None = None
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class NodeStep(StrEnum):
+    RELEASE = "RELEASE"
+    RELEASE_REPAIRED = "RELEASE_REPAIRED"
+    RECHECK = "RECHECK"
+    REBOOT = "REBOOT"
+    QUARANTINE = "QUARANTINE"
+    SUSPECT = "SUSPECT"
+    DRY_RUN = "DRY_RUN"
+
+
+class Analysis(CamelModel):
+    verdict: Verdict
+    next: NodeStep
+    reason: str
+
+
+class CheckPlan(CamelModel):
+    phase: Literal["INITIAL", "AFTER_REBOOT"] = "INITIAL"
+    inconclusive_checks: int = 0
+
+
+class NodeOutcome(StrEnum):
+    HEALTHY = "HEALTHY"
+    REPAIRED = "REPAIRED"
+    QUARANTINED = "QUARANTINED"
+    SUSPECT = "SUSPECT"
+    DRY_RUN = "DRY_RUN"
+    BUSY = "BUSY"
+
+
+class NodeResult(CamelModel):
+    node_id: str
+    outcome: NodeOutcome
+    reason: str
+    container_instance_arn: str | None = None
+    verdict: Verdict | None = None
+    actions: list[str] = Field(default_factory=list)
+    handled_by: str | None = None
+
+
+class LockOutcome(StrEnum):
+    ACQUIRED = "ACQUIRED"
+    WAIT = "WAIT"
+    DONE = "DONE"
+
+
+class NodeLock(CamelModel):
+    outcome: LockOutcome
+    lock_waits: int
+    reboots_in_window: int
+    result: NodeResult | None = None
+
+
+class Notification(CamelModel):
+    subject: str
+    message: str
+
+
+class JobOutcomeKind(StrEnum):
+    RESTARTED = "RESTARTED"
+    FAILED = "FAILED"
+    SERVICE_RESTARTS = "SERVICE_RESTARTS"
+
+
+class JobOutcome(CamelModel):
+    outcome: JobOutcomeKind
+    reason: str
+    dry_run: bool
+    new_tasks: dict[str, str] = Field(default_factory=dict)
+    notification: Notification
+
+
+class ErrorReport(CamelModel):
+    released_job: bool
+    released_nodes: list[str]
+    notification: Notification
+
+
+class InvalidInput(Exception):
+    """The execution input cannot be read; the state machine fails with this name and message."""

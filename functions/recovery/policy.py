@@ -1,0 +1,194 @@
+"""Every decision of the workflow, as pure functions: no AWS, no clock, no environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from recovery.models import (
+    CheckPlan,
+    Decision,
+    EcsTask,
+    JobOutcomeKind,
+    LockOutcome,
+    NodeOutcome,
+    NodeResult,
+    NodeStep,
+    RepairAction,
+    Verdict,
+    VerdictStatus,
+)
+
+# Stop codes ECS sets for stops that no GPU fault causes (the EventBridge rule filters them too; the
+# classifier repeats the check because manual and replayed inputs bypass the rule).
+NEVER_GPU_STOP_CODES = frozenset(
+    {"UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice"}
+)
+# Step Functions starts every ecs:runTask.sync task with this startedBy: those are our own DCGM checks.
+STEP_FUNCTIONS_STARTED_BY = "AWS Step Functions"
+
+
+class IgnoreReason(StrEnum):
+    NOT_IN_CLUSTER = "NOT_IN_CLUSTER"
+    OWN_DCGM_TASK = "OWN_DCGM_TASK"
+    NOT_STOPPED = "NOT_STOPPED"
+    STOP_CODE_NOT_GPU = "STOP_CODE_NOT_GPU"
+    NOT_A_GPU_TASK = "NOT_A_GPU_TASK"
+    EXITED_CLEANLY = "EXITED_CLEANLY"
+
+
+def classify_task(
+    task: EcsTask, cluster_arn: str, *, manual: bool, previous: Mapping[str, Any] | None
+) -> tuple[Decision, str]:
+    """RECOVER, IGNORE or DUPLICATE, with the reason an operator reads. A manual request is an operator's
+    judgement, so it skips the checks that second-guess it (exit code, stop code, event version)."""
+    ignore: tuple[IgnoreReason, str] | None = None
+    if task.cluster_arn != cluster_arn:
+        ignore = (IgnoreReason.NOT_IN_CLUSTER, f"task runs in {task.cluster_arn}, not in {cluster_arn}")
+    elif task.started_by == STEP_FUNCTIONS_STARTED_BY:
+        ignore = (IgnoreReason.OWN_DCGM_TASK, "task was started by Step Functions (a DCGM check)")
+    elif not task.gpu_ids:
+        ignore = (IgnoreReason.NOT_A_GPU_TASK, "no container of the task had GPUs (gpuIds empty)")
+    elif not manual and task.last_status != "STOPPED":
+        ignore = (IgnoreReason.NOT_STOPPED, f"task is {task.last_status}, not STOPPED")
+    elif not manual and task.stop_code in NEVER_GPU_STOP_CODES:
+        ignore = (IgnoreReason.STOP_CODE_NOT_GPU, f"stop code {task.stop_code} is never a GPU fault")
+    elif not manual and task.containers and all(c.exit_code == 0 for c in task.containers):
+        ignore = (IgnoreReason.EXITED_CLEANLY, "every container exited with code 0")
+    if ignore:
+        return Decision.IGNORE, f"{ignore[0].value}: {ignore[1]}"
+    if not manual and previous is not None:
+        seen_version = int(previous.get("lastEventVersion", -1))
+        if task.version <= seen_version:
+            return Decision.DUPLICATE, f"event version {task.version} already recorded (last {seen_version})"
+        if previous.get("recoveryExecution"):
+            return Decision.DUPLICATE, f"task already handled by {previous['recoveryExecution']}"
+    return Decision.RECOVER, f"GPU task stopped: {describe_stop(task)}"
+
+
+def describe_stop(task: EcsTask) -> str:
+    exits = [f"{c.name}={c.exit_code}" for c in task.containers if c.exit_code not in (None, 0)]
+    parts = [task.stop_code or "no stop code"]
+    if exits:
+        parts.append("exit " + ", ".join(exits))
+    if task.stopped_reason:
+        parts.append(task.stopped_reason)
+    return "; ".join(parts)
+
+
+def job_identity(task: EcsTask, job_key: str) -> tuple[str, bool]:
+    """(job id, whether an ECS service owns the tasks). Tasks without the key are a job of one."""
+    value: str | None
+    if job_key == "group":
+        value = task.group
+    elif job_key == "startedBy":
+        value = task.started_by
+    else:
+        tag = job_key.removeprefix("tag:")
+        value = next((t["value"] for t in task.tags if t.get("key") == tag), None)
+    managed_by_service = bool(
+        (task.group or "").startswith("service:") or (task.started_by or "").startswith("ecs-svc/")
+    )
+    return (value or f"task:{task.task_id}"), managed_by_service
+
+
+def same_job(task: EcsTask, job_id: str, job_key: str) -> bool:
+    return job_identity(task, job_key)[0] == job_id
+
+
+def reboots_in_window(reboot_times: Iterable[str], now: datetime, window_hours: int) -> int:
+    start = now - timedelta(hours=window_hours)
+    return sum(1 for t in reboot_times if datetime.fromisoformat(t) >= start)
+
+
+def plan_node_step(
+    verdict: Verdict, plan: CheckPlan, reboots_in_window: int, max_reboots: int, dry_run: bool
+) -> tuple[NodeStep, str]:
+    """What to do with a node after a check: the cheapest action that works, never a loop."""
+    after_reboot = plan.phase == "AFTER_REBOOT"
+    if verdict.status == VerdictStatus.HEALTHY or verdict.action in (RepairAction.NONE, RepairAction.RESTART_APP):
+        if after_reboot:
+            return NodeStep.RELEASE_REPAIRED, "GPUs healthy after the reboot"
+        if verdict.status == VerdictStatus.HEALTHY:
+            return NodeStep.RELEASE, "GPUs healthy"
+        return NodeStep.RELEASE, "GPUs usable: the application should be restarted, not the node"
+    if verdict.status == VerdictStatus.INCONCLUSIVE:
+        if plan.inconclusive_checks == 0:
+            return NodeStep.RECHECK, "check inconclusive: one more check"
+        return NodeStep.SUSPECT, "two inconclusive checks: a human should look; not rebooting on a guess"
+    step, reason = _repair_step(verdict, after_reboot, reboots_in_window, max_reboots)
+    if dry_run:
+        return NodeStep.DRY_RUN, f"dry run: would {step.value.lower()} ({reason})"
+    return step, reason
+
+
+def _repair_step(
+    verdict: Verdict, after_reboot: bool, reboots_in_window: int, max_reboots: int
+) -> tuple[NodeStep, str]:
+    if verdict.action == RepairAction.REPLACE:
+        return NodeStep.QUARANTINE, "DCGM says the GPU must be replaced"
+    if after_reboot:
+        return NodeStep.QUARANTINE, "the fault survived a reboot"
+    if reboots_in_window >= max_reboots:
+        return NodeStep.QUARANTINE, f"reboot budget exhausted ({reboots_in_window} of {max_reboots} in the window)"
+    return NodeStep.REBOOT, f"reboot {reboots_in_window + 1} of {max_reboots} allowed in the window"
+
+
+def decide_job(
+    results: Sequence[NodeResult],
+    restart_count: int,
+    max_restarts: int,
+    restart_on_healthy: bool,
+    managed_by_service: bool,
+) -> tuple[JobOutcomeKind, str]:
+    """Restart only when a GPU fault was found and dealt with; restarting a crashing application loops."""
+    outcomes = {r.outcome for r in results}
+    gpu_fault_handled = bool(outcomes & {NodeOutcome.REPAIRED, NodeOutcome.QUARANTINED})
+    unresolved = sorted(r.node_id for r in results if r.outcome in (NodeOutcome.SUSPECT, NodeOutcome.BUSY))
+    if unresolved and not gpu_fault_handled:
+        return JobOutcomeKind.FAILED, f"node(s) {', '.join(unresolved)} unresolved: a human should look"
+    if not gpu_fault_handled and not restart_on_healthy:
+        return JobOutcomeKind.FAILED, "all GPUs healthy: the failure is the application's, not restarted"
+    if restart_count >= max_restarts:
+        return JobOutcomeKind.FAILED, f"restart budget exhausted ({restart_count} of {max_restarts})"
+    if managed_by_service:
+        return JobOutcomeKind.SERVICE_RESTARTS, "the ECS service scheduler replaces its own tasks"
+    if gpu_fault_handled:
+        return JobOutcomeKind.RESTARTED, "GPU fault handled: restarting the job"
+    return JobOutcomeKind.RESTARTED, "all GPUs healthy; restarting as configured (RESTART_ON_HEALTHY)"
+
+
+def decide_node_lock(
+    state: Mapping[str, Any] | None,
+    me: str,
+    failure_at: str | None,
+    lock_waits: int,
+    max_waits: int,
+) -> tuple[LockOutcome, NodeResult | None]:
+    """Whether this execution may check the node now, must wait, or can reuse another's outcome."""
+    if state is None:
+        return LockOutcome.ACQUIRED, None
+    node_id = str(state["nodeId"])
+    if state.get("status") == "QUARANTINED":
+        reason = f"quarantined since {state.get('updatedAt')}: {state.get('reason', 'no reason recorded')}"
+        return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=NodeOutcome.QUARANTINED, reason=reason)
+    owner = state.get("lockOwner")
+    if owner and owner != me:
+        if lock_waits < max_waits:
+            return LockOutcome.WAIT, None
+        reason = f"still being repaired by {owner} after {lock_waits} waits"
+        return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=NodeOutcome.BUSY, reason=reason, handled_by=owner)
+    checked_at, checked_by = state.get("lastCheckedAt"), state.get("lastCheckedBy")
+    if (
+        failure_at
+        and checked_at
+        and checked_by != me
+        and state.get("status") == "HEALTHY"
+        and datetime.fromisoformat(checked_at) >= datetime.fromisoformat(failure_at)
+    ):
+        outcome = NodeOutcome(state.get("lastOutcome", NodeOutcome.HEALTHY))
+        reason = f"checked by {checked_by} at {checked_at}, after this failure: {outcome.value}"
+        return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=outcome, reason=reason, handled_by=checked_by)
+    return LockOutcome.ACQUIRED, None

@@ -1,0 +1,68 @@
+"""The step Lambdas' configuration, read once from the environment the stack (or the simulator) sets.
+
+Names are the configuration names of infra/config.py, so one setting has one name everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# StopTask sends SIGTERM; ECS sends SIGKILL after the container's stopTimeout (30 s by default), so the
+# GPUs of stopped tasks are free a little after that.
+TASK_STOP_WAIT_SECONDS = 35
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task_table_name: str = Field(alias="TASK_TABLE_NAME")
+    job_table_name: str = Field(alias="JOB_TABLE_NAME")
+    node_table_name: str = Field(alias="NODE_TABLE_NAME")
+    ecs_cluster_name: str = Field(alias="ECS_CLUSTER_NAME")
+    job_key: str = Field("group", alias="JOB_KEY")
+    dcgm_diag_level: int = Field(2, alias="DCGM_DIAG_LEVEL", ge=1, le=4)
+    dcgm_timeout_seconds: int = Field(900, alias="DCGM_TIMEOUT_SECONDS", gt=0)
+    dcgm_container_name: str = Field("dcgm-check", alias="DCGM_CONTAINER_NAME")
+    max_reboots_per_node: int = Field(2, alias="MAX_REBOOTS_PER_NODE", ge=0)
+    reboot_window_hours: int = Field(24, alias="REBOOT_WINDOW_HOURS", gt=0)
+    max_restarts_per_job: int = Field(3, alias="MAX_RESTARTS_PER_JOB", ge=0)
+    reboot_wait_seconds: int = Field(180, alias="REBOOT_WAIT_SECONDS", ge=0)
+    agent_poll_seconds: int = Field(30, alias="AGENT_POLL_SECONDS", gt=0)
+    agent_poll_max_attempts: int = Field(20, alias="AGENT_POLL_MAX_ATTEMPTS", gt=0)
+    node_lock_wait_seconds: int = Field(60, alias="NODE_LOCK_WAIT_SECONDS", gt=0)
+    node_lock_max_waits: int = Field(30, alias="NODE_LOCK_MAX_WAITS", gt=0)
+    node_check_concurrency: int = Field(8, alias="NODE_CHECK_CONCURRENCY", gt=0)
+    dry_run: bool = Field(False, alias="DRY_RUN")
+    terminate_quarantined: bool = Field(False, alias="TERMINATE_QUARANTINED")
+    restart_on_healthy: bool = Field(False, alias="RESTART_ON_HEALTHY")
+    history_ttl_days: int = Field(90, alias="HISTORY_TTL_DAYS", gt=0)
+
+    @field_validator("job_key")
+    @classmethod
+    def _job_key_form(cls, value: str) -> str:
+        if value in ("group", "startedBy") or (value.startswith("tag:") and len(value) > len("tag:")):
+            return value
+        raise ValueError("JOB_KEY must be 'group', 'startedBy' or 'tag:<TagKey>'")
+
+    def workflow_settings(self) -> dict[str, object]:
+        """The values the state machine reads with *Path fields (a file definition cannot hold numbers
+        from configuration without breaking its JSON)."""
+        return {
+            "diagLevel": str(self.dcgm_diag_level),
+            "dcgmTimeoutSeconds": self.dcgm_timeout_seconds,
+            "rebootWaitSeconds": self.reboot_wait_seconds,
+            "agentPollSeconds": self.agent_poll_seconds,
+            "agentPollMaxAttempts": self.agent_poll_max_attempts,
+            "nodeLockWaitSeconds": self.node_lock_wait_seconds,
+            "nodeCheckConcurrency": self.node_check_concurrency,
+            "taskStopWaitSeconds": TASK_STOP_WAIT_SECONDS,
+            "terminateQuarantined": self.terminate_quarantined,
+        }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))

@@ -1,0 +1,288 @@
+"""Data access for the three tables. Every write that could be retried is conditional, so a retried
+step never double-counts (reboots, restarts) or overwrites a newer state. Item shapes: docs/data-model.md."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ClientError
+
+from recovery.settings import Settings
+
+STATE_KEY = "STATE"
+HISTORY_PREFIX = "HISTORY#"
+MAX_REBOOT_TIMES_KEPT = 20  # enough for any sane budget window; keeps the STATE row small
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the state machine wants JSON."""
+    return json.loads(json.dumps(value, default=lambda d: int(d) if d == int(d) else float(d)))
+
+
+def to_dynamo(value: Any) -> Any:
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def is_conditional_failure(error: ClientError) -> bool:
+    code = error.response["Error"]["Code"]
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+class Tables:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tables:
+        return cls(
+            settings.task_table_name, settings.job_table_name, settings.node_table_name, settings.history_ttl_days
+        )
+
+    def __init__(self, task_table: str, job_table: str, node_table: str, history_ttl_days: int) -> None:
+        self.names = {"task": task_table, "job": job_table, "node": node_table}
+        self.history_ttl = timedelta(days=history_ttl_days)
+
+    @cached_property
+    def resource(self) -> Any:
+        return boto3.resource("dynamodb")
+
+    @cached_property
+    def task(self) -> Any:
+        return self.resource.Table(self.names["task"])
+
+    @cached_property
+    def job(self) -> Any:
+        return self.resource.Table(self.names["job"])
+
+    @cached_property
+    def node(self) -> Any:
+        return self.resource.Table(self.names["node"])
+
+    # ---- ecs_task / ecs_job ---------------------------------------------------------------------
+    def get_task(self, task_arn: str) -> dict[str, Any] | None:
+        item = self.task.get_item(Key={"taskArn": task_arn}, ConsistentRead=True).get("Item")
+        return plain(item) if item else None
+
+    def get_tasks(self, task_arns: list[str]) -> list[dict[str, Any]]:
+        return [item for arn in task_arns if (item := self.get_task(arn))]
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        item = self.job.get_item(Key={"jobId": job_id}, ConsistentRead=True).get("Item")
+        return plain(item) if item else None
+
+    def record_failure(self, task_item: dict[str, Any], job_id: str, now: str, *, manual: bool) -> bool:
+        """Record the failed task and make sure its job exists, in one transaction. False when a newer
+        event for the task is already recorded (the caller treats it as a duplicate)."""
+        newer_guard = "lastEventVersion <= :v" if manual else "lastEventVersion < :v"
+        serialize = TypeSerializer().serialize
+        try:
+            self.resource.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.names["task"],
+                            "Item": {k: serialize(v) for k, v in to_dynamo(task_item).items()},
+                            "ConditionExpression": f"attribute_not_exists(taskArn) OR {newer_guard}",
+                            "ExpressionAttributeValues": {":v": serialize(task_item["lastEventVersion"])},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.names["job"],
+                            "Key": {"jobId": serialize(job_id)},
+                            "UpdateExpression": (
+                                "SET #status = if_not_exists(#status, :running), "
+                                "restartCount = if_not_exists(restartCount, :zero), "
+                                "createdAt = if_not_exists(createdAt, :now), "
+                                "lastFailedTask = :task, lastFailureAt = :now, updatedAt = :now"
+                            ),
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {
+                                ":running": serialize("RUNNING"),
+                                ":zero": serialize(0),
+                                ":now": serialize(now),
+                                ":task": serialize(task_item["taskArn"]),
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def record_sibling(self, task_item: dict[str, Any]) -> None:
+        """Remember a running sibling's launch parameters so the job can be restarted as it was."""
+        try:
+            self.task.put_item(Item=to_dynamo(task_item), ConditionExpression=Attr("taskArn").not_exists())
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+
+    def joined_tasks(self, job_id: str, execution_arn: str) -> list[str]:
+        """Tasks of the job that failed while this execution held the job lock."""
+        response = self.task.query(
+            IndexName="byJob",
+            KeyConditionExpression=Key("jobId").eq(job_id),
+            FilterExpression=Attr("joinedRecovery").eq(execution_arn),
+        )
+        return [item["taskArn"] for item in response["Items"]]
+
+    def finish_job(
+        self, job_id: str, me: str, *, status: str, outcome: str, reason: str, new_tasks: dict[str, str], now: str
+    ) -> bool:
+        """Record the job's outcome once per execution (a retried step changes nothing). Returns False when
+        this execution had already recorded it."""
+        restarted = bool(new_tasks)
+        update = (
+            "SET #status = :status, lastOutcome = :outcome, lastReason = :reason, lastRecovery = :me, "
+            "updatedAt = :now, tasks = :tasks"
+        )
+        if restarted:
+            update += ", restartCount = if_not_exists(restartCount, :zero) + :one"
+        values: dict[str, Any] = {
+            ":status": status,
+            ":outcome": outcome,
+            ":reason": reason,
+            ":me": me,
+            ":now": now,
+            ":tasks": sorted(new_tasks.values()),
+        }
+        if restarted:
+            values.update({":zero": 0, ":one": 1})
+        try:
+            self.job.update_item(
+                Key={"jobId": job_id},
+                UpdateExpression=update,
+                ConditionExpression="lockOwner = :me AND (attribute_not_exists(lastRecovery) OR lastRecovery <> :me)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        for old, new in new_tasks.items():
+            self.task.update_item(
+                Key={"taskArn": old},
+                UpdateExpression="SET restartedAs = :new, recoveryStatus = :status, updatedAt = :now",
+                ExpressionAttributeValues={":new": new, ":status": "RESTARTED", ":now": now},
+            )
+        return True
+
+    def release_job_after_error(self, job_id: str, me: str, now: str, error: str) -> bool:
+        try:
+            self.job.update_item(
+                Key={"jobId": job_id},
+                UpdateExpression=(
+                    "SET #status = :error, lastReason = :reason, updatedAt = :now REMOVE lockOwner, lockedAt"
+                ),
+                ConditionExpression="lockOwner = :me",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":error": "ERROR", ":reason": error, ":now": now, ":me": me},
+            )
+        except ClientError as error_:
+            if is_conditional_failure(error_):
+                return False
+            raise
+        return True
+
+    def mark_task(self, task_arn: str, status: str, now: str) -> None:
+        self.task.update_item(
+            Key={"taskArn": task_arn},
+            UpdateExpression="SET recoveryStatus = :s, updatedAt = :now",
+            ConditionExpression=Attr("taskArn").exists(),
+            ExpressionAttributeValues={":s": status, ":now": now},
+        )
+
+    # ---- ecs_node ---------------------------------------------------------------------------------
+    def get_node(self, node_id: str) -> dict[str, Any] | None:
+        item = self.node.get_item(Key={"nodeId": node_id, "recordKey": STATE_KEY}, ConsistentRead=True).get("Item")
+        return plain(item) if item else None
+
+    def lock_node(self, node_id: str, container_instance_arn: str, me: str, now: str) -> bool:
+        try:
+            self.node.update_item(
+                Key={"nodeId": node_id, "recordKey": STATE_KEY},
+                UpdateExpression=(
+                    "SET lockOwner = :me, lockedAt = :now, #status = :checking, containerInstanceArn = :ci, "
+                    "updatedAt = :now, reboots = if_not_exists(reboots, :empty)"
+                ),
+                ConditionExpression="(attribute_not_exists(lockOwner) OR lockOwner = :me) AND "
+                "(attribute_not_exists(#status) OR #status <> :quarantined)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":me": me,
+                    ":now": now,
+                    ":checking": "CHECKING",
+                    ":ci": container_instance_arn,
+                    ":empty": [],
+                    ":quarantined": "QUARANTINED",
+                },
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def update_node(self, node_id: str, me: str, fields: dict[str, Any], *, release: bool, guard: str = "") -> bool:
+        """Update the STATE row this execution has locked; optionally release the lock. `guard` adds a
+        condition (e.g. that a reboot was not already counted). False when the condition does not hold."""
+        names = {f"#{k}": k for k in fields}
+        values = {f":{k}": v for k, v in to_dynamo(fields).items()}
+        values[":me"] = me
+        update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
+        if release:
+            update += " REMOVE lockOwner, lockedAt"
+        condition = "lockOwner = :me" + (f" AND ({guard})" if guard else "")
+        try:
+            self.node.update_item(
+                Key={"nodeId": node_id, "recordKey": STATE_KEY},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def add_history(self, node_id: str, kind: str, me: str, now: datetime, detail: dict[str, Any]) -> None:
+        record_key = f"{HISTORY_PREFIX}{now.isoformat()}#{uuid.uuid4().hex[:8]}"
+        self.node.put_item(
+            Item=to_dynamo(
+                {
+                    "nodeId": node_id,
+                    "recordKey": record_key,
+                    "kind": kind,
+                    "executionArn": me,
+                    "at": now.isoformat(),
+                    "detail": detail,
+                    "expiresAt": int((now + self.history_ttl).timestamp()),
+                }
+            )
+        )
+
+    def history(self, node_id: str, execution_arn: str | None = None) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("nodeId").eq(node_id) & Key("recordKey").begins_with(HISTORY_PREFIX)
+        }
+        if execution_arn:
+            kwargs["FilterExpression"] = Attr("executionArn").eq(execution_arn)
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.node.query(**kwargs)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return plain(items)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

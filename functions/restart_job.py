@@ -1,0 +1,94 @@
+"""RestartJob: decide the job after its nodes were checked; restart its tasks as they were launched when a
+GPU fault was found and dealt with and the budget allows; otherwise mark it FAILED and say why."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from recovery.aws import Ecs
+from recovery.clock import utcnow
+from recovery.models import JobOutcome, JobOutcomeKind
+from recovery.notify import recovery_notification
+from recovery.observability import correlate, logger, metrics, tracer
+from recovery.policy import decide_job
+from recovery.requests import JobRequest
+from recovery.settings import Settings, get_settings
+from recovery.tables import Tables
+
+RUN_TASK_CLIENT_TOKEN_LENGTH = 64  # RunTask's clientToken limit
+
+
+def client_token(execution_arn: str, task_arn: str) -> str:
+    return hashlib.sha256(f"{execution_arn}|{task_arn}".encode()).hexdigest()[:RUN_TASK_CLIENT_TOKEN_LENGTH]
+
+
+def restart_tasks(request: JobRequest, ecs: Ecs, tables: Tables) -> tuple[dict[str, str], list[str]]:
+    me = request.execution.id
+    task_arns = list(dict.fromkeys([*request.job.tasks, *tables.joined_tasks(request.job.job_id, me)]))
+    started: dict[str, str] = {}
+    problems: list[str] = []
+    for record in tables.get_tasks(task_arns):
+        new_arn, problem = ecs.run_task_like(record, client_token(me, record["taskArn"]))
+        if new_arn:
+            started[record["taskArn"]] = new_arn
+        else:
+            problems.append(f"{record['taskArn'].rsplit('/', 1)[-1]}: {problem}")
+    return started, problems
+
+
+def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables: Tables) -> JobOutcome:
+    job_id, me = request.job.job_id, request.execution.id
+    job = tables.get_job(job_id) or {}
+    restart_count = int(job.get("restartCount", 0))
+    kind, reason = decide_job(
+        request.node_results,
+        restart_count,
+        settings.max_restarts_per_job,
+        settings.restart_on_healthy,
+        request.job.managed_by_service,
+    )
+    new_tasks: dict[str, str] = {}
+    if request.dry_run:
+        reason = f"dry run: would be {kind.value} ({reason})"
+    elif kind == JobOutcomeKind.RESTARTED:
+        new_tasks, problems = restart_tasks(request, ecs, tables)
+        if problems:
+            kind = JobOutcomeKind.RESTARTED if new_tasks else JobOutcomeKind.FAILED
+            reason = f"{reason}; could not start {len(problems)} task(s): {'; '.join(problems)}"
+    status = "FAILED" if kind == JobOutcomeKind.FAILED and not request.dry_run else "RUNNING"
+    notification = recovery_notification(
+        job_id,
+        kind,
+        reason,
+        request.node_results,
+        request.execution,
+        dry_run=request.dry_run,
+        failed_task=request.failure.task_arn,
+        new_tasks=new_tasks,
+    )
+    tables.finish_job(
+        job_id, me, status=status, outcome=kind.value, reason=reason, new_tasks=new_tasks, now=utcnow().isoformat()
+    )
+    if not request.dry_run:
+        metrics.add_metric(
+            name="JobFailed" if kind == JobOutcomeKind.FAILED else "JobRestarted", unit=MetricUnit.Count, value=1
+        )
+    logger.info("Job decided", job_id=job_id, outcome=kind.value, reason=reason, restarted=len(new_tasks))
+    return JobOutcome(
+        outcome=kind, reason=reason, dry_run=request.dry_run, new_tasks=new_tasks, notification=notification
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate(event)
+    settings = get_settings()
+    request = JobRequest.model_validate(event)
+    ecs = Ecs(settings.ecs_cluster_name)
+    return decide_and_restart(request, settings, ecs, Tables.from_settings(settings)).dump()
