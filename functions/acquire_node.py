@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recovery.clock import utcnow
+from recovery import clock
 from recovery.models import LockOutcome, NodeLock
 from recovery.observability import correlate, logger, metrics, tracer
 from recovery.policy import decide_node_lock, reboots_in_window
@@ -17,7 +17,7 @@ from recovery.tables import Tables
 
 def acquire(request: NodeStepRequest, settings: Settings, tables: Tables) -> NodeLock:
     node_id, me = request.node.ec2_instance_id, request.execution.id
-    now = utcnow()
+    now = clock.utcnow()
     state = tables.get_node(node_id)
     outcome, result = decide_node_lock(
         state, me, request.failure.stopped_at, request.lock_waits, settings.node_lock_max_waits

@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
-from recovery.clock import utcnow
 from recovery.diagnosis import check_task, verdict_from_check
 from recovery.models import Analysis
 from recovery.observability import correlate, logger, metrics, tracer
@@ -35,7 +35,7 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
     step, reason = plan_node_step(
         verdict, request.check_plan, request.reboots_in_window, settings.max_reboots_per_node, request.dry_run
     )
-    node_id, me, now = request.node.ec2_instance_id, request.execution.id, utcnow()
+    node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     tables.update_node(
         node_id,
         me,

@@ -11,8 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from recovery import clock
 from recovery.aws import Ecs
-from recovery.clock import utcnow
 from recovery.models import (
     Classification,
     Decision,
@@ -94,7 +94,7 @@ def job_tasks(task: EcsTask, job_id: str, settings: Settings, ecs: Ecs, tables: 
     already restarted by an earlier recovery."""
     if job_id.startswith("task:"):
         return []
-    failed_at = task.stopped_at or utcnow()
+    failed_at = task.stopped_at or clock.utcnow()
     stopped = [
         other
         for other in ecs.recently_stopped_tasks()
@@ -124,7 +124,7 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
     others = job_tasks(task, job_id, settings, ecs, tables)
     instances = list(dict.fromkeys(t.container_instance_arn for t in [task, *others] if t.container_instance_arn))
     ec2_ids = ecs.ec2_instance_ids(instances)
-    now = utcnow().isoformat()
+    now = clock.utcnow().isoformat()
     item = task_item(task, job_id, ec2_ids, now) | {
         "decision": decision.value,
         "reason": why,
@@ -148,7 +148,7 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
         exit_code=next((c.exit_code for c in task.containers if c.exit_code not in (None, 0)), None),
         stop_code=task.stop_code,
         stopped_reason=task.stopped_reason,
-        stopped_at=(task.stopped_at or utcnow()).isoformat(),
+        stopped_at=(task.stopped_at or clock.utcnow()).isoformat(),
         version=task.version,
     )
     job = JobPlan(

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from recovery.clock import utcnow
+from recovery import clock
 from recovery.models import ErrorReport, ExecutionContext
 from recovery.notify import error_notification
 from recovery.observability import correlate, logger, metrics, tracer
@@ -22,7 +22,7 @@ CAUSE_KEPT = 1000  # enough to diagnose; DynamoDB items and SNS messages have si
 def handle(state: dict[str, Any], execution: ExecutionContext, tables: Tables) -> ErrorReport:
     error = state.get("error") or {}
     name, cause = str(error.get("Error", "Unknown")), str(error.get("Cause", ""))[:CAUSE_KEPT]
-    me, now = execution.id, utcnow()
+    me, now = execution.id, clock.utcnow()
     job = state.get("job") or {}
     job_id = job.get("jobId")
     released_job = bool(job_id) and tables.release_job_after_error(str(job_id), me, now.isoformat(), f"{name}: {cause}")

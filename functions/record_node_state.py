@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recovery.clock import utcnow
+from recovery import clock
 from recovery.models import CamelModel, NodeOutcome, NodeResult
 from recovery.observability import correlate, logger, metrics, tracer
 from recovery.requests import NodeStepRequest
@@ -29,7 +29,7 @@ class RebootRecord(CamelModel):
 
 def record_reboot(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     """Count the reboot once per execution: a retried step finds lastRebootBy = itself and adds nothing."""
-    node_id, me, now = request.node.ec2_instance_id, request.execution.id, utcnow().isoformat()
+    node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow().isoformat()
     reboots = (tables.get_node(node_id) or {}).get("reboots", [])[-(MAX_REBOOT_TIMES_KEPT - 1) :]
     counted = tables.update_node(
         node_id,
@@ -40,14 +40,14 @@ def record_reboot(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     )
     if counted:
         tables.add_history(
-            node_id, "REBOOT", me, utcnow(), {"reason": request.analysis.reason if request.analysis else ""}
+            node_id, "REBOOT", me, clock.utcnow(), {"reason": request.analysis.reason if request.analysis else ""}
         )
         metrics.add_metric(name="NodeRebooted", unit=MetricUnit.Count, value=1)
     return RebootRecord(counted=counted)
 
 
 def finish_node(request: NodeStepRequest, action: str, tables: Tables) -> NodeResult:
-    node_id, me, now = request.node.ec2_instance_id, request.execution.id, utcnow()
+    node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
     reason = analysis.reason if analysis else action
     if action == "RELEASE":

@@ -9,8 +9,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from recovery import clock
 from recovery.aws import Ecs
-from recovery.clock import utcnow
 from recovery.models import JobOutcome, JobOutcomeKind
 from recovery.notify import recovery_notification
 from recovery.observability import correlate, logger, metrics, tracer
@@ -71,7 +71,13 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
         new_tasks=new_tasks,
     )
     tables.finish_job(
-        job_id, me, status=status, outcome=kind.value, reason=reason, new_tasks=new_tasks, now=utcnow().isoformat()
+        job_id,
+        me,
+        status=status,
+        outcome=kind.value,
+        reason=reason,
+        new_tasks=new_tasks,
+        now=clock.utcnow().isoformat(),
     )
     if not request.dry_run:
         metrics.add_metric(
