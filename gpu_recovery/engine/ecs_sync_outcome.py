@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 from unittest import mock
 
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -63,13 +63,17 @@ def _task_failure(task: StateTaskServiceEcs, env: Environment, error: str, cause
             env=env,
             error_name=error_name,
             event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(
-                taskFailedEventDetails=TaskFailedEventDetails(
-                    error=error,
-                    cause=to_json_str(cause),
-                    resource=task._get_sfn_resource(),
-                    resourceType=task._get_sfn_resource_type(),
-                )
+            # EventDetails is a total TypedDict of which moto always fills exactly one key.
+            event_details=cast(
+                EventDetails,
+                {
+                    "taskFailedEventDetails": TaskFailedEventDetails(
+                        error=error,
+                        cause=to_json_str(cause),
+                        resource=task._get_sfn_resource(),
+                        resourceType=task._get_sfn_resource_type(),
+                    )
+                },
             ),
         )
     )

@@ -124,7 +124,9 @@ class LocalEngine:
             if self._mock:
                 stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
             elif not default_user_config.get("stepfunctions", {}).get("execute_state_machine"):
-                raise RuntimeError('mock=False needs mock_aws(config={"stepfunctions": {"execute_state_machine": True}})')
+                raise RuntimeError(
+                    'mock=False needs mock_aws(config={"stepfunctions": {"execute_state_machine": True}})'
+                )
             for name, correction in self._corrections().items():
                 if name not in self._without:
                     stack.enter_context(correction)

@@ -23,7 +23,6 @@ from typing import Any, Final
 from unittest import mock
 
 from jsonpath_ng.ext import parse
-
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
 
 # Any of these makes a path "indefinite": it can match several nodes, so AWS always returns a list.

@@ -57,7 +57,7 @@ def _context_for(function: LambdaFunction) -> LambdaContext:
     today = time.strftime("%Y/%m/%d", time.gmtime())
     return LambdaContext(
         function_name=function.function_name,
-        function_version=function.version,
+        function_version=str(function.version),
         invoked_function_arn=function.function_arn,
         memory_limit_in_mb=int(function.memory_size),
         aws_request_id=request_id,
@@ -95,7 +95,7 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
     # process environment cannot disturb a concurrent invocation; LocalEngine restores os.environ on exit.
     os.environ.update({key: str(value) for key, value in self.environment_vars.items()})
     try:
-        result = _resolve_handler(self.handler)(event, context)
+        result = _resolve_handler(str(self.handler))(event, context)
     except Exception as exc:  # the runtime reports every handler exception as a function error
         return json.dumps(_error_payload(exc, context.aws_request_id)), True, ""
     return json.dumps(result), False, ""

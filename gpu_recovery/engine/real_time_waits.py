@@ -53,7 +53,7 @@ def correct_wait_state_real_time(clock: SimClock) -> Iterator[None]:
         timestamp_str: str = env.stack.pop()
         timestamp = self._from_timestamp_string(timestamp=timestamp_str)
         if timestamp is None:  # moto's own validation error, unchanged
-            return original_get_wait_seconds(self, env)  # type: ignore[no-any-return]
+            return original_get_wait_seconds(self, env)
         # ASL timestamps end in "Z"; moto parses them naive, so they are UTC.
         return (timestamp.replace(tzinfo=datetime.UTC) - clock.now()).total_seconds()
 

@@ -29,7 +29,6 @@ from unittest import mock
 
 import botocore.session
 from botocore.model import OperationModel
-
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
 )

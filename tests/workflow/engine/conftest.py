@@ -10,6 +10,7 @@ from engine_harness import HANDLERS, SPEED, StartEngine
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
 
+
 @pytest.fixture
 def clock() -> SimClock:
     return SimClock(speed=SPEED)

@@ -28,6 +28,7 @@ def run(
     tmp_path: Path,
     definition: dict[str, Any],
     execution_input: dict[str, Any] | None = None,
+    *,
     substitutions: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> dict[str, Any]:
@@ -103,9 +104,7 @@ def run_check(cluster: dict[str, str], timeout_seconds: int | None = None) -> di
             "TaskDefinition": cluster["task_definition"],
             "LaunchType": "EC2",
             "Group": "dcgm-check",
-            "PlacementConstraints": [
-                {"Type": "memberOf", "Expression": f"ec2InstanceId == {cluster['instance_id']}"}
-            ],
+            "PlacementConstraints": [{"Type": "memberOf", "Expression": f"ec2InstanceId == {cluster['instance_id']}"}],
             "Overrides": {
                 "ContainerOverrides": [{"Name": "dcgm", "Environment": [{"Name": "DIAG_LEVEL", "Value": "2"}]}]
             },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,7 @@ def test_raised_exception_is_caught_by_its_class_name(start_engine: StartEngine,
     assert "engine_test_handlers.py" in cause["stackTrace"][0]
 
 
-def test_uncaught_exception_fails_the_execution_with_its_class_name(
-    start_engine: StartEngine, tmp_path: Path
-) -> None:
+def test_uncaught_exception_fails_the_execution_with_its_class_name(start_engine: StartEngine, tmp_path: Path) -> None:
     engine = start_engine()
     arn = engine.deploy_function("reject", "engine_test_handlers.reject", {})
     result = run(engine, tmp_path, invoke(arn, catch=["States.Timeout"]), {})
@@ -72,9 +71,7 @@ def test_uncaught_exception_fails_the_execution_with_its_class_name(
     assert result["error"] == "InvalidInput"
 
 
-def test_function_environment_is_set_and_restored(start_engine: StartEngine, clock, tmp_path: Path) -> None:
-    import os
-
+def test_function_environment_is_set_and_restored(start_engine: StartEngine, tmp_path: Path) -> None:
     engine = start_engine()
     engine.deploy_function("echo", "engine_test_handlers.echo_context", {"GPU_RECOVERY_TEST_VAR": "1"})
     with pytest.raises(ValueError, match="GPU_RECOVERY_TEST_VAR"):

@@ -1,0 +1,153 @@
+"""Corrections in ``real_time_waits``: Wait, Retry, the .sync poll, .sync timeouts and history on the SimClock."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from engine_harness import SPEED, StartEngine, ecs_cluster, ecs_tasks_never_stop, failed_event, run, run_check
+
+from gpu_recovery.clock import EPOCH, SimClock
+from gpu_recovery.engine.real_time_waits import SYNC_POLL_SIM_SECONDS
+
+pytestmark = pytest.mark.slow
+
+
+def wait_machine(**wait: object) -> dict:
+    return {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "End": True, **wait}}}
+
+
+def test_moto_still_waits_in_real_time(start_engine: StartEngine, clock: SimClock, tmp_path: Path) -> None:
+    """Shows the moto behaviour. If this fails, moto no longer sleeps a Wait in real time: revisit the correction."""
+    engine = start_engine(without=("wait_state_real_time",))
+    started = time.monotonic()
+    assert run(engine, tmp_path, wait_machine(Seconds=1))["status"] == "SUCCEEDED"
+    assert time.monotonic() - started >= 1.0
+    assert clock.elapsed() == 0.0
+
+
+def test_wait_of_600_s_advances_the_sim_clock_by_600(
+    start_engine: StartEngine, clock: SimClock, tmp_path: Path
+) -> None:
+    engine = start_engine()
+    started = time.monotonic()
+    result = run(engine, tmp_path, wait_machine(Seconds=600))
+    real = time.monotonic() - started
+    assert result["status"] == "SUCCEEDED"
+    assert clock.elapsed() == 600.0
+    assert 600 / SPEED <= real < 600 / SPEED + 2.0
+
+
+@pytest.mark.parametrize(
+    ("wait", "execution_input"),
+    [
+        ({"SecondsPath": "$.seconds"}, {"seconds": 120}),
+        ({"Timestamp": "2026-01-01T00:02:00Z"}, {}),
+        ({"TimestampPath": "$.at"}, {"at": "2026-01-01T00:02:00Z"}),
+    ],
+)
+def test_wait_variants_count_on_the_sim_clock(
+    start_engine: StartEngine, clock: SimClock, tmp_path: Path, wait: dict, execution_input: dict
+) -> None:
+    assert clock.now() == EPOCH
+    result = run(start_engine(), tmp_path, wait_machine(**wait), execution_input)
+    assert result["status"] == "SUCCEEDED", result
+    assert clock.elapsed() == 120.0
+
+
+def retry_machine(function: str, interval: int, attempts: int) -> dict:
+    call = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": function, "Payload": {}},
+        "Retry": [
+            {"ErrorEquals": ["InvalidInput"], "IntervalSeconds": interval, "MaxAttempts": attempts, "BackoffRate": 3}
+        ],
+        "End": True,
+    }
+    return {"StartAt": "Call", "States": {"Call": call}}
+
+
+def test_moto_still_sleeps_retry_intervals_in_real_time(
+    start_engine: StartEngine, clock: SimClock, tmp_path: Path
+) -> None:
+    """Shows the moto behaviour. If this fails, moto no longer sleeps Retry intervals: revisit the correction."""
+    engine = start_engine(without=("retry_interval_real_time",))
+    engine.deploy_function("reject", "engine_test_handlers.reject", {})
+    started = time.monotonic()
+    assert run(engine, tmp_path, retry_machine("reject", interval=1, attempts=1))["error"] == "InvalidInput"
+    assert time.monotonic() - started >= 1.0
+    assert clock.elapsed() == 0.0
+
+
+def test_retry_intervals_with_backoff_advance_the_sim_clock(
+    start_engine: StartEngine, clock: SimClock, tmp_path: Path
+) -> None:
+    engine = start_engine()
+    engine.deploy_function("reject", "engine_test_handlers.reject", {})
+    result = run(engine, tmp_path, retry_machine("reject", interval=10, attempts=3))
+    assert result["error"] == "InvalidInput"
+    assert clock.elapsed() == 10 + 30 + 90
+
+
+def test_moto_still_polls_sync_tasks_in_real_time(start_engine: StartEngine, clock: SimClock, tmp_path: Path) -> None:
+    """Shows the moto behaviour. If this fails, moto's .sync poll changed: revisit the correction."""
+    engine = start_engine(without=("sync_poll_real_time",))
+    started = time.monotonic()
+    assert run(engine, tmp_path, run_check(ecs_cluster()))["status"] == "SUCCEEDED"
+    # moto stops a task after a few DescribeTasks, 0.5 real seconds apart, while simulated time stands still.
+    assert time.monotonic() - started >= 0.5
+    assert clock.elapsed() == 0.0
+
+
+def test_sync_polls_advance_the_sim_clock(start_engine: StartEngine, clock: SimClock, tmp_path: Path) -> None:
+    engine = start_engine()
+    result = run(engine, tmp_path, run_check(ecs_cluster()))
+    assert result["status"] == "SUCCEEDED"
+    assert clock.elapsed() > 0
+    assert clock.elapsed() % SYNC_POLL_SIM_SECONDS == 0
+
+
+def test_moto_still_times_sync_tasks_out_in_real_time(
+    start_engine: StartEngine, clock: SimClock, tmp_path: Path
+) -> None:
+    """Shows the moto behaviour. If this fails, moto's task timeout changed: revisit the correction."""
+    engine = start_engine(without=("sync_timeout_real_time",))
+    with ecs_tasks_never_stop():
+        result = run(engine, tmp_path, run_check(ecs_cluster(), timeout_seconds=1))
+    assert result["error"] == "States.Timeout"
+    # One real second of polling ran the simulated clock far past the 1 s TimeoutSeconds.
+    assert clock.elapsed() > 20 * SYNC_POLL_SIM_SECONDS
+
+
+def test_hung_sync_task_times_out_in_sim_time(start_engine: StartEngine, clock: SimClock, tmp_path: Path) -> None:
+    engine = start_engine()
+    started = time.monotonic()
+    with ecs_tasks_never_stop():
+        result = run(engine, tmp_path, run_check(ecs_cluster(), timeout_seconds=900))
+    real = time.monotonic() - started
+    assert result["status"] == "FAILED"
+    assert result["error"] == "States.Timeout"
+    assert failed_event(engine, result["executionArn"])["error"] == "States.Timeout"
+    assert 900 <= clock.elapsed() <= 900 + 2 * SYNC_POLL_SIM_SECONDS
+    assert real < 10.0
+
+
+def test_moto_still_stamps_history_with_the_wall_clock(start_engine: StartEngine, tmp_path: Path) -> None:
+    """Shows the moto behaviour. If this fails, moto's history timestamps changed: revisit the correction."""
+    engine = start_engine(without=("history_wall_clock",))
+    result = run(engine, tmp_path, wait_machine(Seconds=600))
+    stamps = [event["timestamp"] for event in engine.history(result["executionArn"])]
+    assert abs((stamps[-1] - datetime.now(UTC)).total_seconds()) < 60
+
+
+def test_history_and_path_carry_sim_time(start_engine: StartEngine, tmp_path: Path) -> None:
+    engine = start_engine()
+    result = run(engine, tmp_path, wait_machine(Seconds=600))
+    stamps = [event["timestamp"] for event in engine.history(result["executionArn"])]
+    assert stamps[0] == EPOCH
+    assert (stamps[-1] - stamps[0]).total_seconds() == 600
+    [visit] = engine.path(result["executionArn"])
+    assert (visit.name, visit.entered_at_sim, visit.exited_at_sim, visit.iteration) == ("Wait", 0.0, 600.0, None)
