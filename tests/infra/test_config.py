@@ -1,0 +1,120 @@
+"""infra.config: precedence, validation, the Lambda environment. Pure Python, no CDK."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from infra.config import Config, ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/my-dcgm:7"
+
+
+def test_defaults_are_the_seed_values() -> None:
+    config = Config.load()
+    assert config.TASK_TABLE_NAME == "ecs_task"
+    assert config.JOB_TABLE_NAME == "ecs_job"
+    assert config.NODE_TABLE_NAME == "ecs_node"
+    assert config.ECS_CLUSTER_NAME == "gpu-cluster"
+    assert config.DCGM_HEALTH_CHECK_TASK == ""
+    assert (config.LAMBDA_TIMEOUT_SECONDS, config.LAMBDA_MEMORY_SIZE) == (120, 512)
+    assert config.SNS_TOPIC_NAME == "ecs-gpu-recovery-notifications"
+    assert config.SNS_TOPIC_DISPLAY_NAME == "GPU Training Job Notifications"
+    assert config.REMOVAL_POLICY == "retain"
+
+
+def test_env_overrides_default() -> None:
+    config = Config.load(env={"LAMBDA_MEMORY_SIZE": "1024", "DRY_RUN": "yes", "JOB_KEY": "tag:TrainingJob"})
+    assert config.LAMBDA_MEMORY_SIZE == 1024
+    assert config.DRY_RUN is True
+    assert config.JOB_KEY == "tag:TrainingJob"
+
+
+def test_context_overrides_env() -> None:
+    config = Config.load(
+        context={"TASK_TABLE_NAME": "from_context", "LAMBDA_TIMEOUT_SECONDS": 300},
+        env={"TASK_TABLE_NAME": "from_env", "JOB_TABLE_NAME": "job_from_env"},
+    )
+    assert config.TASK_TABLE_NAME == "from_context"
+    assert config.JOB_TABLE_NAME == "job_from_env"
+    assert config.LAMBDA_TIMEOUT_SECONDS == 300
+
+
+@pytest.mark.parametrize("text", ["true", "TRUE", "1", "yes", "Yes"])
+def test_true_spellings(text: str) -> None:
+    assert Config.load(env={"TERMINATE_QUARANTINED": text}).TERMINATE_QUARANTINED is True
+
+
+@pytest.mark.parametrize("text", ["false", "False", "0", "no", "NO"])
+def test_false_spellings(text: str) -> None:
+    assert Config.load(env={"RESTART_ON_HEALTHY": text}).RESTART_ON_HEALTHY is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("LAMBDA_MEMORY_SIZE", "abc", "128 to 10240"),
+        ("LAMBDA_MEMORY_SIZE", "64", "128 to 10240"),
+        ("LAMBDA_TIMEOUT_SECONDS", "901", "1 to 900"),
+        ("DCGM_HEALTH_CHECK_TASK", "not-an-arn", "task-definition/<family>:<revision>"),
+        ("DCGM_HEALTH_CHECK_TASK", "arn:aws:ecs:us-east-1:123456789012:task/x", "task-definition"),
+        ("JOB_KEY", "bogus", "group, startedBy or tag:<TagKey>"),
+        ("LOG_RETENTION_DAYS", "2", "1, 3, 5"),
+        ("DRY_RUN", "maybe", "true/false/1/0/yes/no"),
+        ("REMOVAL_POLICY", "snapshot", "retain or destroy"),
+        ("DCGM_GPU_COUNT", "0", "1 to 16"),
+    ],
+)
+def test_bad_value_names_variable_value_source_and_allowed(name: str, value: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.load(env={name: value})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"{name}={value!r} (from env)")
+    assert allowed in message
+
+
+def test_bad_context_value_says_context() -> None:
+    with pytest.raises(ConfigError, match=r"^LAMBDA_MEMORY_SIZE='abc' \(from context\)"):
+        Config.load(context={"LAMBDA_MEMORY_SIZE": "abc"}, env={"LAMBDA_MEMORY_SIZE": "256"})
+
+
+def test_external_check_task_needs_its_log_group() -> None:
+    with pytest.raises(ConfigError, match=r"DCGM_LOG_GROUP=''.*DCGM_HEALTH_CHECK_TASK is set"):
+        Config.load(env={"DCGM_HEALTH_CHECK_TASK": ARN})
+    config = Config.load(env={"DCGM_HEALTH_CHECK_TASK": ARN, "DCGM_LOG_GROUP": "/ecs/my-dcgm"})
+    assert config.dcgm_task_family == "my-dcgm"
+    assert not config.creates_dcgm_task
+
+
+def test_lambda_environment_is_exactly_the_contract() -> None:
+    env = Config.load(env={"LOG_LEVEL": "debug", "DRY_RUN": "1"}).lambda_environment()
+    assert set(env) == {
+        "TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME", "ECS_CLUSTER_NAME", "JOB_KEY", "DCGM_DIAG_LEVEL",
+        "DCGM_TIMEOUT_SECONDS", "DCGM_CONTAINER_NAME", "MAX_REBOOTS_PER_NODE", "REBOOT_WINDOW_HOURS",
+        "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS", "AGENT_POLL_MAX_ATTEMPTS",
+        "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY", "DRY_RUN",
+        "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE",
+    }  # fmt: skip
+    assert all(isinstance(v, str) for v in env.values())
+    assert env["DRY_RUN"] == "true"
+    assert env["TERMINATE_QUARANTINED"] == "false"
+    assert env["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "ecs-gpu-recovery"
+
+
+def test_simulator_modules_do_not_import_cdk() -> None:
+    for module in ("config", "substitutions", "event_pattern"):
+        source = (ROOT / "infra" / f"{module}.py").read_text()
+        assert not re.search(r"^\s*(from|import) (aws_cdk|constructs|cdk_nag)", source, re.M), module
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/configuration.md"])
+def test_every_setting_is_documented(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    missing = [name for name in Config.names() if f"`{name}`" not in text]
+    assert not missing, f"{doc} does not document {missing}"

@@ -1,0 +1,226 @@
+"""The synthesized template: tables, topic, DLQ, Lambdas, DCGM task, outputs, and IAM without wildcard actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from infra.config import Config
+from infra.lambdas import POWERTOOLS_LAYER_PARAMETER, STEP_FUNCTIONS
+from tests.infra.helpers import of_type
+
+Resources = dict[str, dict[str, Any]]
+
+
+def table(resources: Resources, name: str) -> dict[str, Any]:
+    tables = of_type(resources, "AWS::DynamoDB::Table").values()
+    (props,) = [r["Properties"] for r in tables if r["Properties"]["TableName"] == name]
+    return props
+
+
+def test_three_tables_with_keys(resources: Resources) -> None:
+    assert len(of_type(resources, "AWS::DynamoDB::Table")) == 3
+    assert table(resources, "ecs_task")["KeySchema"] == [{"AttributeName": "taskArn", "KeyType": "HASH"}]
+    assert table(resources, "ecs_job")["KeySchema"] == [{"AttributeName": "jobId", "KeyType": "HASH"}]
+    assert table(resources, "ecs_node")["KeySchema"] == [
+        {"AttributeName": "nodeId", "KeyType": "HASH"},
+        {"AttributeName": "recordKey", "KeyType": "RANGE"},
+    ]
+
+
+def test_task_table_has_by_job_index(resources: Resources) -> None:
+    (index,) = table(resources, "ecs_task")["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "byJob"
+    assert index["KeySchema"] == [
+        {"AttributeName": "jobId", "KeyType": "HASH"},
+        {"AttributeName": "taskArn", "KeyType": "RANGE"},
+    ]
+
+
+def test_tables_pitr_encryption_ttl_on_demand_retained(resources: Resources) -> None:
+    for logical_id, resource in of_type(resources, "AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, logical_id
+        assert props["SSESpecification"] == {"SSEEnabled": True}, logical_id  # AWS-managed KMS key
+        assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}, logical_id
+        assert props["BillingMode"] == "PAY_PER_REQUEST", logical_id
+        assert resource["DeletionPolicy"] == "Retain", logical_id
+
+
+def test_topic_is_kms_encrypted_and_ssl_only(template: Template, resources: Resources) -> None:
+    (key_id,) = of_type(resources, "AWS::KMS::Key")
+    template.has_resource_properties(
+        "AWS::SNS::Topic",
+        {
+            "TopicName": "ecs-gpu-recovery-notifications",
+            "DisplayName": "GPU Training Job Notifications",
+            "KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
+    )
+    assert resources[key_id]["Properties"]["EnableKeyRotation"] is True
+    template.resource_count_is("AWS::SNS::Subscription", 0)  # no NOTIFICATION_EMAIL by default
+
+
+def test_dead_letter_queue_is_encrypted_and_ssl_only(template: Template) -> None:
+    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True})
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
+    )
+
+
+def test_six_step_lambdas(resources: Resources) -> None:
+    functions = of_type(resources, "AWS::Lambda::Function")
+    assert sorted(f["Properties"]["Handler"] for f in functions.values()) == sorted(
+        f"{module}.handler" for module in STEP_FUNCTIONS
+    )
+    expected_env = set(Config.load().lambda_environment()) | {"DCGM_LOG_GROUP"}
+    roles = set()
+    for logical_id, function in functions.items():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.12", logical_id
+        assert props["Architectures"] == ["x86_64"], logical_id
+        assert props["Timeout"] == 120, logical_id
+        assert props["MemorySize"] == 512, logical_id
+        assert props["TracingConfig"] == {"Mode": "Active"}, logical_id
+        assert set(props["Environment"]["Variables"]) == expected_env, logical_id
+        assert len(props["Layers"]) == 1, logical_id
+        assert "LoggingConfig" in props, logical_id  # its own log group, with retention
+        roles.add(props["Role"]["Fn::GetAtt"][0])
+    assert len(roles) == 6  # one role per function
+
+
+def test_powertools_layer_is_the_pinned_public_one(template: Template) -> None:
+    parameters = template.to_json()["Parameters"]
+    assert any(p.get("Default") == POWERTOOLS_LAYER_PARAMETER for p in parameters.values())
+    assert POWERTOOLS_LAYER_PARAMETER == "/aws/service/powertools/python/x86_64/python3.12/3.37.0"
+
+
+def test_every_log_group_has_retention(resources: Resources) -> None:
+    for logical_id, group in of_type(resources, "AWS::Logs::LogGroup").items():
+        assert group["Properties"]["RetentionInDays"] == 90, logical_id
+
+
+def test_dcgm_check_task_definition(template: Template, resources: Resources) -> None:
+    (task,) = of_type(resources, "AWS::ECS::TaskDefinition").values()
+    props = task["Properties"]
+    assert props["Family"] == "gpu-recovery-dcgm-check"
+    assert props["RequiresCompatibilities"] == ["EC2"]
+    (container,) = props["ContainerDefinitions"]
+    assert container["Name"] == "dcgm-check"
+    assert container["Image"] == "nvcr.io/nvidia/cloud-native/dcgm:4.2.3-1-ubuntu22.04"
+    assert container["ResourceRequirements"] == [{"Type": "GPU", "Value": "8"}]
+    assert container["MemoryReservation"] > 0
+    assert container["Environment"] == [{"Name": "DCGM_DIAG_LEVEL", "Value": "2"}]
+    assert 'dcgmi diag -r "$DCGM_DIAG_LEVEL" -j' in " ".join(container["Command"])
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert container["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == "dcgm"
+
+
+def test_outputs(template: Template) -> None:
+    assert set(template.to_json()["Outputs"]) == {
+        "StateMachineArn", "StateMachineConsoleUrl", "TaskTableName", "JobTableName", "NodeTableName",
+        "NotificationTopicArn", "DeadLetterQueueUrl", "DcgmTaskDefinitionArn",
+    }  # fmt: skip
+
+
+def _statements(resources: Resources) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+            documents.append(props["PolicyDocument"])
+        if resource["Type"] == "AWS::IAM::Role":
+            documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for document in documents:
+            found += [(logical_id, s) for s in document["Statement"]]
+    return found
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else actions
+
+
+def test_no_iam_policy_grants_a_wildcard_action(resources: Resources) -> None:
+    statements = _statements(resources)
+    assert statements
+    offending = [(lid, a) for lid, s in statements for a in _actions(s) if "*" in a]
+    assert not offending
+    assert not [lid for lid, s in statements if "NotAction" in s]
+
+
+def test_resource_policies_allow_no_wildcard_action(resources: Resources) -> None:
+    # Deny statements (SSL enforcement) may name every action; nothing may be *allowed* by wildcard.
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties", {})
+        document = props.get("KeyPolicy") or (props.get("PolicyDocument") if "TopicPolicy" in resource["Type"]
+                                               or "QueuePolicy" in resource["Type"] else None)  # fmt: skip
+        for statement in (document or {}).get("Statement", []):
+            if statement["Effect"] == "Allow":
+                assert not [a for a in _actions(statement) if "*" in a], logical_id
+
+
+def _role_statements(resources: Resources, role_prefix: str) -> list[dict[str, Any]]:
+    (role_id,) = [lid for lid, r in of_type(resources, "AWS::IAM::Role").items() if lid.startswith(role_prefix)]
+    return [
+        s
+        for p in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_state_machine_role_has_what_the_definition_uses(resources: Resources) -> None:
+    actions = {a for s in _role_statements(resources, "WorkflowRole") for a in _actions(s)}
+    assert {
+        "lambda:InvokeFunction", "ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "events:PutTargets",
+        "events:PutRule", "events:DescribeRule", "iam:PassRole", "ecs:UpdateContainerInstancesState",
+        "ecs:DescribeContainerInstances", "ecs:ListContainerInstances", "ec2:RebootInstances", "dynamodb:GetItem",
+        "dynamodb:UpdateItem", "sns:Publish", "kms:GenerateDataKey", "kms:Decrypt",
+        "xray:PutTraceSegments", "logs:CreateLogDelivery",
+    } <= actions  # fmt: skip
+    assert "ec2:TerminateInstances" not in actions  # TERMINATE_QUARANTINED is off by default
+
+
+def test_state_machine_ecs_actions_are_conditioned_on_the_cluster(resources: Resources) -> None:
+    for statement in _role_statements(resources, "WorkflowRole"):
+        actions = _actions(statement)
+        if any(a in actions for a in ("ecs:RunTask", "ecs:StopTask", "ecs:UpdateContainerInstancesState")):
+            assert "ecs:cluster" in statement["Condition"]["ArnEquals"], actions
+
+
+def test_lambda_roles_are_least_privilege(resources: Resources) -> None:
+    def actions(prefix: str) -> set[str]:
+        return {a for s in _role_statements(resources, prefix) for a in _actions(s)}
+
+    assert "ecs:RunTask" not in actions("StepsClassifyFailureRole")
+    assert {"ecs:DescribeTasks", "ecs:ListTasks", "ecs:DescribeContainerInstances"} <= actions(
+        "StepsClassifyFailureRole"
+    )
+    assert {"logs:GetLogEvents", "logs:FilterLogEvents", "ecs:DescribeTaskDefinition"} <= actions(
+        "StepsAnalyzeDiagRole"
+    )
+    assert {"ecs:RunTask", "ecs:TagResource", "iam:PassRole"} <= actions("StepsRestartJobRole")
+    assert not {a for a in actions("StepsAcquireNodeRole") if not a.startswith(("dynamodb:", "xray:", "logs:"))}
+    for statement in _role_statements(resources, "StepsRestartJobRole"):
+        if "iam:PassRole" in _actions(statement):
+            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
