@@ -72,7 +72,7 @@ def pattern() -> EventPattern:
 
 
 @pytest.mark.parametrize(
-    ("case", "evt", "matches"),
+    ("case", "evt", "expected"),
     [
         ("gpu task failure", event(), True),
         ("task without startedBy (plain RunTask)", event(startedBy=None), True),
@@ -90,8 +90,8 @@ def pattern() -> EventPattern:
         ("still running", event(lastStatus="RUNNING", desiredStatus="STOPPED"), False),
     ],
 )
-def test_pattern(pattern: EventPattern, case: str, evt: dict[str, Any], matches: bool) -> None:
-    assert matches(pattern, evt) is matches, case
+def test_pattern(pattern: EventPattern, case: str, evt: dict[str, Any], expected: bool) -> None:
+    assert matches(pattern, evt) is expected, case
 
 
 def test_other_source_or_detail_type_does_not_match(pattern: EventPattern) -> None:
