@@ -1,8 +1,9 @@
 """Turn a finished DCGM check into a verdict. Pure: the caller fetches the log text.
 
 The check's contract (exit code of the check container): 0 healthy, 205 (dcgmi "isolate") the GPU must be
-replaced, any other code unhealthy; a check that was killed, timed out, could not be placed or whose exit
-code cannot be read is INCONCLUSIVE. Never HEALTHY on output that cannot be read.
+replaced, any other code unhealthy; a check that was killed (dcgmi 203, or 128+N for signal N), timed out,
+could not be placed or whose exit code cannot be read is INCONCLUSIVE. Never HEALTHY on output that cannot
+be read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from recovery.models import RepairAction, Verdict, VerdictStatus
 # The check wrapper prints its result on one line with this marker, among whatever else the container logs.
 RESULT_MARKER = "GPU_RECOVERY_RESULT "
 DCGMI_ISOLATE_EXIT = 205
+DCGMI_KILLED_EXIT = 203
 SIGNAL_EXIT_BASE = 128
+MAX_SIGNAL = 64
 
 
 def check_task(check: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -100,8 +103,8 @@ def verdict_from_check(check: Mapping[str, Any], log_text: str | None, container
     result, problem = parse_result(log_text)
     findings = _findings(result)
     common: dict[str, Any] = {"exit_code": exit_code, "check_task_arn": task_arn, "findings": findings}
-    if exit_code >= SIGNAL_EXIT_BASE and exit_code != DCGMI_ISOLATE_EXIT:
-        reason = f"the DCGM check was killed (exit {exit_code} = signal {exit_code - SIGNAL_EXIT_BASE})"
+    if exit_code == DCGMI_KILLED_EXIT or SIGNAL_EXIT_BASE < exit_code <= SIGNAL_EXIT_BASE + MAX_SIGNAL:
+        reason = f"the DCGM check was killed (exit {exit_code}): it says nothing about the GPUs"
         return Verdict(status=VerdictStatus.INCONCLUSIVE, action=RepairAction.NONE, reasons=[reason], **common)
     if exit_code == 0:
         if result is None:

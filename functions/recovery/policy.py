@@ -108,16 +108,16 @@ def plan_node_step(
 ) -> tuple[NodeStep, str]:
     """What to do with a node after a check: the cheapest action that works, never a loop."""
     after_reboot = plan.phase == "AFTER_REBOOT"
+    if verdict.status == VerdictStatus.INCONCLUSIVE:
+        if plan.inconclusive_checks == 0:
+            return NodeStep.RECHECK, "check inconclusive: one more check"
+        return NodeStep.SUSPECT, "two inconclusive checks: a human should look; not rebooting on a guess"
     if verdict.status == VerdictStatus.HEALTHY or verdict.action in (RepairAction.NONE, RepairAction.RESTART_APP):
         if after_reboot:
             return NodeStep.RELEASE_REPAIRED, "GPUs healthy after the reboot"
         if verdict.status == VerdictStatus.HEALTHY:
             return NodeStep.RELEASE, "GPUs healthy"
         return NodeStep.RELEASE, "GPUs usable: the application should be restarted, not the node"
-    if verdict.status == VerdictStatus.INCONCLUSIVE:
-        if plan.inconclusive_checks == 0:
-            return NodeStep.RECHECK, "check inconclusive: one more check"
-        return NodeStep.SUSPECT, "two inconclusive checks: a human should look; not rebooting on a guess"
     step, reason = _repair_step(verdict, after_reboot, reboots_in_window, max_reboots)
     if dry_run:
         return NodeStep.DRY_RUN, f"dry run: would {step.value.lower()} ({reason})"

@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from recovery.settings import Settings
@@ -32,8 +31,12 @@ def to_dynamo(value: Any) -> Any:
 
 
 def is_conditional_failure(error: ClientError) -> bool:
+    """A write refused by its condition (also inside a transaction), not any other failure."""
     code = error.response["Error"]["Code"]
-    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+    if code == "TransactionCanceledException":
+        reasons = error.response.get("CancellationReasons", [])
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+    return code == "ConditionalCheckFailedException"
 
 
 class Tables:
@@ -79,22 +82,22 @@ class Tables:
         """Record the failed task and make sure its job exists, in one transaction. False when a newer
         event for the task is already recorded (the caller treats it as a duplicate)."""
         newer_guard = "lastEventVersion <= :v" if manual else "lastEventVersion < :v"
-        serialize = TypeSerializer().serialize
         try:
+            # The resource's client serialises Python values to DynamoDB types, as Table methods do.
             self.resource.meta.client.transact_write_items(
                 TransactItems=[
                     {
                         "Put": {
                             "TableName": self.names["task"],
-                            "Item": {k: serialize(v) for k, v in to_dynamo(task_item).items()},
+                            "Item": to_dynamo(task_item),
                             "ConditionExpression": f"attribute_not_exists(taskArn) OR {newer_guard}",
-                            "ExpressionAttributeValues": {":v": serialize(task_item["lastEventVersion"])},
+                            "ExpressionAttributeValues": {":v": task_item["lastEventVersion"]},
                         }
                     },
                     {
                         "Update": {
                             "TableName": self.names["job"],
-                            "Key": {"jobId": serialize(job_id)},
+                            "Key": {"jobId": job_id},
                             "UpdateExpression": (
                                 "SET #status = if_not_exists(#status, :running), "
                                 "restartCount = if_not_exists(restartCount, :zero), "
@@ -103,10 +106,10 @@ class Tables:
                             ),
                             "ExpressionAttributeNames": {"#status": "status"},
                             "ExpressionAttributeValues": {
-                                ":running": serialize("RUNNING"),
-                                ":zero": serialize(0),
-                                ":now": serialize(now),
-                                ":task": serialize(task_item["taskArn"]),
+                                ":running": "RUNNING",
+                                ":zero": 0,
+                                ":now": now,
+                                ":task": task_item["taskArn"],
                             },
                         }
                     },

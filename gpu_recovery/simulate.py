@@ -1,0 +1,182 @@
+"""Run a scenario: the real definition and step Lambdas on the local engine, against the simulated fleet.
+Events reach the workflow only through the EventBridge rule's pattern, as in AWS."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from unittest import mock
+
+import boto3
+
+from gpu_recovery.clock import SimClock
+from gpu_recovery.engine import LocalEngine
+from gpu_recovery.local_stack import LocalStack, deploy
+from gpu_recovery.scenario import Scenario
+from gpu_recovery.sim import SimFleet
+from recovery import clock as step_clock
+from recovery.settings import get_settings
+from recovery.tables import plain
+
+# States whose presence means an execution did recovery work (took the job lock).
+WORK_STATE = "LockJob"
+EXECUTION_TIMEOUT_REAL_SECONDS = 300.0
+
+
+@dataclass
+class ExecutionReport:
+    name: str
+    status: str
+    path: list[str]
+    sim_seconds: float
+    visits: list[dict[str, Any]]
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass
+class Report:
+    scenario: str
+    passed: bool
+    failures: list[str]
+    executions: list[ExecutionReport]
+    actions: dict[str, dict[str, int]]
+    notifications: list[dict[str, str]]
+    nodes: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]
+    transitions: int
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    filtered_events: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _execution_name(event: dict[str, Any], copy: int) -> str:
+    detail = event["detail"]
+    name = f"{detail.get('group') or 'task'}-{detail['taskArn'].rsplit('/', 1)[-1][:12]}-v{detail['version']}-{copy}"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)[:80]
+
+
+def _scan(table: str) -> list[dict[str, Any]]:
+    items = boto3.resource("dynamodb").Table(table).scan()["Items"]
+    return [plain(item) for item in items]
+
+
+def _report_executions(stack: LocalStack, arns: list[str]) -> tuple[list[ExecutionReport], int]:
+    reports, transitions = [], 0
+    for arn in arns:
+        description = stack.engine.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
+        visits = stack.engine.path(arn)
+        transitions += sum(1 for e in stack.engine.history(arn) if e["type"].endswith("StateEntered"))
+        ends = [v.exited_at_sim for v in visits if v.exited_at_sim is not None]
+        reports.append(
+            ExecutionReport(
+                name=description["name"],
+                status=description["status"],
+                path=[v.name for v in visits],
+                sim_seconds=round(max(ends, default=0.0) - (visits[0].entered_at_sim if visits else 0.0), 1),
+                visits=[asdict(v) for v in visits],
+                error=description.get("error"),
+                cause=description.get("cause"),
+            )
+        )
+    return reports, transitions
+
+
+def _check(scenario: Scenario, report: Report, fleet: SimFleet) -> list[str]:
+    expect, problems = scenario.expect, []
+    nodes = {fleet.node_name(row["nodeId"]): row for row in report.nodes if row["recordKey"] == "STATE"}
+    for node, wanted in expect.nodes.items():
+        row = nodes.get(node, {})
+        if "status" in wanted and row.get("status") != wanted["status"]:
+            problems.append(f"node {node}: status {row.get('status')}, expected {wanted['status']}")
+        if "reboots" in wanted and report.actions["reboots"].get(node, 0) != wanted["reboots"]:
+            problems.append(
+                f"node {node}: {report.actions['reboots'].get(node, 0)} reboots, expected {wanted['reboots']}"
+            )
+    jobs = {row["jobId"]: row for row in report.jobs}
+    for job, status in expect.jobs.items():
+        if jobs.get(job, {}).get("status") != status:
+            problems.append(f"job {job}: status {jobs.get(job, {}).get('status')}, expected {status}")
+    worked = sum(1 for e in report.executions if WORK_STATE in e.path and "JoinExistingRecovery" not in e.path)
+    if expect.executions_that_did_work is not None and worked != expect.executions_that_did_work:
+        problems.append(f"{worked} executions did recovery work, expected {expect.executions_that_did_work}")
+    if expect.notifications is not None and len(report.notifications) != expect.notifications:
+        problems.append(f"{len(report.notifications)} notifications, expected {expect.notifications}")
+    if expect.path is not None:
+        paths = [e.path for e in report.executions if WORK_STATE in e.path]
+        if not paths or paths[0] != expect.path:
+            problems.append(f"path {paths[0] if paths else None}, expected {expect.path}")
+    problems += [
+        f"execution {e.name} {e.status}: {e.error}: {e.cause}" for e in report.executions if e.status != "SUCCEEDED"
+    ]
+    return problems
+
+
+def run(scenario: Scenario, speed: float = 200.0) -> Report:
+    clock = SimClock(speed=speed)
+    with (
+        LocalEngine(clock) as engine,
+        SimFleet(clock, "gpu-cluster", scenario.nodes, scenario.jobs, scenario.timings) as fleet,
+        mock.patch.object(step_clock, "utcnow", clock.now),
+    ):
+        get_settings.cache_clear()
+        stack = deploy(engine, fleet, scenario.config)
+        arns: list[str] = []
+        filtered = 0
+        for event_spec in sorted(scenario.events, key=lambda e: e.at):
+            clock.sleep(max(0.0, event_spec.at - clock.elapsed()))
+            node_instance = fleet.instance_id(event_spec.node)
+            tasks = [t for t in fleet.job_tasks(event_spec.job) if _task_instance(t, fleet) == node_instance]
+            if not tasks:
+                raise ValueError(f"job {event_spec.job} has no running task on {event_spec.node} at {event_spec.at}s")
+            event = fleet.fail_task(tasks[0], exit_code=event_spec.exit_code, reason=event_spec.reason)
+            for copy in range(1 + event_spec.duplicates):
+                if stack.matches(event):
+                    arns.append(
+                        stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, copy), event)
+                    )
+        executions, transitions = _report_executions(stack, arns)
+        # Everything the recoveries made ECS emit (stopped siblings, DCGM checks, reboots) goes through the
+        # rule too: none of it may start another recovery.
+        for event in fleet.drain_events():
+            if stack.matches(event):
+                arn = stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, 0), event)
+                more, more_transitions = _report_executions(stack, [arn])
+                executions += more
+                transitions += more_transitions
+            else:
+                filtered += 1
+        actions = fleet.actions()
+        nodes = _scan(stack.config.NODE_TABLE_NAME)
+        actions["quarantines"] = dict(
+            Counter(fleet.node_name(r["nodeId"]) for r in nodes if r.get("kind") == "QUARANTINE")
+        )
+        report = Report(
+            scenario=scenario.name,
+            passed=False,
+            failures=[],
+            executions=executions,
+            actions=actions,
+            notifications=stack.notifications(),
+            nodes=[r for r in nodes if r["recordKey"] == "STATE"] + [r for r in nodes if r["recordKey"] != "STATE"],
+            jobs=_scan(stack.config.JOB_TABLE_NAME),
+            transitions=transitions,
+            timeline=[
+                {"sim_seconds": t, "action": a, "target": target, "detail": d} for t, a, target, d in fleet.timeline()
+            ],
+            filtered_events=filtered,
+        )
+        report.failures = _check(scenario, report, fleet)
+        report.passed = not report.failures
+        return report
+
+
+def _task_instance(task_arn: str, fleet: SimFleet) -> str:
+    ecs = boto3.client("ecs")
+    task = ecs.describe_tasks(cluster=fleet.cluster_arn, tasks=[task_arn])["tasks"][0]
+    ci = ecs.describe_container_instances(cluster=fleet.cluster_arn, containerInstances=[task["containerInstanceArn"]])
+    return str(ci["containerInstances"][0]["ec2InstanceId"])
