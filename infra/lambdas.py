@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -147,9 +148,9 @@ class StepLambdas(Construct):
         )
 
     @staticmethod
-    def _tables(function: lambda_.Function, *tables_: object) -> None:
+    def _tables(function: lambda_.Function, *tables_: dynamodb.ITable) -> None:
         for table in tables_:
-            table.grant_read_write_data(function)  # type: ignore[attr-defined]
+            table.grant_read_write_data(function)
 
     def _acknowledge(
         self,
