@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-# jsii prints a banner on every synth when Node 20 is past end-of-life; it changes nothing we rely on.
+# jsii prints a banner on every synth when Node 20 is past end-of-life (older jsii reads the first variable,
+# current jsii the second); it changes nothing we rely on.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: help install test lint typecheck validate-asl unit workflow infra-test demo synth deploy bench clean
@@ -43,7 +45,7 @@ test: install lint typecheck validate-asl
 	$(BIN)/pytest
 
 demo: install
-	$(BIN)/gpu-recovery simulate --all
+	$(BIN)/gpu-recovery simulate
 
 synth: install
 	npx cdk synth --quiet

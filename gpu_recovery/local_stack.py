@@ -42,7 +42,7 @@ class LocalStack:
 
     def matches(self, event: dict[str, Any]) -> bool:
         """Whether the EventBridge rule would start an execution for this event."""
-        return bool(self.pattern.matches_event(event))
+        return bool(self.pattern.matches_event(event))  # type: ignore[arg-type]
 
     def notifications(self) -> list[dict[str, str]]:
         region, account = self.topic_arn.split(":")[3:5]

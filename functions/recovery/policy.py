@@ -145,7 +145,8 @@ def decide_job(
 ) -> tuple[JobOutcomeKind, str]:
     """Restart only when a GPU fault was found and dealt with; restarting a crashing application loops."""
     outcomes = {r.outcome for r in results}
-    gpu_fault_handled = bool(outcomes & {NodeOutcome.REPAIRED, NodeOutcome.QUARANTINED})
+    # A dry run found the fault and recorded what it would do: decide the job as if it had.
+    gpu_fault_handled = bool(outcomes & {NodeOutcome.REPAIRED, NodeOutcome.QUARANTINED, NodeOutcome.DRY_RUN})
     unresolved = sorted(r.node_id for r in results if r.outcome in (NodeOutcome.SUSPECT, NodeOutcome.BUSY))
     if unresolved and not gpu_fault_handled:
         return JobOutcomeKind.FAILED, f"node(s) {', '.join(unresolved)} unresolved: a human should look"
