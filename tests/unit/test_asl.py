@@ -1,0 +1,187 @@
+"""Structure of statemachine/recovery.asl.json."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.substitutions import SUBSTITUTION_KEYS, placeholders
+from recovery.models import NodeStep
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL_TEXT = (ROOT / "statemachine" / "recovery.asl.json").read_text()
+ASL = json.loads(ASL_TEXT)
+LAMBDA_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+FUNCTION = re.compile(r"^\$\{(\w+)FunctionArn\}$")
+
+
+def walk(states: dict[str, Any], parent: str | None = None) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+    """(name, state, enclosing Map) for every state, nested ones included."""
+    for name, state in states.items():
+        yield name, state, parent
+        if state["Type"] == "Map":
+            yield from walk((state.get("ItemProcessor") or state["Iterator"])["States"], name)
+        for branch in state.get("Branches", []):
+            yield from walk(branch["States"], parent)
+
+
+ALL = {name: (state, parent) for name, state, parent in walk(ASL["States"])}
+
+
+def test_state_names_are_unique() -> None:
+    assert len(ALL) == len(list(walk(ASL["States"])))
+
+
+def test_every_placeholder_has_a_substitution() -> None:
+    assert placeholders(ASL_TEXT) <= set(SUBSTITUTION_KEYS)
+    assert placeholders(ASL_TEXT), "the definition uses no placeholders at all?"
+
+
+def test_every_substitution_is_used() -> None:
+    assert set(SUBSTITUTION_KEYS) <= placeholders(ASL_TEXT)
+
+
+def lambda_states() -> list[tuple[str, dict[str, Any]]]:
+    return [(n, s) for n, (s, _) in ALL.items() if s["Type"] == "Task" and FUNCTION.match(s["Resource"])]
+
+
+@pytest.mark.parametrize(("name", "state"), lambda_states(), ids=[n for n, _ in lambda_states()])
+def test_lambda_states_have_the_standard_retry(name: str, state: dict[str, Any]) -> None:
+    retries = [r for r in state.get("Retry", []) if set(r["ErrorEquals"]) & LAMBDA_ERRORS]
+    assert len(retries) == 1, name
+    assert set(retries[0]["ErrorEquals"]) == LAMBDA_ERRORS
+    assert len(retries[0]["ErrorEquals"]) == 4
+    assert retries[0]["MaxAttempts"] >= 2
+
+
+def test_sdk_integrations_retry_throttling() -> None:
+    for name, (state, _) in ALL.items():
+        if state["Type"] == "Task" and not FUNCTION.match(state["Resource"]):
+            errors = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+            assert any("Throttl" in e or "RequestLimit" in e for e in errors), name
+
+
+def catches_all(state: dict[str, Any]) -> bool:
+    return any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", []))
+
+
+def test_every_top_level_task_has_a_catch() -> None:
+    for name, state in ASL["States"].items():
+        if state["Type"] in ("Task", "Map", "Parallel"):
+            assert catches_all(state), name
+
+
+def test_every_task_inside_a_map_is_caught() -> None:
+    for name, (state, parent) in ALL.items():
+        if parent and state["Type"] == "Task":
+            map_state = ALL[parent][0]
+            assert catches_all(state) or any(
+                c["Next"] == "HandleError" and "States.ALL" in c["ErrorEquals"] for c in map_state.get("Catch", [])
+            ), name
+
+
+def targets(state: dict[str, Any]) -> set[str]:
+    found = {state.get("Next"), state.get("Default")}
+    found |= {c["Next"] for c in state.get("Choices", [])}
+    found |= {c["Next"] for c in state.get("Catch", [])}
+    return {t for t in found if t}
+
+
+def check_graph(start: str, states: dict[str, Any]) -> None:
+    for name, state in states.items():
+        assert targets(state) <= set(states), f"{name} -> {targets(state) - set(states)}"
+        if state["Type"] not in ("Succeed", "Fail", "Choice"):
+            assert state.get("End") or state.get("Next"), f"{name} neither ends nor goes on"
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += targets(states[name])
+    assert seen == set(states), f"unreachable: {set(states) - seen}"
+
+
+def test_graph_top_level() -> None:
+    check_graph(ASL["StartAt"], ASL["States"])
+
+
+def test_graph_inside_maps() -> None:
+    maps = [s for s, _ in ALL.values() if s["Type"] == "Map"]
+    assert maps
+    for map_state in maps:
+        processor = map_state.get("ItemProcessor") or map_state["Iterator"]
+        check_graph(processor["StartAt"], processor["States"])
+
+
+def test_every_choice_has_a_default() -> None:
+    for name, (state, _) in ALL.items():
+        if state["Type"] == "Choice":
+            assert state.get("Default"), name
+
+
+def test_dcgm_check_is_pinned_and_bounded() -> None:
+    [state] = [s for s, _ in ALL.values() if s.get("Resource") == "arn:aws:states:::ecs:runTask.sync"]
+    params = state["Parameters"]
+    [constraint] = params["PlacementConstraints"]
+    assert constraint["Type"] == "memberOf"
+    assert "ec2InstanceId ==" in constraint.get("Expression.$", constraint.get("Expression", ""))
+    assert state["TimeoutSecondsPath"] == "$.settings.dcgmTimeoutSeconds"
+    assert params["LaunchType"] == "EC2"
+    env = params["Overrides"]["ContainerOverrides"][0]["Environment"]
+    assert {"Name": "DCGM_DIAG_LEVEL", "Value.$": "$.settings.diagLevel"} in env
+    # Both outcomes of the check reach the analyzer.
+    assert state["Next"] == "AnalyzeDiag"
+    assert [c["Next"] for c in state["Catch"] if "States.ALL" in c["ErrorEquals"]] == ["AnalyzeDiag"]
+
+
+def test_next_node_step_handles_every_node_step() -> None:
+    choice = ALL["NextNodeStep"][0]
+    assert {c["StringEquals"] for c in choice["Choices"]} == {s.value for s in NodeStep}
+
+
+def test_invalid_input_fails_by_name() -> None:
+    catch = ASL["States"]["ClassifyFailure"]["Catch"][0]
+    assert catch["ErrorEquals"] == ["InvalidInput"]
+    assert ASL["States"][catch["Next"]]["Type"] == "Fail"
+
+
+def docstring_steps() -> dict[str, set[str]]:
+    """State names a handler module's docstring names before its colon ("LockNode: ...", "A / B / C: ...")."""
+    found = {}
+    for path in (ROOT / "functions").glob("*.py"):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        head = doc.split(":", 1)[0]
+        found[path.stem] = {n.strip() for n in head.split("/")}
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(docstring_steps()))
+def test_docstring_step_names_exist_in_the_asl(module: str) -> None:
+    names = docstring_steps()[module]
+    assert names <= set(ALL), f"{module}: {names - set(ALL)}"
+
+
+def test_docstring_states_call_their_module() -> None:
+    arn = {
+        "classify_failure": "ClassifyFailure",
+        "acquire_node": "AcquireNode",
+        "analyze_diag": "AnalyzeDiag",
+        "record_node_state": "RecordNodeState",
+        "restart_job": "RestartJob",
+        "handle_error": "HandleError",
+    }
+    for module, names in docstring_steps().items():
+        for name in names:
+            assert ALL[name][0]["Resource"] == f"${{{arn[module]}FunctionArn}}", (module, name)

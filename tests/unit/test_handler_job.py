@@ -1,0 +1,193 @@
+"""RestartJob and HandleError against moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import acquire_node
+import boto3
+import classify_failure
+import handle_error
+import pytest
+import restart_job
+from unit_helpers import (
+    CLUSTER,
+    EXECUTION_ARN,
+    JOB_TABLE,
+    NODE_TABLE,
+    OTHER_EXECUTION_ARN,
+    REGION,
+    TASK_TABLE,
+    FakeLambdaContext,
+    Fleet,
+    execution,
+    scan,
+)
+
+
+def recovering(fleet: Fleet, context: FakeLambdaContext) -> dict[str, Any]:
+    """ClassifyFailure, then LockJob as the ASL writes it."""
+    out = classify_failure.handler({"request": fleet.event(), "execution": execution()}, context)
+    boto3.resource("dynamodb", region_name=REGION).Table(JOB_TABLE).update_item(
+        Key={"jobId": "job-a"},
+        UpdateExpression="SET #status = :recovering, lockOwner = :me, lockedAt = :now",
+        ConditionExpression="attribute_not_exists(lockOwner) OR lockOwner = :me",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":recovering": "RECOVERING", ":me": EXECUTION_ARN, ":now": "2026-11-20T03:15Z"},
+    )
+    return out
+
+
+def job_request(classified: dict[str, Any], outcomes: list[str], dry_run: bool = False) -> dict[str, Any]:
+    nodes = classified["job"]["nodes"]
+    return {
+        "job": classified["job"],
+        "failure": classified["failure"],
+        "nodeResults": [
+            {"nodeId": n["ec2InstanceId"], "outcome": o, "reason": f"test {o}"}
+            for n, o in zip(nodes, outcomes, strict=True)
+        ],
+        "dryRun": dry_run,
+        "settings": classified["settings"],
+        "execution": execution(),
+    }
+
+
+def job() -> dict[str, Any]:
+    [row] = scan(JOB_TABLE)
+    return row
+
+
+def ecs_task_arns() -> set[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    return set(ecs.list_tasks(cluster=CLUSTER)["taskArns"])
+
+
+def test_restart_after_repair(fleet: Fleet, context: FakeLambdaContext) -> None:
+    classified = recovering(fleet, context)
+    before = ecs_task_arns()
+    out = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    assert out["outcome"] == "RESTARTED"
+    failed = classified["failure"]["taskArn"]
+    assert set(out["newTasks"]) == {failed, fleet.sibling}
+    assert set(out["newTasks"].values()) == ecs_task_arns() - before
+    described = boto3.client("ecs", region_name=REGION).describe_tasks(
+        cluster=CLUSTER, tasks=list(out["newTasks"].values())
+    )["tasks"]
+    overrides = fleet.event()["detail"]["overrides"]
+    for task in described:
+        assert task["taskDefinitionArn"] == fleet.train_task_definition
+        assert task["group"] == "job-a"
+        assert task["startedBy"] == "airflow/llm-train"
+        assert task["overrides"]["containerOverrides"] == overrides["containerOverrides"]
+    row = job()
+    assert (row["status"], row["restartCount"], row["lastOutcome"]) == ("RUNNING", 1, "RESTARTED")
+    tasks = {t["taskArn"]: t for t in scan(TASK_TABLE)}
+    assert tasks[failed]["restartedAs"] == out["newTasks"][failed]
+    assert tasks[failed]["recoveryStatus"] == "RESTARTED"
+    body = json.loads(out["notification"]["message"])
+    assert body["newTasks"] == out["newTasks"]
+    assert out["notification"]["subject"].startswith("[GPU Recovery] job-a RESTARTED")
+
+
+def test_restart_counted_once_when_handler_runs_twice(fleet: Fleet, context: FakeLambdaContext) -> None:
+    classified = recovering(fleet, context)
+    restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    assert job()["restartCount"] == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a retried RestartJob re-decides on the restartCount its first run already incremented: with "
+    "MAX_RESTARTS_PER_JOB=1 the retry answers FAILED 'restart budget exhausted' (and emits JobFailed) for a job "
+    "that was restarted; it should return the recorded outcome when lastRecovery is this execution",
+)
+def test_retried_restart_returns_the_same_outcome(
+    fleet: Fleet, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_RESTARTS_PER_JOB", "1")
+    classified = recovering(fleet, context)
+    first = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    retry = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    assert first["outcome"] == "RESTARTED"
+    assert retry["outcome"] == first["outcome"]
+
+
+def test_all_healthy_fails_without_run_task(fleet: Fleet, context: FakeLambdaContext) -> None:
+    classified = recovering(fleet, context)
+    before = ecs_task_arns()
+    out = restart_job.handler(job_request(classified, ["HEALTHY", "HEALTHY"]), context)
+    assert out["outcome"] == "FAILED"
+    assert "application" in out["reason"]
+    assert out["newTasks"] == {}
+    assert ecs_task_arns() == before
+    assert (job()["status"], job()["restartCount"]) == ("FAILED", 0)
+
+
+def test_budget_exhausted_fails(fleet: Fleet, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_RESTARTS_PER_JOB", "0")
+    classified = recovering(fleet, context)
+    before = ecs_task_arns()
+    out = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    assert out["outcome"] == "FAILED"
+    assert "budget exhausted" in out["reason"]
+    assert ecs_task_arns() == before
+    assert job()["status"] == "FAILED"
+
+
+def test_dry_run_starts_nothing(fleet: Fleet, context: FakeLambdaContext) -> None:
+    classified = recovering(fleet, context)
+    before = ecs_task_arns()
+    out = restart_job.handler(job_request(classified, ["DRY_RUN", "HEALTHY"], dry_run=True), context)
+    assert out["dryRun"] is True
+    assert out["reason"].startswith("dry run: would be")
+    assert ecs_task_arns() == before
+    assert job()["status"] == "RUNNING"
+    assert "DRY RUN" in out["notification"]["subject"]
+
+
+# ---- HandleError ----------------------------------------------------------------------------------
+def test_handle_error_releases_only_own_locks(fleet: Fleet, context: FakeLambdaContext) -> None:
+    classified = recovering(fleet, context)
+    nodes = classified["job"]["nodes"]
+    for node, owner in zip(nodes, (EXECUTION_ARN, OTHER_EXECUTION_ARN), strict=True):
+        acquire_node.handler(
+            {
+                "node": node,
+                "jobId": "job-a",
+                "failure": classified["failure"],
+                "dryRun": False,
+                "execution": execution(owner),
+            },
+            context,
+        )
+    error = {"Error": "States.TaskFailed", "Cause": "ECS.AccessDeniedException: not authorized to RebootInstances"}
+    state = classified | {"error": error}
+    out = handle_error.handler({"state": state, "execution": execution()}, context)
+    mine, theirs = nodes[0]["ec2InstanceId"], nodes[1]["ec2InstanceId"]
+    assert out["releasedJob"] is True
+    assert out["releasedNodes"] == [mine]
+    row = job()
+    assert row["status"] == "ERROR"
+    assert "lockOwner" not in row
+    states = {i["nodeId"]: i for i in scan(NODE_TABLE) if i["recordKey"] == "STATE"}
+    assert "lockOwner" not in states[mine]
+    assert states[mine]["status"] == "SUSPECT"
+    assert states[theirs]["lockOwner"] == OTHER_EXECUTION_ARN
+    assert states[theirs]["status"] == "CHECKING"
+    errors = [i for i in scan(NODE_TABLE) if i["recordKey"].startswith("HISTORY#")]
+    assert [(e["nodeId"], e["kind"]) for e in errors] == [(mine, "ERROR")]
+    tasks = {t["taskArn"]: t for t in scan(TASK_TABLE)}
+    assert tasks[classified["failure"]["taskArn"]]["recoveryStatus"] == "ERROR"
+    assert "States.TaskFailed" in out["notification"]["subject"]
+    assert json.loads(out["notification"]["message"])["error"] == "States.TaskFailed"
+
+
+def test_handle_error_before_classification(aws: None, context: FakeLambdaContext) -> None:
+    state = {"taskArn": "x", "error": {"Error": "Lambda.Unknown", "Cause": "timeout"}}
+    out = handle_error.handler({"state": state, "execution": execution()}, context)
+    assert out["releasedJob"] is False
+    assert out["releasedNodes"] == []
+    assert out["notification"]["subject"] == "[GPU Recovery] ERROR unknown job: Lambda.Unknown"

@@ -1,0 +1,291 @@
+"""policy.py: every decision, pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from unit_helpers import load_event
+
+from recovery.models import (
+    CheckPlan,
+    Decision,
+    EcsTask,
+    JobOutcomeKind,
+    LockOutcome,
+    NodeOutcome,
+    NodeResult,
+    NodeStep,
+    RepairAction,
+    Verdict,
+    VerdictStatus,
+)
+from recovery.policy import (
+    classify_task,
+    decide_job,
+    decide_node_lock,
+    job_identity,
+    plan_node_step,
+    reboots_in_window,
+)
+
+CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/gpu-training"
+ME = "arn:aws:states:us-east-1:123456789012:execution:gpu-recovery:exec-1"
+OTHER = "arn:aws:states:us-east-1:123456789012:execution:gpu-recovery:exec-2"
+
+
+def task(name: str = "task_stopped_gpu", **changes: Any) -> EcsTask:
+    detail = load_event(name)["detail"] | changes
+    return EcsTask.model_validate(detail)
+
+
+# ---- classify_task ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fixture", "reason"),
+    [
+        ("task_stopped_other_cluster", "NOT_IN_CLUSTER"),
+        ("task_stopped_own_dcgm_check", "OWN_DCGM_TASK"),
+        ("task_stopped_no_gpu", "NOT_A_GPU_TASK"),
+        ("task_running_gpu", "NOT_STOPPED"),
+        ("task_stopped_user_initiated", "STOP_CODE_NOT_GPU"),
+        ("task_stopped_service_scheduler", "STOP_CODE_NOT_GPU"),
+        ("task_stopped_spot_interruption", "STOP_CODE_NOT_GPU"),
+        ("task_stopped_termination_notice", "STOP_CODE_NOT_GPU"),
+        ("task_stopped_exit0", "EXITED_CLEANLY"),
+    ],
+)
+def test_classify_ignores_with_reason(fixture: str, reason: str) -> None:
+    decision, why = classify_task(task(fixture), CLUSTER_ARN, manual=False, previous=None)
+    assert decision == Decision.IGNORE
+    assert why.startswith(f"{reason}: ")
+
+
+def test_classify_recovers_gpu_failure() -> None:
+    decision, why = classify_task(task(), CLUSTER_ARN, manual=False, previous=None)
+    assert decision == Decision.RECOVER
+    assert "EssentialContainerExited" in why
+    assert "trainer=1" in why
+
+
+def test_classify_duplicate_same_version() -> None:
+    previous = {"lastEventVersion": 5, "recoveryExecution": ME}
+    decision, why = classify_task(task(), CLUSTER_ARN, manual=False, previous=previous)
+    assert decision == Decision.DUPLICATE
+    assert "version 5" in why
+
+
+def test_classify_duplicate_newer_version_of_handled_task() -> None:
+    previous = {"lastEventVersion": 4, "recoveryExecution": ME}
+    decision, why = classify_task(task(), CLUSTER_ARN, manual=False, previous=previous)
+    assert decision == Decision.DUPLICATE
+    assert ME in why
+
+
+def test_classify_recorded_sibling_without_recovery_is_recovered() -> None:
+    # A running sibling recorded by an earlier recovery (version 3) that now fails itself (version 5).
+    decision, _ = classify_task(task(), CLUSTER_ARN, manual=False, previous={"lastEventVersion": 3})
+    assert decision == Decision.RECOVER
+
+
+@pytest.mark.parametrize("fixture", ["task_stopped_exit0", "task_stopped_user_initiated", "task_running_gpu"])
+def test_manual_skips_exit_stop_and_status_checks(fixture: str) -> None:
+    decision, _ = classify_task(task(fixture), CLUSTER_ARN, manual=True, previous=None)
+    assert decision == Decision.RECOVER
+
+
+def test_manual_skips_version_check() -> None:
+    previous = {"lastEventVersion": 5, "recoveryExecution": OTHER}
+    assert classify_task(task(), CLUSTER_ARN, manual=True, previous=previous)[0] == Decision.RECOVER
+
+
+@pytest.mark.parametrize(
+    ("fixture", "reason"),
+    [
+        ("task_stopped_other_cluster", "NOT_IN_CLUSTER"),
+        ("task_stopped_own_dcgm_check", "OWN_DCGM_TASK"),
+        ("task_stopped_no_gpu", "NOT_A_GPU_TASK"),
+    ],
+)
+def test_manual_still_refuses_what_is_not_ours(fixture: str, reason: str) -> None:
+    decision, why = classify_task(task(fixture), CLUSTER_ARN, manual=True, previous=None)
+    assert decision == Decision.IGNORE
+    assert why.startswith(reason)
+
+
+# ---- job_identity -------------------------------------------------------------------------------
+def test_job_identity_group() -> None:
+    assert job_identity(task(), "group") == ("job-a", False)
+
+
+def test_job_identity_started_by() -> None:
+    assert job_identity(task(), "startedBy") == ("airflow/llm-train", False)
+
+
+def test_job_identity_tag() -> None:
+    tagged = task(tags=[{"key": "team", "value": "nlp"}, {"key": "training-job", "value": "llama-70b-run-42"}])
+    assert job_identity(tagged, "tag:training-job") == ("llama-70b-run-42", False)
+
+
+def test_job_identity_missing_key_is_a_job_of_one() -> None:
+    job_id, _ = job_identity(task(), "tag:training-job")
+    assert job_id == "task:4f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c"
+    assert job_identity(task(group=None), "group")[0] == "task:4f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c"
+
+
+@pytest.mark.parametrize("changes", [{"group": "service:llm-inference"}, {"startedBy": "ecs-svc/9223370493064830016"}])
+def test_job_identity_service_managed(changes: dict[str, str]) -> None:
+    assert job_identity(task(**changes), "group")[1] is True
+
+
+# ---- plan_node_step -----------------------------------------------------------------------------
+def verdict(status: str, action: str = "NONE") -> Verdict:
+    return Verdict(status=VerdictStatus(status), action=RepairAction(action), reasons=["test"])
+
+
+INITIAL = CheckPlan()
+AFTER_REBOOT = CheckPlan(phase="AFTER_REBOOT")
+
+
+@pytest.mark.parametrize(
+    ("v", "plan", "reboots", "dry_run", "step"),
+    [
+        (verdict("HEALTHY"), INITIAL, 0, False, NodeStep.RELEASE),
+        (verdict("HEALTHY"), AFTER_REBOOT, 1, False, NodeStep.RELEASE_REPAIRED),
+        (verdict("UNHEALTHY", "RESTART_APP"), INITIAL, 0, False, NodeStep.RELEASE),
+        pytest.param(
+            verdict("INCONCLUSIVE"),
+            INITIAL,
+            0,
+            False,
+            NodeStep.RECHECK,
+        ),
+        pytest.param(
+            verdict("INCONCLUSIVE"),
+            CheckPlan(inconclusive_checks=1),
+            0,
+            False,
+            NodeStep.SUSPECT,
+        ),
+        (verdict("UNHEALTHY", "REPLACE"), INITIAL, 0, False, NodeStep.QUARANTINE),
+        (verdict("UNHEALTHY", "REBOOT"), AFTER_REBOOT, 1, False, NodeStep.QUARANTINE),
+        (verdict("UNHEALTHY", "REBOOT"), INITIAL, 2, False, NodeStep.QUARANTINE),
+        (verdict("UNHEALTHY", "REBOOT"), INITIAL, 1, False, NodeStep.REBOOT),
+        (verdict("UNHEALTHY", "REBOOT"), INITIAL, 0, True, NodeStep.DRY_RUN),
+        (verdict("UNHEALTHY", "REPLACE"), INITIAL, 0, True, NodeStep.DRY_RUN),
+    ],
+)
+def test_plan_node_step(v: Verdict, plan: CheckPlan, reboots: int, dry_run: bool, step: NodeStep) -> None:
+    assert plan_node_step(v, plan, reboots, 2, dry_run)[0] == step
+
+
+def test_plan_node_step_reasons_say_why() -> None:
+    assert "budget exhausted (2 of 2" in plan_node_step(verdict("UNHEALTHY", "REBOOT"), INITIAL, 2, 2, False)[1]
+    assert "reboot 2 of 2" in plan_node_step(verdict("UNHEALTHY", "REBOOT"), INITIAL, 1, 2, False)[1]
+    assert plan_node_step(verdict("UNHEALTHY", "REBOOT"), INITIAL, 0, 2, True)[1].startswith("dry run: would reboot")
+
+
+def test_inconclusive_after_reboot_is_rechecked_not_released_as_repaired() -> None:
+    assert plan_node_step(verdict("INCONCLUSIVE"), AFTER_REBOOT, 1, 5, False)[0] == NodeStep.RECHECK
+
+
+# ---- decide_node_lock ---------------------------------------------------------------------------
+FAILURE_AT = "2026-11-20T03:14:27.391000+00:00"
+
+
+def node_state(**fields: Any) -> dict[str, Any]:
+    return {"nodeId": "i-0a1b2c3d4e5f60718", "recordKey": "STATE", **fields}
+
+
+def test_lock_no_row_acquired() -> None:
+    assert decide_node_lock(None, ME, FAILURE_AT, 0, 3) == (LockOutcome.ACQUIRED, None)
+
+
+def test_lock_quarantined_done() -> None:
+    state = node_state(status="QUARANTINED", reason="DCGM says the GPU must be replaced", updatedAt="2026-11-19")
+    outcome, result = decide_node_lock(state, ME, FAILURE_AT, 0, 3)
+    assert outcome == LockOutcome.DONE
+    assert result is not None
+    assert result.outcome == NodeOutcome.QUARANTINED
+    assert "must be replaced" in result.reason
+
+
+def test_lock_held_by_other_wait_then_busy() -> None:
+    state = node_state(status="CHECKING", lockOwner=OTHER)
+    assert decide_node_lock(state, ME, FAILURE_AT, 2, 3) == (LockOutcome.WAIT, None)
+    outcome, result = decide_node_lock(state, ME, FAILURE_AT, 3, 3)
+    assert outcome == LockOutcome.DONE
+    assert result is not None
+    assert result.outcome == NodeOutcome.BUSY
+    assert result.handled_by == OTHER
+
+
+def test_lock_reuses_other_healthy_outcome_checked_after_failure() -> None:
+    state = node_state(
+        status="HEALTHY", lastOutcome="REPAIRED", lastCheckedAt="2026-11-20T03:20:00+00:00", lastCheckedBy=OTHER
+    )
+    outcome, result = decide_node_lock(state, ME, FAILURE_AT, 0, 3)
+    assert outcome == LockOutcome.DONE
+    assert result is not None
+    assert result.outcome == NodeOutcome.REPAIRED
+    assert result.handled_by == OTHER
+
+
+def test_lock_does_not_reuse_check_from_before_failure() -> None:
+    state = node_state(status="HEALTHY", lastCheckedAt="2026-11-20T03:00:00+00:00", lastCheckedBy=OTHER)
+    assert decide_node_lock(state, ME, FAILURE_AT, 0, 3) == (LockOutcome.ACQUIRED, None)
+
+
+def test_lock_does_not_reuse_non_healthy_outcome() -> None:
+    state = node_state(status="SUSPECT", lastCheckedAt="2026-11-20T03:20:00+00:00", lastCheckedBy=OTHER)
+    assert decide_node_lock(state, ME, FAILURE_AT, 0, 3) == (LockOutcome.ACQUIRED, None)
+
+
+def test_lock_own_lock_acquired() -> None:
+    state = node_state(status="CHECKING", lockOwner=ME, lastCheckedAt="2026-11-20T03:20:00+00:00", lastCheckedBy=ME)
+    assert decide_node_lock(state, ME, FAILURE_AT, 0, 3) == (LockOutcome.ACQUIRED, None)
+
+
+# ---- decide_job ---------------------------------------------------------------------------------
+def result(outcome: str, node: str = "i-0a1b2c3d4e5f60718") -> NodeResult:
+    return NodeResult(node_id=node, outcome=NodeOutcome(outcome), reason="test")
+
+
+def test_job_all_healthy_fails_without_restart() -> None:
+    kind, reason = decide_job([result("HEALTHY"), result("HEALTHY", "i-2")], 0, 3, False, False)
+    assert kind == JobOutcomeKind.FAILED
+    assert "application" in reason
+
+
+def test_job_all_healthy_restarts_when_configured() -> None:
+    assert decide_job([result("HEALTHY")], 0, 3, True, False)[0] == JobOutcomeKind.RESTARTED
+
+
+@pytest.mark.parametrize("outcome", ["REPAIRED", "QUARANTINED"])
+def test_job_gpu_fault_handled_restarts(outcome: str) -> None:
+    assert decide_job([result(outcome), result("HEALTHY", "i-2")], 0, 3, False, False)[0] == JobOutcomeKind.RESTARTED
+
+
+def test_job_budget_exhausted_fails() -> None:
+    kind, reason = decide_job([result("REPAIRED")], 3, 3, False, False)
+    assert kind == JobOutcomeKind.FAILED
+    assert "budget exhausted (3 of 3)" in reason
+
+
+@pytest.mark.parametrize("outcome", ["SUSPECT", "BUSY"])
+def test_job_unresolved_only_fails(outcome: str) -> None:
+    kind, reason = decide_job([result(outcome), result("HEALTHY", "i-2")], 0, 3, True, False)
+    assert kind == JobOutcomeKind.FAILED
+    assert "i-0a1b2c3d4e5f60718" in reason
+
+
+def test_job_service_managed() -> None:
+    assert decide_job([result("REPAIRED")], 0, 3, False, True)[0] == JobOutcomeKind.SERVICE_RESTARTS
+
+
+# ---- reboots_in_window --------------------------------------------------------------------------
+def test_reboots_in_window_counts_only_recent() -> None:
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    times = [(now - timedelta(hours=h)).isoformat() for h in (1, 23, 25, 48)]
+    assert reboots_in_window(times, now, 24) == 2
+    assert reboots_in_window([], now, 24) == 0

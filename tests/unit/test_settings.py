@@ -1,0 +1,76 @@
+"""settings.py: the environment the stack sets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from recovery.settings import TASK_STOP_WAIT_SECONDS, Settings, get_settings
+
+BASE = {"TASK_TABLE_NAME": "t", "JOB_TABLE_NAME": "j", "NODE_TABLE_NAME": "n", "ECS_CLUSTER_NAME": "c"}
+
+
+def test_defaults() -> None:
+    s = Settings.model_validate(BASE)
+    assert (s.job_key, s.dcgm_diag_level, s.dry_run, s.restart_on_healthy) == ("group", 2, False, False)
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("false", False), ("1", True), ("0", False)])
+def test_booleans(raw: str, value: bool) -> None:
+    s = Settings.model_validate(BASE | {"DRY_RUN": raw, "TERMINATE_QUARANTINED": raw, "RESTART_ON_HEALTHY": raw})
+    assert (s.dry_run, s.terminate_quarantined, s.restart_on_healthy) == (value, value, value)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"DCGM_DIAG_LEVEL": "0"},
+        {"DCGM_DIAG_LEVEL": "5"},
+        {"DCGM_TIMEOUT_SECONDS": "0"},
+        {"MAX_REBOOTS_PER_NODE": "-1"},
+        {"AGENT_POLL_MAX_ATTEMPTS": "0"},
+        {"DRY_RUN": "maybe"},
+        {"JOB_KEY": "taskDefinition"},
+        {"JOB_KEY": "tag:"},
+    ],
+)
+def test_bad_values_raise(bad: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        Settings.model_validate(BASE | bad)
+
+
+@pytest.mark.parametrize("key", ["group", "startedBy", "tag:training-job"])
+def test_job_keys(key: str) -> None:
+    assert Settings.model_validate(BASE | {"JOB_KEY": key}).job_key == key
+
+
+def test_missing_table_name_raises() -> None:
+    with pytest.raises(ValidationError, match="TASK_TABLE_NAME"):
+        Settings.model_validate({k: v for k, v in BASE.items() if k != "TASK_TABLE_NAME"})
+
+
+def test_workflow_settings() -> None:
+    s = Settings.model_validate(BASE | {"DCGM_DIAG_LEVEL": "3", "TERMINATE_QUARANTINED": "true"})
+    ws = s.workflow_settings()
+    assert set(ws) == {
+        "diagLevel",
+        "dcgmTimeoutSeconds",
+        "rebootWaitSeconds",
+        "agentPollSeconds",
+        "agentPollMaxAttempts",
+        "nodeLockWaitSeconds",
+        "nodeCheckConcurrency",
+        "taskStopWaitSeconds",
+        "terminateQuarantined",
+    }
+    # The container environment override takes a string; the *Path fields take numbers.
+    assert ws["diagLevel"] == "3"
+    assert ws["taskStopWaitSeconds"] == TASK_STOP_WAIT_SECONDS
+    assert all(type(ws[k]) is int for k in ws if k not in ("diagLevel", "terminateQuarantined"))
+    assert ws["terminateQuarantined"] is True
+
+
+def test_get_settings_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_RESTARTS_PER_JOB", "7")
+    get_settings.cache_clear()
+    assert get_settings().max_restarts_per_job == 7
