@@ -55,15 +55,17 @@ def finish_node(request: NodeStepRequest, action: str, tables: Tables) -> NodeRe
         status = "HEALTHY"
     else:
         status, outcome = TERMINAL[action]
-    tables.update_node(
+    recorded = tables.update_node(
         node_id,
         me,
         {"status": status, "lastOutcome": outcome.value, "reason": reason, "updatedAt": now.isoformat()},
         release=True,
     )
-    tables.add_history(node_id, action, me, now, {"outcome": outcome.value, "reason": reason})
-    if outcome == NodeOutcome.QUARANTINED:
-        metrics.add_metric(name="NodeQuarantined", unit=MetricUnit.Count, value=1)
+    # Without the lock (a retry after this execution already released it) the outcome stands as recorded.
+    if recorded:
+        tables.add_history(node_id, action, me, now, {"outcome": outcome.value, "reason": reason})
+        if outcome == NodeOutcome.QUARANTINED:
+            metrics.add_metric(name="NodeQuarantined", unit=MetricUnit.Count, value=1)
     actions = [f"{row['kind']}: {row['detail'].get('reason', '')}" for row in tables.history(node_id, me)]
     logger.info("Node finished", node_id=node_id, outcome=outcome.value, reason=reason)
     return NodeResult(
