@@ -281,12 +281,6 @@ def test_only_lock_owner_writes(aws: None, context: FakeLambdaContext) -> None:
     assert after["lockOwner"] == EXECUTION_ARN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: record_node_state.finish_node ignores update_node() returning False (lock not held: a retry "
-    "after the lock was released, or another execution) and still writes a history row, emits NodeQuarantined "
-    "and returns the outcome as if it had been recorded",
-)
 @pytest.mark.parametrize("caller", [EXECUTION_ARN, OTHER_EXECUTION_ARN], ids=["retry", "other-execution"])
 def test_finish_without_the_lock_writes_no_history(aws: None, context: FakeLambdaContext, caller: str) -> None:
     acquire_node.handler(step(), context)
