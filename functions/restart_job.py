@@ -43,6 +43,9 @@ def restart_tasks(request: JobRequest, ecs: Ecs, tables: Tables) -> tuple[dict[s
 def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables: Tables) -> JobOutcome:
     job_id, me = request.job.job_id, request.execution.id
     job = tables.get_job(job_id) or {}
+    if job.get("lastRecovery") == me and job.get("lastOutcomeDetail"):
+        # A retry of this step after its outcome was recorded: answer the same, decide nothing again.
+        return JobOutcome.model_validate(job["lastOutcomeDetail"])
     restart_count = int(job.get("restartCount", 0))
     kind, reason = decide_job(
         request.node_results,
@@ -70,23 +73,18 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
         failed_task=request.failure.task_arn,
         new_tasks=new_tasks,
     )
+    outcome = JobOutcome(
+        outcome=kind, reason=reason, dry_run=request.dry_run, new_tasks=new_tasks, notification=notification
+    )
     tables.finish_job(
-        job_id,
-        me,
-        status=status,
-        outcome=kind.value,
-        reason=reason,
-        new_tasks=new_tasks,
-        now=clock.utcnow().isoformat(),
+        job_id, me, status=status, outcome=outcome.dump(), new_tasks=new_tasks, now=clock.utcnow().isoformat()
     )
     if not request.dry_run:
         metrics.add_metric(
             name="JobFailed" if kind == JobOutcomeKind.FAILED else "JobRestarted", unit=MetricUnit.Count, value=1
         )
     logger.info("Job decided", job_id=job_id, outcome=kind.value, reason=reason, restarted=len(new_tasks))
-    return JobOutcome(
-        outcome=kind, reason=reason, dry_run=request.dry_run, new_tasks=new_tasks, notification=notification
-    )
+    return outcome
 
 
 @logger.inject_lambda_context

@@ -139,21 +139,22 @@ class Tables:
         return [item["taskArn"] for item in response["Items"]]
 
     def finish_job(
-        self, job_id: str, me: str, *, status: str, outcome: str, reason: str, new_tasks: dict[str, str], now: str
+        self, job_id: str, me: str, *, status: str, outcome: dict[str, Any], new_tasks: dict[str, str], now: str
     ) -> bool:
-        """Record the job's outcome once per execution (a retried step changes nothing). Returns False when
-        this execution had already recorded it."""
+        """Record the job's outcome once per execution (a retried step changes nothing; the recorded outcome
+        is what a retry answers). Returns False when this execution had already recorded it."""
         restarted = bool(new_tasks)
         update = (
             "SET #status = :status, lastOutcome = :outcome, lastReason = :reason, lastRecovery = :me, "
-            "updatedAt = :now, tasks = :tasks"
+            "lastOutcomeDetail = :detail, updatedAt = :now, tasks = :tasks"
         )
         if restarted:
             update += ", restartCount = if_not_exists(restartCount, :zero) + :one"
         values: dict[str, Any] = {
             ":status": status,
-            ":outcome": outcome,
-            ":reason": reason,
+            ":outcome": outcome["outcome"],
+            ":reason": outcome["reason"],
+            ":detail": to_dynamo(outcome),
             ":me": me,
             ":now": now,
             ":tasks": sorted(new_tasks.values()),

@@ -98,12 +98,6 @@ def test_restart_counted_once_when_handler_runs_twice(fleet: Fleet, context: Fak
     assert job()["restartCount"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a retried RestartJob re-decides on the restartCount its first run already incremented: with "
-    "MAX_RESTARTS_PER_JOB=1 the retry answers FAILED 'restart budget exhausted' (and emits JobFailed) for a job "
-    "that was restarted; it should return the recorded outcome when lastRecovery is this execution",
-)
 def test_retried_restart_returns_the_same_outcome(
     fleet: Fleet, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
