@@ -114,6 +114,9 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
     common: dict[str, Any] = {"dry_run": dry_run, "settings": settings.workflow_settings()}
     decision, why = classify_task(task, ecs.cluster_arn, manual=manual, previous=tables.get_task(task.task_arn))
     if decision != Decision.RECOVER:
+        if decision == Decision.IGNORE:
+            # Reasons read "CODE: detail"; the code is a small, fixed set, fit for a metric dimension.
+            metrics.add_dimension(name="Reason", value=why.partition(":")[0])
         metrics.add_metric(
             name="TaskIgnored" if decision == Decision.IGNORE else "DuplicateEvent", unit=MetricUnit.Count, value=1
         )

@@ -3,52 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import warnings
 from collections.abc import Sequence
 
-from gpu_recovery import scenario as scenarios
-from gpu_recovery.report import render
+from gpu_recovery.commands import simulate
 
-
-def _simulate(args: argparse.Namespace) -> int:
-    from gpu_recovery.simulate import run  # noqa: PLC0415 - moto loads only for this command
-
-    names = args.scenario or scenarios.shipped()
-    try:
-        loaded = [scenarios.load(name) for name in names]
-    except scenarios.ScenarioError as error:
-        print(f"gpu-recovery simulate: {error}", file=sys.stderr)
-        return 2
-    # Powertools warns when a step emits no metric; in the simulator metrics are off on purpose.
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    reports = [run(s, speed=args.speed) for s in loaded]
-    if args.json:
-        documents = [r.to_json() for r in reports]
-        print(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, default=str))
-    else:
-        for report in reports:
-            print(render(report))
-        passed = sum(r.passed for r in reports)
-        print(f"{passed} passed, {len(reports) - passed} failed")
-    return 0 if all(r.passed for r in reports) else 1
+COMMANDS = (simulate,)
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="gpu-recovery", description="ECS GPU Recovery operator tools.")
     commands = root.add_subparsers(dest="command", required=True)
-    simulate = commands.add_parser(
-        "simulate",
-        help="run the real workflow on the local engine against a simulated GPU fleet",
-        description="Run scenarios (default: every shipped one, see scenarios/) and check their expectations.",
-    )
-    simulate.add_argument(
-        "--scenario", action="append", metavar="FILE|NAME", help="a scenario file or shipped name (repeatable)"
-    )
-    simulate.add_argument("--json", action="store_true", help="print the report as JSON")
-    simulate.add_argument("--speed", type=float, default=200.0, help="simulated seconds per real second")
-    simulate.set_defaults(func=_simulate)
+    for command in COMMANDS:
+        command.register(commands)
     return root
 
 

@@ -36,6 +36,7 @@ class Expectations:
     executions_that_did_work: int | None = None
     notifications: int | None = None
     path: list[str] | None = None
+    node_paths: list[list[str]] | None = None
 
 
 @dataclass

@@ -3,6 +3,7 @@ Events reach the workflow only through the EventBridge rule's pattern, as in AWS
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -13,13 +14,14 @@ import boto3
 
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
-from gpu_recovery.local_stack import LocalStack, deploy
+from gpu_recovery.local_stack import DEFINITION, LocalStack, deploy
 from gpu_recovery.scenario import Scenario
 from gpu_recovery.sim import SimFleet
 from recovery import clock as step_clock
 from recovery.settings import get_settings
 from recovery.tables import plain
 
+NODE_STATES = frozenset(json.loads(DEFINITION.read_text())["States"]["CheckNodes"]["ItemProcessor"]["States"])
 # States whose presence means an execution did recovery work (took the job lock).
 WORK_STATE = "LockJob"
 EXECUTION_TIMEOUT_REAL_SECONDS = 300.0
@@ -86,6 +88,20 @@ def _report_executions(stack: LocalStack, arns: list[str]) -> tuple[list[Executi
     return reports, transitions
 
 
+def top_level_path(execution: ExecutionReport) -> list[str]:
+    """The states outside any Map iteration, in order (what the console graph shows at the top)."""
+    return [v["name"] for v in execution.visits if v["iteration"] is None]
+
+
+def node_paths(execution: ExecutionReport) -> list[list[str]]:
+    """Each CheckNodes iteration's states (iterations run in parallel: only their set is stable)."""
+    by_iteration: dict[int, list[str]] = {}
+    for visit in execution.visits:
+        if visit["iteration"] is not None and visit["name"] in NODE_STATES:
+            by_iteration.setdefault(visit["iteration"], []).append(visit["name"])
+    return list(by_iteration.values())
+
+
 def _check(scenario: Scenario, report: Report, fleet: SimFleet) -> list[str]:
     expect, problems = scenario.expect, []
     nodes = {fleet.node_name(row["nodeId"]): row for row in report.nodes if row["recordKey"] == "STATE"}
@@ -106,10 +122,13 @@ def _check(scenario: Scenario, report: Report, fleet: SimFleet) -> list[str]:
         problems.append(f"{worked} executions did recovery work, expected {expect.executions_that_did_work}")
     if expect.notifications is not None and len(report.notifications) != expect.notifications:
         problems.append(f"{len(report.notifications)} notifications, expected {expect.notifications}")
-    if expect.path is not None:
-        paths = [e.path for e in report.executions if WORK_STATE in e.path]
-        if not paths or paths[0] != expect.path:
-            problems.append(f"path {paths[0] if paths else None}, expected {expect.path}")
+    working = [e for e in report.executions if WORK_STATE in e.path]
+    top_paths = [top_level_path(e) for e in working]
+    if expect.path is not None and (not working or any(p != expect.path for p in top_paths)):
+        problems.append(f"paths {top_paths}, expected each to be {expect.path}")
+    iterations = sorted(p for e in working for p in node_paths(e))
+    if expect.node_paths is not None and iterations != sorted(expect.node_paths):
+        problems.append(f"node paths {iterations}, expected {expect.node_paths}")
     problems += [
         f"execution {e.name} {e.status}: {e.error}: {e.cause}" for e in report.executions if e.status != "SUCCEEDED"
     ]

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("name", scenarios.shipped())
 def test_shipped_scenario_meets_its_expectations(name: str) -> None:
     loaded = scenarios.load(name)
+    assert loaded.expect.path, "every shipped scenario pins its exact path of states"
+    assert loaded.expect.node_paths, "every shipped scenario pins its exact path of states"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         report = run(loaded, speed=400)
