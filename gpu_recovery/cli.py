@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
-from gpu_recovery.commands import simulate
-
-COMMANDS = (simulate,)
+from gpu_recovery import commands
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="gpu-recovery", description="ECS GPU Recovery operator tools.")
-    commands = root.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
-        command.register(commands)
+    subparsers = root.add_subparsers(dest="command", required=True)
+    # Every module in gpu_recovery.commands is a command (see its package docstring).
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+        importlib.import_module(f"{commands.__name__}.{module}").register(subparsers)
     return root
 
 
