@@ -36,7 +36,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(BIN)/mypy functions gpu_recovery infra app.py
+	$(BIN)/mypy functions gpu_recovery infra bench app.py
 
 validate-asl: node_modules/.installed
 	npx asl-validator --json-path statemachine/recovery.asl.json

@@ -34,6 +34,8 @@ class ExecutionReport:
     path: list[str]
     sim_seconds: float
     visits: list[dict[str, Any]]
+    transitions: int
+    calls: dict[str, int]
     error: str | None = None
     cause: str | None = None
 
@@ -67,25 +69,32 @@ def _scan(table: str) -> list[dict[str, Any]]:
     return [plain(item) for item in items]
 
 
-def _report_executions(stack: LocalStack, arns: list[str]) -> tuple[list[ExecutionReport], int]:
-    reports, transitions = [], 0
-    for arn in arns:
-        description = stack.engine.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
-        visits = stack.engine.path(arn)
-        transitions += sum(1 for e in stack.engine.history(arn) if e["type"].endswith("StateEntered"))
-        ends = [v.exited_at_sim for v in visits if v.exited_at_sim is not None]
-        reports.append(
-            ExecutionReport(
-                name=description["name"],
-                status=description["status"],
-                path=[v.name for v in visits],
-                sim_seconds=round(max(ends, default=0.0) - (visits[0].entered_at_sim if visits else 0.0), 1),
-                visits=[asdict(v) for v in visits],
-                error=description.get("error"),
-                cause=description.get("cause"),
-            )
-        )
-    return reports, transitions
+def _task_kind(event: dict[str, Any]) -> str | None:
+    """What a history event asked AWS to do: a Lambda invocation or a service integration call."""
+    if event["type"] == "LambdaFunctionScheduled":
+        return "lambda:invoke"
+    if event["type"] == "TaskScheduled":
+        details = event["taskScheduledEventDetails"]
+        return f"{details['resourceType']}:{details['resource']}"
+    return None
+
+
+def _report_execution(stack: LocalStack, arn: str) -> ExecutionReport:
+    description = stack.engine.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
+    visits = stack.engine.path(arn)
+    history = stack.engine.history(arn)
+    ends = [v.exited_at_sim for v in visits if v.exited_at_sim is not None]
+    return ExecutionReport(
+        name=description["name"],
+        status=description["status"],
+        path=[v.name for v in visits],
+        sim_seconds=round(max(ends, default=0.0) - (visits[0].entered_at_sim if visits else 0.0), 1),
+        visits=[asdict(v) for v in visits],
+        transitions=sum(1 for e in history if e["type"].endswith("StateEntered")),
+        calls=dict(Counter(kind for e in history if (kind := _task_kind(e)))),
+        error=description.get("error"),
+        cause=description.get("cause"),
+    )
 
 
 def top_level_path(execution: ExecutionReport) -> list[str]:
@@ -158,15 +167,16 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
                     arns.append(
                         stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, copy), event)
                     )
-        executions, transitions = _report_executions(stack, arns)
+        executions = [_report_execution(stack, arn) for arn in arns]
         # Everything the recoveries made ECS emit (stopped siblings, DCGM checks, reboots) goes through the
         # rule too: none of it may start another recovery.
         for event in fleet.drain_events():
             if stack.matches(event):
-                arn = stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, 0), event)
-                more, more_transitions = _report_executions(stack, [arn])
-                executions += more
-                transitions += more_transitions
+                executions.append(
+                    _report_execution(
+                        stack, stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, 0), event)
+                    )
+                )
             else:
                 filtered += 1
         actions = fleet.actions()
@@ -183,7 +193,7 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
             notifications=stack.notifications(),
             nodes=[r for r in nodes if r["recordKey"] == "STATE"] + [r for r in nodes if r["recordKey"] != "STATE"],
             jobs=_scan(stack.config.JOB_TABLE_NAME),
-            transitions=transitions,
+            transitions=sum(e.transitions for e in executions),
             timeline=[
                 {"sim_seconds": t, "action": a, "target": target, "detail": d} for t, a, target, d in fleet.timeline()
             ],

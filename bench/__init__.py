@@ -1,0 +1,1 @@
+"""Benchmarks: what a recovery costs and how long it takes, measured by running the shipped scenarios."""

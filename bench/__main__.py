@@ -1,0 +1,75 @@
+"""`make bench`: run every shipped scenario through the real workflow on the local engine and measure, per
+scenario, how long the recovery takes (simulated seconds: the job's time to recovery), how much work it does
+(state transitions, Lambda invocations, AWS calls) and what that costs in Step Functions and Lambda requests.
+Also how fast the local engine itself is (real seconds). Results: a table on stdout, JSON in .bench/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from gpu_recovery import scenario as scenarios
+from gpu_recovery.simulate import WORK_STATE, run
+
+# Public list prices, us-east-1, per unit (AWS pricing pages for Step Functions and Lambda).
+STANDARD_TRANSITION_USD = 0.025 / 1000
+LAMBDA_REQUEST_USD = 0.20 / 1_000_000
+RESULTS = Path(".bench/results.json")
+
+
+def measure(name: str, speed: float) -> dict[str, Any]:
+    loaded = scenarios.load(name)
+    started = time.perf_counter()
+    report = run(loaded, speed=speed)
+    real_seconds = time.perf_counter() - started
+    working = [e for e in report.executions if WORK_STATE in e.path]
+    calls: dict[str, int] = {}
+    for execution in report.executions:
+        for kind, count in execution.calls.items():
+            calls[kind] = calls.get(kind, 0) + count
+    lambdas = calls.get("lambda:invoke", 0)
+    return {
+        "scenario": name,
+        "passed": report.passed,
+        "executions": len(report.executions),
+        "recovery_sim_seconds": max((e.sim_seconds for e in working), default=0.0),
+        "transitions": report.transitions,
+        "lambda_invocations": lambdas,
+        "aws_calls": sum(calls.values()) - lambdas,
+        "calls": calls,
+        "cost_usd": report.transitions * STANDARD_TRANSITION_USD + lambdas * LAMBDA_REQUEST_USD,
+        "real_seconds": round(real_seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scenario", action="append", help="a shipped scenario (default: all)")
+    parser.add_argument("--speed", type=float, default=400.0, help="simulated seconds per real second")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    rows = [measure(name, args.speed) for name in args.scenario or scenarios.shipped()]
+    header = (
+        "| scenario | pass | executions | time to recovery (sim s) | transitions | Lambda calls | AWS calls "
+        "| $ per incident | engine real s |"
+    )
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for r in rows:
+        print(
+            f"| {r['scenario']} | {'yes' if r['passed'] else 'NO'} | {r['executions']} "
+            f"| {r['recovery_sim_seconds']:.0f} | {r['transitions']} | {r['lambda_invocations']} | {r['aws_calls']} "
+            f"| {r['cost_usd']:.5f} "
+            f"| {r['real_seconds']:.1f} |"
+        )
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"speed": args.speed, "results": rows}, indent=2))
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

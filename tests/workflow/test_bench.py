@@ -1,0 +1,25 @@
+"""The benchmark harness measures what it says (no timing is asserted: timings live in bench/ results)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from bench.__main__ import LAMBDA_REQUEST_USD, STANDARD_TRANSITION_USD, measure
+
+pytestmark = pytest.mark.slow
+
+
+def test_measure_counts_the_work_and_prices_it() -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        row = measure("gpu-healthy-app-bug", speed=400)
+    assert row["passed"]
+    # One execution: classify, lock node, analyze, release node, restart job = 5 Lambda invocations.
+    assert row["lambda_invocations"] == 5
+    assert row["calls"]["ecs:runTask.sync"] == 1
+    assert row["recovery_sim_seconds"] == 120  # one DCGM check of diag_seconds
+    assert row["cost_usd"] == pytest.approx(
+        row["transitions"] * STANDARD_TRANSITION_USD + row["lambda_invocations"] * LAMBDA_REQUEST_USD
+    )
