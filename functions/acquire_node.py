@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.models import LockOutcome, NodeLock
-from recovery.observability import correlate, logger, metrics, tracer
+from recovery.observability import logger, step_handler
 from recovery.policy import decide_node_lock, reboots_in_window
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
@@ -44,10 +44,7 @@ def acquire(request: NodeStepRequest, settings: Settings, tables: Tables) -> Nod
     )
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    correlate(event)
     settings = get_settings()
     return acquire(NodeStepRequest.model_validate(event), settings, Tables.from_settings(settings)).dump()

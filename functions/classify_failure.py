@@ -25,7 +25,7 @@ from recovery.models import (
     NodeRef,
     TaskStateChangeEvent,
 )
-from recovery.observability import correlate, logger, metrics, tracer
+from recovery.observability import logger, metrics, step_handler
 from recovery.policy import classify_task, job_identity
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
@@ -167,11 +167,8 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
     return Classification(decision=decision, reason=why, failure=failure, job=job, **common)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    correlate(event)
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])
     ecs = Ecs(settings.ecs_cluster_name)

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from recovery import clock
 from recovery.models import ErrorReport, ExecutionContext
 from recovery.notify import error_notification
-from recovery.observability import correlate, logger, metrics, tracer
+from recovery.observability import logger, metrics, step_handler
 from recovery.settings import get_settings
 from recovery.tables import Tables, is_conditional_failure
 
@@ -47,11 +47,8 @@ def handle(state: dict[str, Any], execution: ExecutionContext, tables: Tables) -
     return ErrorReport(released_job=released_job, released_nodes=released_nodes, notification=notification)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    correlate(event)
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])
     return handle(event.get("state") or {}, execution, Tables.from_settings(settings)).dump()

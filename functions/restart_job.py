@@ -13,7 +13,7 @@ from recovery import clock
 from recovery.aws import Ecs
 from recovery.models import JobOutcome, JobOutcomeKind
 from recovery.notify import recovery_notification
-from recovery.observability import correlate, logger, metrics, tracer
+from recovery.observability import logger, metrics, step_handler
 from recovery.policy import decide_job
 from recovery.requests import JobRequest
 from recovery.settings import Settings, get_settings
@@ -87,11 +87,8 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
     return outcome
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    correlate(event)
     settings = get_settings()
     request = JobRequest.model_validate(event)
     ecs = Ecs(settings.ecs_cluster_name)
