@@ -14,7 +14,7 @@ def render(report: Report) -> str:
     for execution in report.executions:
         lines.append(f"execution {execution.name}: {execution.status} in {execution.sim_seconds:.0f} sim s")
         for visit in execution.visits:
-            where = f"  [node {visit['iteration']}]" if visit["iteration"] is not None else ""
+            where = f"  [{visit['item']}]" if visit.get("item") else ""
             lines.append(f"  {visit['entered_at_sim']:>7.0f}s  {visit['name']}{where}")
         if execution.error:
             lines.append(f"  error: {execution.error}: {execution.cause}")

@@ -21,7 +21,12 @@ from recovery import clock as step_clock
 from recovery.settings import get_settings
 from recovery.tables import plain
 
-NODE_STATES = frozenset(json.loads(DEFINITION.read_text())["States"]["CheckNodes"]["ItemProcessor"]["States"])
+_STATES = json.loads(DEFINITION.read_text())["States"]
+NODE_STATES = frozenset(_STATES["CheckNodes"]["ItemProcessor"]["States"])
+# Map state -> the states of its iterations, to name each iteration after its item (a node, a task).
+MAP_STATES = {
+    name: frozenset(state["ItemProcessor"]["States"]) for name, state in _STATES.items() if state["Type"] == "Map"
+}
 # States whose presence means an execution did recovery work (took the job lock).
 WORK_STATE = "LockJob"
 EXECUTION_TIMEOUT_REAL_SECONDS = 300.0
@@ -79,17 +84,44 @@ def _task_kind(event: dict[str, Any]) -> str | None:
     return None
 
 
-def _report_execution(stack: LocalStack, arn: str) -> ExecutionReport:
+def _item_label(item: Any, fleet: SimFleet) -> str:
+    if isinstance(item, dict) and "ec2InstanceId" in item:
+        return fleet.node_name(item["ec2InstanceId"])
+    return str(item).rsplit("/", 1)[-1][:12]
+
+
+def _iteration_labels(history: list[dict[str, Any]], fleet: SimFleet) -> dict[str, list[str]]:
+    """For each Map state the execution entered, a label per iteration: the item it worked on."""
+    labels: dict[str, list[str]] = {}
+    for event in history:
+        if event["type"] == "MapStateEntered":
+            details = event["stateEnteredEventDetails"]
+            items: Any = json.loads(details["input"])
+            for key in _STATES[details["name"]]["ItemsPath"].removeprefix("$.").split("."):
+                items = items[key]
+            labels[details["name"]] = [_item_label(item, fleet) for item in items]
+    return labels
+
+
+def _item(state: str, iteration: int | None, labels: dict[str, list[str]]) -> str | None:
+    if iteration is None:
+        return None
+    owner = next((name for name, states in MAP_STATES.items() if state in states), None)
+    return labels.get(owner or "", [])[iteration] if iteration < len(labels.get(owner or "", [])) else None
+
+
+def _report_execution(stack: LocalStack, fleet: SimFleet, arn: str) -> ExecutionReport:
     description = stack.engine.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
     visits = stack.engine.path(arn)
     history = stack.engine.history(arn)
+    labels = _iteration_labels(history, fleet)
     ends = [v.exited_at_sim for v in visits if v.exited_at_sim is not None]
     return ExecutionReport(
         name=description["name"],
         status=description["status"],
         path=[v.name for v in visits],
         sim_seconds=round(max(ends, default=0.0) - (visits[0].entered_at_sim if visits else 0.0), 1),
-        visits=[asdict(v) for v in visits],
+        visits=[asdict(v) | {"item": _item(v.name, v.iteration, labels)} for v in visits],
         transitions=sum(1 for e in history if e["type"].endswith("StateEntered")),
         calls=dict(Counter(kind for e in history if (kind := _task_kind(e)))),
         error=description.get("error"),
@@ -167,14 +199,16 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
                     arns.append(
                         stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, copy), event)
                     )
-        executions = [_report_execution(stack, arn) for arn in arns]
+        executions = [_report_execution(stack, fleet, arn) for arn in arns]
         # Everything the recoveries made ECS emit (stopped siblings, DCGM checks, reboots) goes through the
         # rule too: none of it may start another recovery.
         for event in fleet.drain_events():
             if stack.matches(event):
                 executions.append(
                     _report_execution(
-                        stack, stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, 0), event)
+                        stack,
+                        fleet,
+                        stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, 0), event),
                     )
                 )
             else:
