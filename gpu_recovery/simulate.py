@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from unittest import mock
@@ -176,15 +178,22 @@ def _check(scenario: Scenario, report: Report, fleet: SimFleet) -> list[str]:
     return problems
 
 
-def run(scenario: Scenario, speed: float = 200.0) -> Report:
+@contextmanager
+def deployed(scenario: Scenario, speed: float = 200.0) -> Iterator[tuple[LocalStack, SimFleet, SimClock]]:
+    """The scenario's fleet with the stack deployed on the local engine, all on one simulated clock."""
     clock = SimClock(speed=speed)
     with (
         LocalEngine(clock) as engine,
         SimFleet(clock, "gpu-cluster", scenario.nodes, scenario.jobs, scenario.timings) as fleet,
         mock.patch.object(step_clock, "utcnow", clock.now),
     ):
+        # Settings are cached per process; each scenario deploys its own configuration.
         get_settings.cache_clear()
-        stack = deploy(engine, fleet, scenario.config)
+        yield deploy(engine, fleet, scenario.config), fleet, clock
+
+
+def run(scenario: Scenario, speed: float = 200.0) -> Report:
+    with deployed(scenario, speed) as (stack, fleet, clock):
         arns: list[str] = []
         filtered = 0
         for event_spec in sorted(scenario.events, key=lambda e: e.at):
