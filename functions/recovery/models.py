@@ -138,6 +138,20 @@ class RepairAction(StrEnum):
     REPLACE = "REPLACE"
 
 
+class GpuFinding(CamelModel):
+    """What the check says about one GPU: what failed, the XIDs, DCGM's messages and why this action."""
+
+    index: int | None = None
+    uuid: str | None = None
+    pci_bus_id: str | None = None
+    used_by_failed_task: bool | None = None  # None: the failed task did not run on this node, or no GPU map
+    action: str = "IGNORE"  # xid_catalog.GpuAction
+    failed_tests: list[str] = Field(default_factory=list)
+    dcgm: list[dict[str, Any]] = Field(default_factory=list)
+    xids: list[dict[str, Any]] = Field(default_factory=list)
+    why: list[str] = Field(default_factory=list)
+
+
 class Verdict(CamelModel):
     status: VerdictStatus
     action: RepairAction
@@ -145,6 +159,8 @@ class Verdict(CamelModel):
     exit_code: int | None = None
     check_task_arn: str | None = None
     findings: list[dict[str, Any]] = Field(default_factory=list)
+    gpus: list[GpuFinding] = Field(default_factory=list)
+    dcgm_version: str | None = None
 
 
 class NodeStep(StrEnum):
@@ -155,17 +171,20 @@ class NodeStep(StrEnum):
     QUARANTINE = "QUARANTINE"
     SUSPECT = "SUSPECT"
     DRY_RUN = "DRY_RUN"
+    RESET_GPU = "RESET_GPU"
 
 
 class Analysis(CamelModel):
     verdict: Verdict
     next: NodeStep
     reason: str
+    reset_commands: list[str] | None = None  # RESET_GPU: the shell lines SSM runs on the instance
 
 
 class CheckPlan(CamelModel):
-    phase: Literal["INITIAL", "AFTER_REBOOT"] = "INITIAL"
+    phase: Literal["INITIAL", "AFTER_RESET", "AFTER_REBOOT"] = "INITIAL"
     inconclusive_checks: int = 0
+    reset_status: str | None = None  # AFTER_RESET: the SSM command's final status when the reset did not succeed
 
 
 class NodeOutcome(StrEnum):
