@@ -8,10 +8,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
-from recovery.diagnosis import check_task, verdict_from_check
-from recovery.models import Analysis
+from recovery.diagnosis import check_task, gpu_summary, reset_targets, verdict_from_check
+from recovery.models import Analysis, NodeStep
 from recovery.observability import correlate, logger, metrics, tracer
-from recovery.policy import plan_node_step
+from recovery.policy import gpu_reset_commands, plan_node_step
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
@@ -31,11 +31,26 @@ def check_output(check: dict[str, Any], container: str, ecs: Ecs, logs: Logs) ->
 
 def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, tables: Tables) -> Analysis:
     container = settings.dcgm_container_name
-    verdict = verdict_from_check(request.check, check_output(request.check, container, ecs, logs), container)
+    node_id = request.node.ec2_instance_id
+    # The failed task's GPUs weigh in only on the node it ran on; elsewhere which GPUs it used is unknown.
+    task_gpu_ids = request.failure.gpu_ids if request.failure.ec2_instance_id == node_id else None
+    log_text = check_output(request.check, container, ecs, logs)
+    verdict = verdict_from_check(request.check, log_text, container, task_gpu_ids)
+    reset_gpus = reset_targets(verdict)
     step, reason = plan_node_step(
-        verdict, request.check_plan, request.reboots_in_window, settings.max_reboots_per_node, request.dry_run
+        verdict,
+        request.check_plan,
+        request.reboots_in_window,
+        settings.max_reboots_per_node,
+        request.dry_run,
+        reset_enabled=settings.gpu_reset_enabled,
+        reset_gpus=reset_gpus,
     )
-    node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
+    # The per-GPU findings travel with the reason: node row, history row, notification.
+    findings = gpu_summary(verdict)
+    if findings:
+        reason = f"{reason} [{findings}]"
+    me, now = request.execution.id, clock.utcnow()
     tables.update_node(
         node_id,
         me,
@@ -50,7 +65,8 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
         {"phase": request.check_plan.phase, "verdict": verdict.dump(), "next": step.value, "reason": reason},
     )
     logger.info("Diagnosis", node_id=node_id, status=verdict.status.value, action=verdict.action.value, next=step.value)
-    return Analysis(verdict=verdict, next=step, reason=reason)
+    commands = gpu_reset_commands(reset_gpus) if step == NodeStep.RESET_GPU else None
+    return Analysis(verdict=verdict, next=step, reason=reason, reset_commands=commands)
 
 
 @logger.inject_lambda_context

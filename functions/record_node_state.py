@@ -1,4 +1,4 @@
-"""RecordReboot / ReleaseNode / QuarantineNode / MarkNodeSuspect / RecordDryRun: record a node's state
+"""RecordReboot / RecordGpuReset / ReleaseNode / QuarantineNode / MarkNodeSuspect / RecordDryRun: record a node's state
 change (conditional on this execution holding the node lock) and its history row."""
 
 from __future__ import annotations
@@ -46,12 +46,35 @@ def record_reboot(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     return RebootRecord(counted=counted)
 
 
+def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
+    """A history row for the GPU reset about to be sent (the audit trail says what was done to the node)."""
+    node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
+    analysis = request.analysis
+    # Once per execution: a retried step finds lastGpuResetBy = itself and records nothing twice.
+    recorded = tables.update_node(
+        node_id,
+        me,
+        {"status": "RESETTING_GPU", "lastGpuResetBy": me, "updatedAt": now.isoformat()},
+        release=False,
+        guard="attribute_not_exists(lastGpuResetBy) OR lastGpuResetBy <> :me",
+    )
+    if recorded:
+        detail = {
+            "reason": analysis.reason if analysis else "",
+            "commands": (analysis.reset_commands or []) if analysis else [],
+        }
+        tables.add_history(node_id, "GPU_RESET", me, now, detail)
+        metrics.add_metric(name="NodeGpuReset", unit=MetricUnit.Count, value=1)
+    return RebootRecord(counted=recorded)
+
+
 def finish_node(request: NodeStepRequest, action: str, tables: Tables) -> NodeResult:
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
     reason = analysis.reason if analysis else action
     if action == "RELEASE":
-        outcome = NodeOutcome.REPAIRED if request.check_plan.phase == "AFTER_REBOOT" else NodeOutcome.HEALTHY
+        repaired = request.check_plan.phase in ("AFTER_REBOOT", "AFTER_RESET")
+        outcome = NodeOutcome.REPAIRED if repaired else NodeOutcome.HEALTHY
         status = "HEALTHY"
     else:
         status, outcome = TERMINAL[action]
@@ -82,6 +105,8 @@ def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> Came
     action = request.action or ""
     if action == "REBOOTING":
         return record_reboot(request, tables)
+    if action == "RESETTING_GPU":
+        return record_gpu_reset(request, tables)
     if action == "RELEASE" or action in TERMINAL:
         return finish_node(request, action, tables)
     raise ValueError(f"unknown node action {action!r}")

@@ -104,10 +104,19 @@ def reboots_in_window(reboot_times: Iterable[str], now: datetime, window_hours: 
 
 
 def plan_node_step(
-    verdict: Verdict, plan: CheckPlan, reboots_in_window: int, max_reboots: int, dry_run: bool
+    verdict: Verdict,
+    plan: CheckPlan,
+    reboots_in_window: int,
+    max_reboots: int,
+    dry_run: bool,
+    *,
+    reset_enabled: bool = False,
+    reset_gpus: Sequence[int] = (),
 ) -> tuple[NodeStep, str]:
-    """What to do with a node after a check: the cheapest action that works, never a loop."""
+    """What to do with a node after a check: the cheapest action that works, never a loop.
+    ``reset_gpus``: the GPU indexes a RESET_GPU verdict names (a reset needs at least one)."""
     after_reboot = plan.phase == "AFTER_REBOOT"
+    after_reset = plan.phase == "AFTER_RESET"
     if verdict.status == VerdictStatus.INCONCLUSIVE:
         if plan.inconclusive_checks == 0:
             return NodeStep.RECHECK, "check inconclusive: one more check"
@@ -115,25 +124,57 @@ def plan_node_step(
     if verdict.status == VerdictStatus.HEALTHY or verdict.action in (RepairAction.NONE, RepairAction.RESTART_APP):
         if after_reboot:
             return NodeStep.RELEASE_REPAIRED, "GPUs healthy after the reboot"
-        if verdict.status == VerdictStatus.HEALTHY:
+        if after_reset:
+            return NodeStep.RELEASE_REPAIRED, "GPUs healthy after the GPU reset"
+        if verdict.status == VerdictStatus.HEALTHY and verdict.action != RepairAction.RESTART_APP:
             return NodeStep.RELEASE, "GPUs healthy"
         return NodeStep.RELEASE, "GPUs usable: the application should be restarted, not the node"
-    step, reason = _repair_step(verdict, after_reboot, reboots_in_window, max_reboots)
+    step, reason = _repair_step(
+        verdict, plan, reboots_in_window, max_reboots, reset_enabled=reset_enabled, reset_gpus=reset_gpus
+    )
     if dry_run:
-        return NodeStep.DRY_RUN, f"dry run: would {step.value.lower()} ({reason})"
+        return NodeStep.DRY_RUN, f"dry run: would {step.value.lower().replace('_', ' ')} ({reason})"
     return step, reason
 
 
 def _repair_step(
-    verdict: Verdict, after_reboot: bool, reboots_in_window: int, max_reboots: int
+    verdict: Verdict,
+    plan: CheckPlan,
+    reboots_in_window: int,
+    max_reboots: int,
+    *,
+    reset_enabled: bool,
+    reset_gpus: Sequence[int],
 ) -> tuple[NodeStep, str]:
     if verdict.action == RepairAction.REPLACE:
         return NodeStep.QUARANTINE, "DCGM says the GPU must be replaced"
-    if after_reboot:
+    if plan.phase == "AFTER_REBOOT":
         return NodeStep.QUARANTINE, "the fault survived a reboot"
+    escalation = ""
+    if verdict.action == RepairAction.RESET_GPU and plan.phase == "INITIAL":
+        if reset_enabled and reset_gpus:
+            gpus = ", ".join(str(i) for i in reset_gpus)
+            return NodeStep.RESET_GPU, f"reset GPU {gpus} (nvidia-smi --gpu-reset), then re-check"
+        escalation = (
+            "GPU reset disabled (GPU_RESET_ENABLED=false): " if not reset_enabled else "no GPU index to reset: "
+        )
+    elif plan.phase == "AFTER_RESET":
+        escalation = (
+            f"the GPU reset did not complete ({plan.reset_status}): "
+            if plan.reset_status
+            else "the fault survived the GPU reset: "
+        )
     if reboots_in_window >= max_reboots:
-        return NodeStep.QUARANTINE, f"reboot budget exhausted ({reboots_in_window} of {max_reboots} in the window)"
-    return NodeStep.REBOOT, f"reboot {reboots_in_window + 1} of {max_reboots} allowed in the window"
+        return (
+            NodeStep.QUARANTINE,
+            f"{escalation}reboot budget exhausted ({reboots_in_window} of {max_reboots} in the window)",
+        )
+    return NodeStep.REBOOT, f"{escalation}reboot {reboots_in_window + 1} of {max_reboots} allowed in the window"
+
+
+def gpu_reset_commands(gpu_indexes: Sequence[int]) -> list[str]:
+    """The AWS-RunShellScript lines that reset the named GPUs; the first failure fails the command."""
+    return ["set -e", *(f"nvidia-smi --gpu-reset -i {int(index)}" for index in gpu_indexes)]
 
 
 def decide_job(

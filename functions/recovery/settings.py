@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # StopTask sends SIGTERM; ECS sends SIGKILL after the container's stopTimeout (30 s by default), so the
 # GPUs of stopped tasks are free a little after that.
 TASK_STOP_WAIT_SECONDS = 35
+# GPU reset over SSM Run Command: poll the invocation every GPU_RESET_POLL_SECONDS, at most
+# GPU_RESET_POLL_MAX_ATTEMPTS times (nvidia-smi --gpu-reset takes seconds; 5 minutes is a generous bound).
+GPU_RESET_POLL_SECONDS = 10
+GPU_RESET_POLL_MAX_ATTEMPTS = 30
 
 
 class Settings(BaseModel):
@@ -38,6 +42,7 @@ class Settings(BaseModel):
     dry_run: bool = Field(False, alias="DRY_RUN")
     terminate_quarantined: bool = Field(False, alias="TERMINATE_QUARANTINED")
     restart_on_healthy: bool = Field(False, alias="RESTART_ON_HEALTHY")
+    gpu_reset_enabled: bool = Field(False, alias="GPU_RESET_ENABLED")
     history_ttl_days: int = Field(90, alias="HISTORY_TTL_DAYS", gt=0)
 
     @field_validator("job_key")
@@ -60,6 +65,8 @@ class Settings(BaseModel):
             "nodeCheckConcurrency": self.node_check_concurrency,
             "taskStopWaitSeconds": TASK_STOP_WAIT_SECONDS,
             "terminateQuarantined": self.terminate_quarantined,
+            "gpuResetPollSeconds": GPU_RESET_POLL_SECONDS,
+            "gpuResetPollMaxAttempts": GPU_RESET_POLL_MAX_ATTEMPTS,
         }
 
 

@@ -62,6 +62,8 @@ def test_workflow_settings() -> None:
         "nodeCheckConcurrency",
         "taskStopWaitSeconds",
         "terminateQuarantined",
+        "gpuResetPollSeconds",
+        "gpuResetPollMaxAttempts",
     }
     # The container environment override takes a string; the *Path fields take numbers.
     assert ws["diagLevel"] == "3"
@@ -74,3 +76,8 @@ def test_get_settings_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("MAX_RESTARTS_PER_JOB", "7")
     get_settings.cache_clear()
     assert get_settings().max_restarts_per_job == 7
+
+
+def test_gpu_reset_is_off_by_default() -> None:
+    assert Settings.model_validate(BASE).gpu_reset_enabled is False
+    assert Settings.model_validate(BASE | {"GPU_RESET_ENABLED": "true"}).gpu_reset_enabled is True
