@@ -184,6 +184,10 @@ class Config(BaseModel):
     RESTART_ON_HEALTHY: Bool = _setting(
         False, "true/false/1/0/yes/no", "restart the job even when every node checks healthy"
     )
+    GPU_RESET_ENABLED: Bool = _setting(
+        False, "true/false/1/0/yes/no",
+        "try nvidia-smi --gpu-reset over SSM Run Command before rebooting, where the diagnosis says a reset clears it",
+    )  # fmt: skip
     REMOVAL_POLICY: Annotated[Literal["retain", "destroy"], BeforeValidator(_lower)] = _setting(
         "retain", "retain or destroy", "what happens to tables, key and log groups when the stack is deleted"
     )
@@ -269,7 +273,7 @@ class Config(BaseModel):
                 "DCGM_DIAG_LEVEL", "DCGM_TIMEOUT_SECONDS", "DCGM_CONTAINER_NAME", "MAX_REBOOTS_PER_NODE",
                 "REBOOT_WINDOW_HOURS", "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS",
                 "AGENT_POLL_MAX_ATTEMPTS", "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY",
-                "DRY_RUN", "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS",
+                "DRY_RUN", "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "GPU_RESET_ENABLED",
             )
         }  # fmt: skip
         env["POWERTOOLS_SERVICE_NAME"] = POWERTOOLS_SERVICE_NAME

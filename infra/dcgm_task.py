@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -10,6 +12,11 @@ from constructs import Construct
 from infra.common import removal_policy, retention
 from infra.config import DCGM_TASK_FAMILY, Config
 from infra.nag import acknowledge
+
+# The check wrapper (runs dcgmi, collects XIDs and the GPU map, prints the GPU_RECOVERY_RESULT line). Its text goes
+# into the task definition's command at synth, so the stock DCGM image runs it and synth needs no docker;
+# dcgm-check/Dockerfile builds the same wrapper into an image for those who prefer one (docs/diagnosis.md).
+WRAPPER_SCRIPT = Path(__file__).resolve().parent.parent / "dcgm-check" / "entrypoint.sh"
 
 # Enough for dcgmi and nv-hostengine; the diag itself runs on the GPUs.
 _MEMORY_RESERVATION_MIB = 1024
@@ -60,10 +67,10 @@ class DcgmCheckTask(Construct):
             gpu_count=config.DCGM_GPU_COUNT,
             memory_reservation_mib=_MEMORY_RESERVATION_MIB,
             environment={"DCGM_DIAG_LEVEL": str(config.DCGM_DIAG_LEVEL)},
-            # dcgmi talks to a host engine; the image does not start one by itself. -j prints the verdict as JSON
-            # for AnalyzeDiag. A later issue replaces this with a wrapper image.
+            # The wrapper starts the host engine, runs dcgmi diag -j and prints one GPU_RECOVERY_RESULT line for
+            # AnalyzeDiag; the container exits with dcgmi's exit code.
             entry_point=["/bin/sh", "-c"],
-            command=['nv-hostengine && dcgmi diag -r "$DCGM_DIAG_LEVEL" -j'],
+            command=[WRAPPER_SCRIPT.read_text()],
             logging=ecs.LogDrivers.aws_logs(stream_prefix="dcgm", log_group=self.log_group),
         )
         self.task_definition_arn = task_definition.task_definition_arn

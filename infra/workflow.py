@@ -24,6 +24,8 @@ DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "rec
 
 # ecs:runTask.sync waits for the task through this managed rule, which Step Functions creates in our account.
 _SYNC_RULE = "StepFunctionsGetEventsForECSTaskRule"
+# The SSM document the ResetGpu state runs (GPU_RESET_ENABLED).
+GPU_RESET_DOCUMENT = "AWS-RunShellScript"
 
 
 class RecoveryWorkflow(Construct):
@@ -124,6 +126,17 @@ class RecoveryWorkflow(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         on_cluster = cluster.condition()
+        gpu_reset: list[iam.PolicyStatement] = []
+        if config.GPU_RESET_ENABLED:
+            # AWS-owned documents have no account in their ARN.
+            document = stack.format_arn(
+                service="ssm", account="", resource="document", resource_name=GPU_RESET_DOCUMENT
+            )
+            gpu_reset = [
+                iam.PolicyStatement(actions=["ssm:SendCommand"], resources=[document, arn("ec2", "instance", "*")]),
+                # GetCommandInvocation supports no resource-level permissions.
+                iam.PolicyStatement(actions=["ssm:GetCommandInvocation"], resources=["*"]),
+            ]
         return [
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"], resources=function_arns + [f"{a}:*" for a in function_arns]
@@ -156,6 +169,7 @@ class RecoveryWorkflow(Construct):
             ),
             iam.PolicyStatement(actions=["sns:Publish"], resources=[notifications.topic.topic_arn]),
             iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[notifications.key.key_arn]),
+            *gpu_reset,
         ]
 
     def _acknowledge(
@@ -169,7 +183,9 @@ class RecoveryWorkflow(Construct):
             "CloudWatch Logs delivery (logs:*LogDelivery, DescribeLogGroups...) and X-Ray have no resource-level "
             "permissions"
             + ("." if config.creates_dcgm_task else "; iam:PassRole covers the supplied DCGM task's roles, unknown "
-               "here, and only towards ECS tasks (iam:PassedToService)."),
+               "here, and only towards ECS tasks (iam:PassedToService).")
+            + (" ssm:GetCommandInvocation (GPU reset result) has no resource-level permissions."
+               if config.GPU_RESET_ENABLED else ""),
             ["Resource::*"],
         )  # fmt: skip
 
@@ -190,6 +206,7 @@ class RecoveryWorkflow(Construct):
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
-            "The GPU node to reboot (or terminate, with TERMINATE_QUARANTINED) is known only at run time.",
+            "The GPU node to reboot (or terminate, with TERMINATE_QUARANTINED; or to reset a GPU of over SSM, with "
+            "GPU_RESET_ENABLED, using only the AWS-RunShellScript document) is known only at run time.",
             [resource_finding(stack, stack.format_arn(service="ec2", resource="instance", resource_name="*"))],
         )
