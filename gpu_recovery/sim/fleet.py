@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -32,11 +33,12 @@ from moto.ecs.models import EC2ContainerServiceBackend, Task, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.logs.models import logs_backends
 from moto.moto_api import state_manager
+from moto.ssm.models import SimpleSystemManagerBackend
 
 from gpu_recovery.clock import SimClock
 from gpu_recovery.sim import dcgm
 from gpu_recovery.sim.events import task_state_change
-from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
+from gpu_recovery.sim.specs import RESET_CLEARABLE_KINDS, RESET_FAILS_KINDS, JobSpec, NodeSpec, Timings
 
 DCGM_FAMILY = "gpu-recovery-dcgm-check"
 DCGM_CONTAINER = "dcgm-check"
@@ -93,6 +95,16 @@ class _SimTask:
 
 
 @dataclass
+class _GpuReset:
+    """An SSM Run Command invocation of nvidia-smi --gpu-reset on one of our instances."""
+
+    node: _Node
+    done_at: float
+    succeeded: bool
+    output: str
+
+
+@dataclass
 class FleetActions:
     counts: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
@@ -137,6 +149,7 @@ class SimFleet:
         self._nodes: dict[str, _Node] = {}
         self._by_instance: dict[str, _Node] = {}
         self._tasks: dict[str, _SimTask] = {}
+        self._resets: dict[str, _GpuReset] = {}  # SSM command id -> reset
         self._events: list[dict[str, Any]] = []
         self._actions = FleetActions()
         self._recording = False  # setup (placing the initial jobs) is not something done *to* the fleet
@@ -202,7 +215,9 @@ class SimFleet:
         """What was done to the fleet: dcgm_checks, drains, reboots, terminations (per node name) and
         tasks_stopped, tasks_started (per job)."""
         with self._lock:
-            keys = ("dcgm_checks", "drains", "reboots", "terminations", "tasks_stopped", "tasks_started")
+            keys = (
+                "dcgm_checks", "drains", "reboots", "gpu_resets", "terminations", "tasks_stopped", "tasks_started",
+            )  # fmt: skip
             return {k: dict(self._actions.counts[k]) for k in keys}
 
     def timeline(self) -> list[tuple[float, str, str, str]]:
@@ -429,8 +444,34 @@ class SimFleet:
         replace(EC2ContainerServiceBackend, "update_container_instances_state", update_state)
         replace(InstanceBackend, "reboot_instances", reboot)
         replace(InstanceBackend, "terminate_instances", terminate)
+        self._patch_ssm(replace)
+        self._hold_task_model()
+
+    def _hold_task_model(self) -> None:
         state_manager.set_transition(_TASK_MODEL, _NEVER)
         self._undo.append(lambda: state_manager.unset_transition(_TASK_MODEL))
+
+    def _patch_ssm(self, replace: Callable[[Any, str, Callable[[Any], Any]], None]) -> None:
+        """SSM Run Command: the GPU reset the workflow sends (moto answers every command Success at once)."""
+        fleet = self
+
+        def send_command(original: Any) -> Any:
+            def patched(backend: Any, *args: Any, **kwargs: Any) -> Any:
+                command = original(backend, *args, **kwargs)
+                fleet._on_send_command(backend, command)
+                return command
+
+            return patched
+
+        def get_command_invocation(original: Any) -> Any:
+            def patched(backend: Any, command_id: str, instance_id: str, plugin_name: str | None) -> Any:
+                invocation = original(backend, command_id, instance_id, plugin_name)
+                return fleet._command_invocation(command_id, invocation)
+
+            return patched
+
+        replace(SimpleSystemManagerBackend, "send_command", send_command)
+        replace(SimpleSystemManagerBackend, "get_command_invocation", get_command_invocation)
 
     def _unpatch(self) -> None:
         while self._undo:
@@ -689,6 +730,58 @@ class SimFleet:
         fault = node.spec.fault
         if fault is not None and fault.persistence in ("transient", "flapping"):
             node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
+
+    def _on_send_command(self, backend: Any, command: Any) -> None:
+        """SSM Run Command on our instances: `nvidia-smi --gpu-reset -i N` resets GPU N. A reset clears an
+        active fault of a reset-clearable kind on the GPUs it covers (unless the fault is persistent); a GPU
+        that fell off the bus cannot be reset (the command fails); anything else is left as it was."""
+        if backend.account_id != self.account_id or backend.region_name != self.region:
+            return
+        lines = [str(line) for line in (command.parameters or {}).get("commands", [])]
+        reset = [int(m) for line in lines for m in re.findall(r"nvidia-smi --gpu-reset -i (\d+)", line)]
+        if not reset:
+            return
+        with self._lock:
+            self._settle()
+            now = self.clock.elapsed()
+            for instance_id in command.instance_ids:
+                node = self._by_instance.get(instance_id)
+                if node is None or node.terminated:
+                    continue
+                kind = self._active_kind(node, now)
+                fault = node.spec.fault
+                covered = fault is not None and set(fault.gpus) <= set(reset)
+                if kind in RESET_FAILS_KINDS:
+                    ok, output = False, f"Unable to reset GPU {reset[0]}: GPU is lost (fallen off the bus)."
+                else:
+                    ok, output = True, "\n".join(f"GPU {i} was successfully reset." for i in reset)
+                    clears = fault is not None and kind in RESET_CLEARABLE_KINDS and covered
+                    if clears and fault is not None and fault.persistence != "persistent":
+                        node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
+                self._resets[command.command_id] = _GpuReset(node, now + self.timings.reset_seconds, ok, output)
+                self._actions.counts["gpu_resets"][node.spec.name] += 1
+                gpus = ",".join(str(i) for i in reset)
+                self._record("gpu_reset", node.spec.name, f"GPU {gpus} {'ok' if ok else 'failed'}", now)
+
+    def _command_invocation(self, command_id: str, invocation: dict[str, Any]) -> dict[str, Any]:
+        reset = self._resets.get(command_id)
+        if reset is None:
+            return invocation
+        if self.clock.elapsed() < reset.done_at:
+            status, code, out = "InProgress", -1, ""
+        elif reset.succeeded:
+            status, code, out = "Success", 0, reset.output
+        else:
+            status, code, out = "Failed", 1, ""
+        invocation = dict(invocation)
+        invocation.update(
+            Status=status,
+            StatusDetails=status,
+            ResponseCode=code,
+            StandardOutputContent=out,
+            StandardErrorContent="" if reset.succeeded else reset.output,
+        )
+        return invocation
 
     def _terminate(self, node: _Node) -> None:
         self._actions.counts["terminations"][node.spec.name] += 1

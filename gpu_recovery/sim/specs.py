@@ -9,6 +9,10 @@ GPU_FAULT_KINDS = frozenset({"xid79", "xid48", "xid63", "xid64", "xid74", "xid94
 # Fault kinds about the node's behaviour rather than what DCGM sees.
 BEHAVIOUR_FAULT_KINDS = frozenset({"app_crash", "check_hangs", "never_returns", "unplaceable"})
 FAULT_KINDS = GPU_FAULT_KINDS | BEHAVIOUR_FAULT_KINDS
+# Faults a successful `nvidia-smi --gpu-reset` of the affected GPUs clears (unless persistent): NVIDIA's XID
+# catalog answers these with RESET_GPU. A GPU that fell off the bus cannot be reset at all: the command fails.
+RESET_CLEARABLE_KINDS = frozenset({"xid63", "xid74", "xid94", "xid95", "xid119"})
+RESET_FAILS_KINDS = frozenset({"xid79", "never_returns"})
 PERSISTENCES = frozenset({"transient", "persistent", "flapping"})
 
 
@@ -65,7 +69,8 @@ class JobSpec:
 
 @dataclass
 class Timings:
-    """Simulated seconds a DCGM check runs and a reboot keeps the ECS agent away."""
+    """Simulated seconds a DCGM check runs, a reboot keeps the ECS agent away and a GPU reset takes."""
 
     diag_seconds: float = 120.0
     reboot_seconds: float = 240.0
+    reset_seconds: float = 15.0
