@@ -290,3 +290,72 @@ class Tables:
             if "LastEvaluatedKey" not in page:
                 return plain(items)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # ---- operator actions (gpu-recovery node release / quarantine) ------------------------------------
+    def node_states(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every node's STATE row (a scan: the table holds one per GPU node plus history rows)."""
+        condition = Attr("recordKey").eq(STATE_KEY)
+        if status:
+            condition = condition & Attr("status").eq(status)
+        kwargs: dict[str, Any] = {"FilterExpression": condition}
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.node.scan(**kwargs)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return sorted(plain(items), key=lambda item: str(item["nodeId"]))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def set_node_by_operator(
+        self, node_id: str, fields: dict[str, Any], *, seen: dict[str, Any] | None, remove_lock: bool
+    ) -> bool:
+        """Set STATE fields for a human, only if the row is still as they saw it (`seen`: same status and
+        lock owner; None: no row yet), so a recovery that locked the node meanwhile is never overwritten.
+        `remove_lock` clears the lock (a stale one, or taken over on purpose). False when the row changed."""
+        names = {f"#{k}": k for k in fields} | {"#status": "status"}
+        values = {f":{k}": v for k, v in to_dynamo(fields).items()}
+        update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
+        if remove_lock:
+            update += " REMOVE lockOwner, lockedAt"
+        if seen is None:
+            condition = "attribute_not_exists(nodeId)"
+        else:
+            parts = []
+            for attribute, key, placeholder in (
+                ("#status", "status", ":seenStatus"),
+                ("lockOwner", "lockOwner", ":seenOwner"),
+            ):
+                value = seen.get(key)
+                if value is None:
+                    parts.append(f"attribute_not_exists({attribute})")
+                else:
+                    parts.append(f"{attribute} = {placeholder}")
+                    values[placeholder] = value
+            condition = " AND ".join(parts)
+        try:
+            self.node.update_item(
+                Key={"nodeId": node_id, "recordKey": STATE_KEY},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def add_operator_history(self, node_id: str, kind: str, who: str, now: datetime, detail: dict[str, Any]) -> None:
+        """A history row for a human's action: `by` says who; there is no executionArn."""
+        record_key = f"{HISTORY_PREFIX}{now.isoformat()}#{uuid.uuid4().hex[:8]}"
+        row = {
+            "nodeId": node_id,
+            "recordKey": record_key,
+            "kind": kind,
+            "by": who,
+            "at": now.isoformat(),
+            "detail": detail,
+            "expiresAt": int((now + self.history_ttl).timestamp()),
+        }
+        self.node.put_item(Item=to_dynamo(row))
