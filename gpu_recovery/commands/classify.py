@@ -1,0 +1,100 @@
+"""`gpu-recovery classify`: what ClassifyFailure would decide for an input, starting nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from gpu_recovery import aws_context
+from gpu_recovery.aws_context import AwsContext
+from gpu_recovery.cli_output import FAILED, OK, USAGE, CommandError, command, print_json
+
+NAME = "classify"
+
+
+def read_input(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}", USAGE) from None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise CommandError(f"{path} is not JSON: {error}", USAGE) from None
+
+
+@command(NAME)
+def run(args: argparse.Namespace) -> int:
+    # The step's own code: the same input parsing (InvalidInput) and the same pure decisions.
+    from classify_failure import read_request  # noqa: PLC0415 - loads the step module (and Powertools) only here
+
+    from recovery.aws import Ecs  # noqa: PLC0415
+    from recovery.models import Decision, InvalidInput  # noqa: PLC0415
+    from recovery.policy import classify_task, job_identity  # noqa: PLC0415
+
+    request = read_input(args.event_file)
+    context = AwsContext(args)
+    settings = context.settings
+    ecs = Ecs(context.cluster)
+    try:
+        task, manual, reason, dry_run = read_request(request, settings, ecs)
+    except InvalidInput as error:
+        result = {"decision": "INVALID_INPUT", "reason": str(error), "started": False}
+        if args.json:
+            print_json(result)
+        else:
+            print("Decision  INVALID INPUT (the execution would fail in RejectInvalidInput)")
+            print(f"Reason    {error}")
+        return FAILED
+    previous = None if args.no_history else context.tables.get_task(task.task_arn)
+    decision, why = classify_task(task, context.cluster_arn, manual=manual, previous=previous)
+    job_id, managed = job_identity(task, settings.job_key)
+    result = {
+        "decision": decision.value,
+        "reason": why,
+        "taskArn": task.task_arn,
+        "source": "manual" if manual else "event",
+        "inputReason": reason,
+        "dryRun": dry_run,
+        "jobId": job_id if decision == Decision.RECOVER else None,
+        "jobKey": settings.job_key,
+        "managedByService": managed,
+        "clusterArn": context.cluster_arn,
+        "duplicateCheck": not args.no_history,
+        "started": False,
+    }
+    if args.json:
+        print_json(result)
+        return OK
+    print(f"Decision  {decision.value}")
+    print(f"Reason    {why}")
+    print(f"Task      {task.task_arn} ({'manual request' if manual else f'event version {task.version}'})")
+    if decision == Decision.RECOVER:
+        service = ", owned by an ECS service" if managed else ""
+        print(f"Job       {job_id} (JOB_KEY={settings.job_key}{service})")
+        print(f"Dry run   {'yes' if dry_run else 'no'}")
+    if args.no_history:
+        print("(duplicate check skipped: --no-history)")
+    print("Nothing was started.")
+    return OK
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        NAME,
+        help="what the workflow would decide for an ECS event or manual request, starting nothing",
+        description=(
+            "Run ClassifyFailure's own input parsing and decision (recovery.policy.classify_task, job_identity) "
+            "on an `ECS Task State Change` event or a manual request {taskArn, reason, dryRun}: RECOVER (and the "
+            "job), IGNORE and why, or DUPLICATE (against the task table; skip with --no-history). Uses the "
+            "deployed JOB_KEY and cluster; nothing is written or started. Exit codes: 0 decided, 1 the workflow "
+            "would reject the input (InvalidInput) or an AWS error, 2 unreadable file / usage error."
+        ),
+    )
+    parser.add_argument("event_file", metavar="EVENT_FILE", help="JSON file with the execution input ('-': stdin)")
+    parser.add_argument("--no-history", action="store_true", help="skip the duplicate check (no table read)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    aws_context.add_arguments(parser)
+    parser.set_defaults(func=run)

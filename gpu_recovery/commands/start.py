@@ -1,0 +1,146 @@
+"""`gpu-recovery start`: start a recovery by hand for one task (the manual input form), optionally follow it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from gpu_recovery import aws_context
+from gpu_recovery.aws_context import AwsContext
+from gpu_recovery.cli_output import FAILED, OK, USAGE, CommandError, command, format_duration, print_json, truncate
+from gpu_recovery.executions import FINAL_STATUSES, execution_name, new_events, walk
+from recovery.models import ManualRequest
+from recovery.notify import console_url
+
+NAME = "start"
+PROGRESS_EVERY_SECONDS = 30.0
+
+
+def task_arn_pattern() -> Any:
+    # The ClassifyFailure step's own check: what it would reject as InvalidInput, the CLI rejects up front.
+    from classify_failure import TASK_ARN  # noqa: PLC0415 - loads the step module (and Powertools) only here
+
+    return TASK_ARN
+
+
+def check_task(context: AwsContext, task_arn: str) -> dict[str, Any]:
+    """The task as DescribeTasks returns it from the configured cluster; a usage error when the ARN is
+    malformed or names another cluster, a failure when the cluster does not know the task."""
+    if not task_arn_pattern().match(task_arn):
+        raise CommandError(
+            f"{task_arn!r} is not an ECS task ARN (arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/TASK_ID)", USAGE
+        )
+    arn_cluster = task_arn.split(":task/", 1)[1].split("/", 1)[0]
+    if arn_cluster != context.cluster_name:
+        raise CommandError(
+            f"task {task_arn} belongs to cluster {arn_cluster!r}; this deployment recovers cluster "
+            f"{context.cluster_name!r} (give --cluster / GPU_RECOVERY_CLUSTER, or --stack-name, for another one)",
+            USAGE,
+        )
+    response = context.ecs.describe_tasks(cluster=context.cluster, tasks=[task_arn])
+    tasks = [t for t in response.get("tasks", []) if t.get("taskArn") == task_arn]
+    if not tasks:
+        reasons = ", ".join(f.get("reason", "?") for f in response.get("failures", [])) or "MISSING"
+        raise CommandError(f"task {task_arn} not found in cluster {context.cluster_name} ({reasons})", FAILED)
+    return dict(tasks[0])
+
+
+def new_execution_name(task_arn: str, dry_run: bool, now: datetime | None = None) -> str:
+    """`manual[-dryrun]-<task id>-<UTC time>-<4 hex>`: readable, sortable, unique, within Step Functions' rules."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    task_id = task_arn.rsplit("/", 1)[-1][:32]
+    return execution_name("manual-dryrun" if dry_run else "manual", task_id, stamp, secrets.token_hex(2))
+
+
+def follow(context: AwsContext, execution_arn: str, poll_seconds: float, timeout: float | None) -> dict[str, Any]:
+    """Print each state as it is entered until the execution ends; a progress line on stderr while a state
+    takes long (a reboot, a DCGM check). Returns the final DescribeExecution."""
+    printed: set[int] = set()
+    deadline = time.monotonic() + timeout if timeout else None
+    last_news = time.monotonic()
+    labels: dict[Any, str] = {}
+    events: list[dict[str, Any]] = []
+    while True:
+        description = context.sfn.describe_execution(executionArn=execution_arn)
+        events += new_events(context.sfn, execution_arn, after=int(events[-1]["id"]) if events else 0)
+        walked = walk(events)
+        labels |= walked.labels()
+        started = walked.started
+        current = None
+        for index, visit in enumerate(walked.visits):
+            current = visit
+            if index in printed:
+                continue
+            printed.add(index)
+            last_news = time.monotonic()
+            offset = (visit.entered - started).total_seconds() if started else 0.0
+            where = f"  [{labels.get(visit.scope, '')}]" if visit.scope else ""
+            print(f"  +{format_duration(offset):<7} {visit.name}{where}", flush=True)
+        if description["status"] in FINAL_STATUSES:
+            return dict(description)
+        now = time.monotonic()
+        if deadline and now > deadline:
+            raise CommandError(f"gave up waiting after {timeout:g}s; the execution is still running", FAILED)
+        if now - last_news >= PROGRESS_EVERY_SECONDS:
+            state = current.name if current else "starting"
+            print(f"  ... still {description['status']} in {state}", file=sys.stderr, flush=True)
+            last_news = now
+        time.sleep(poll_seconds)
+
+
+@command(NAME)
+def run(args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        raise CommandError("--reason must not be empty", USAGE)
+    context = AwsContext(args)
+    state_machine = context.state_machine_arn
+    task = check_task(context, args.task_arn)
+    request = ManualRequest(task_arn=task["taskArn"], reason=args.reason, dry_run=args.dry_run).dump()
+    name = new_execution_name(task["taskArn"], args.dry_run)
+    started = context.sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(request))
+    arn = str(started["executionArn"])
+    if args.json and not args.wait:
+        print_json({"executionArn": arn, "name": name, "consoleUrl": console_url(arn), "input": request})
+        return OK
+    print(f"Started {'a dry-run ' if args.dry_run else ''}recovery for task {task['taskArn']}")
+    print(f"  execution  {arn}")
+    print(f"  console    {console_url(arn)}", flush=True)
+    if not args.wait:
+        return OK
+    final = follow(context, arn, args.poll_seconds, args.timeout)
+    seconds = (final["stopDate"] - final["startDate"]).total_seconds() if final.get("stopDate") else None
+    line = f"{final['status']} after {format_duration(seconds)}"
+    if final.get("error"):
+        line += f": {final['error']}: {truncate(final.get('cause', ''), 300)}"
+    print(line)
+    if args.json:
+        print_json({"executionArn": arn, "name": name, "status": final["status"], "error": final.get("error")})
+    return OK if final["status"] == "SUCCEEDED" else FAILED
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        NAME,
+        help="start a recovery by hand for one ECS task",
+        description=(
+            "Check that the task exists in the recovered cluster (DescribeTasks), then start an execution with the "
+            'manual input {"taskArn", "reason", "dryRun"} and a readable unique name '
+            "(manual[-dryrun]-<task id>-<UTC time>-<hex>). Prints the execution ARN and its console URL. "
+            "Exit codes: 0 started (with --wait: SUCCEEDED), 1 task not found / execution did not succeed, "
+            "2 usage error (malformed ARN, task of another cluster, deployment not found)."
+        ),
+    )
+    parser.add_argument("task_arn", metavar="TASK_ARN", help="arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/TASK_ID")
+    parser.add_argument("--reason", default="manual request", help="why (recorded in the execution input)")
+    parser.add_argument("--dry-run", action="store_true", help="same decisions and notifications, no destructive call")
+    parser.add_argument("--wait", action="store_true", help="follow the execution to its end, printing each state")
+    parser.add_argument("--poll-seconds", type=float, default=2.0, help="with --wait: seconds between polls")
+    parser.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds (exit 1)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    aws_context.add_arguments(parser)
+    parser.set_defaults(func=run)
