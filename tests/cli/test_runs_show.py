@@ -1,0 +1,83 @@
+"""`gpu-recovery runs` and `show` against moto: filters, and the error paths (the happy paths with a real
+history are in test_against_local_engine.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import boto3
+import pytest
+from cli_helpers import CliRun, Deployment
+from moto import mock_aws
+
+from gpu_recovery.cli_output import parse_duration
+
+
+def start(deployment: Deployment, name: str, task_arn: str) -> str:
+    sfn = boto3.client("stepfunctions")
+    body = json.dumps({"taskArn": task_arn, "reason": "r", "dryRun": False})
+    return str(sfn.start_execution(stateMachineArn=deployment.state_machine_arn, name=name, input=body)["executionArn"])
+
+
+def test_runs_filters_by_status_and_reads_the_job_from_the_task_table(deployment: Deployment, cli: CliRun) -> None:
+    running = start(deployment, "one", deployment.tasks[0])
+    stopped = start(deployment, "two", deployment.tasks[1])
+    boto3.client("stepfunctions").stop_execution(executionArn=stopped)
+    boto3.resource("dynamodb").Table(deployment.config.TASK_TABLE_NAME).put_item(
+        Item={"taskArn": deployment.tasks[0], "jobId": "job-a", "ec2InstanceId": deployment.instance_ids[0],
+              "recoveryExecution": running}
+    )  # fmt: skip
+    code, out, _ = cli("runs")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["START", "STATUS", "JOB", "NODES", "OUTCOME", "DURATION", "EXECUTION"]
+    code, out, _ = cli("runs", "--status", "running", "--json")
+    [row] = json.loads(out)
+    assert row["name"] == "one"
+    assert row["job"] == "job-a"
+    assert row["nodes"] == [deployment.instance_ids[0]]
+    code, out, _ = cli("runs", "--job", "job-a", "--json")
+    assert [r["name"] for r in json.loads(out)] == ["one"]
+    code, out, _ = cli("runs", "--since", "1h", "--json")
+    assert {r["name"] for r in json.loads(out)} == {"one", "two"}
+
+
+def test_runs_usage_errors(deployment: Deployment, cli: CliRun) -> None:
+    assert cli("runs", "--since", "yesterday")[0] == 2
+    assert cli("runs", "--status", "DONE")[0] == 2
+
+
+def test_durations() -> None:
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    assert parse_duration("7d") == timedelta(days=7)
+    with pytest.raises(Exception, match="not a duration"):
+        parse_duration("5 minutes")
+
+
+def test_show_unknown_execution(deployment: Deployment, cli: CliRun) -> None:
+    code, _, err = cli("show", "no-such-run")
+    assert code == 1
+    assert (
+        "no execution arn:aws:states:us-east-1:123456789012:execution:EcsGpuRecoveryStack-recovery:no-such-run" in err
+    )
+
+
+def test_show_rejects_a_non_execution_arn(deployment: Deployment, cli: CliRun) -> None:
+    code, _, err = cli("show", deployment.state_machine_arn)
+    assert code == 2
+    assert "not an execution ARN" in err
+
+
+def test_show_by_arn_of_a_running_execution(deployment: Deployment, cli: CliRun) -> None:
+    arn = start(deployment, "live", deployment.tasks[0])
+    code, out, _ = cli("show", arn)
+    assert code == 0
+    assert "Status     RUNNING" in out
+    assert "Path" in out
+
+
+def test_no_stack(cli: CliRun) -> None:
+    with mock_aws():
+        code, _, err = cli("runs")
+    assert code == 2
+    assert "cannot read stack 'EcsGpuRecoveryStack'" in err
