@@ -36,6 +36,7 @@ DCGMI_ISOLATE_EXIT = 205
 DCGMI_KILLED_EXIT = 203
 SIGNAL_EXIT_BASE = 128
 MAX_SIGNAL = 64
+ISOLATE_SEVERITY = 2  # dcgmErrorSeverity_t DCGM_ERROR_ISOLATE
 REPORT_KEYS = {"DCGM Diagnostic": "4.x", "DCGM GPU Diagnostic": "3.x"}
 # NVRM: Xid (PCI:0000:10:1c): 79, pid=..., name=..., text
 XID_LINE = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2})[^)]*\): (\d+)")
@@ -306,8 +307,13 @@ def diagnose(exit_code: int | None, log_text: str | None, task_gpu_ids: Sequence
         noted = [f"{_label(f)}: {', '.join(f.why)}" for f in gpus if f.xids]
         return Verdict(status=VerdictStatus.INCONCLUSIVE, action=RepairAction.NONE, reasons=[reason, *noted], **common)
 
+    inferred: list[str] = []
     if exit_code is None:
-        return inconclusive("no exit code for the DCGM check: cannot tell pass from fail")
+        if report is None or report.runtime_error:
+            return inconclusive(f"no exit code and {report_problem or problem or 'no readable DCGM result'}")
+        exit_code = _inferred_exit(report)
+        common["exit_code"] = exit_code
+        inferred = [f"no exit code given: judged on the dcgmi JSON alone (as if dcgmi exited {exit_code})"]
     if exit_code == DCGMI_KILLED_EXIT or SIGNAL_EXIT_BASE < exit_code <= SIGNAL_EXIT_BASE + MAX_SIGNAL:
         how = "dcgmi was killed" if exit_code == DCGMI_KILLED_EXIT else f"signal {exit_code - SIGNAL_EXIT_BASE}"
         return inconclusive(f"the DCGM check was killed (exit {exit_code}, {how}): it says nothing about the GPUs")
@@ -327,7 +333,7 @@ def diagnose(exit_code: int | None, log_text: str | None, task_gpu_ids: Sequence
         return inconclusive(f"no DCGM test ran (every result is Skip, exit {exit_code})")
 
     failed = [f for f in gpus if f.failed_tests]
-    reasons: list[str] = []
+    reasons: list[str] = list(inferred)
     if exit_code == DCGMI_TEST_FAILED_EXIT and not failed:
         return inconclusive("dcgmi exit 226 says a test failed, but its JSON reports no failed result")
     if exit_code not in (DCGMI_PASS_EXIT, DCGMI_TEST_FAILED_EXIT):
@@ -356,6 +362,14 @@ def diagnose(exit_code: int | None, log_text: str | None, task_gpu_ids: Sequence
         return Verdict(status=VerdictStatus.HEALTHY, action=_TO_REPAIR[node_action], reasons=[summary, *reasons],
                        **common)  # fmt: skip
     return Verdict(status=VerdictStatus.UNHEALTHY, action=_TO_REPAIR[node_action], reasons=reasons, **common)
+
+
+def _inferred_exit(report: DiagReport) -> int:
+    """The exit code dcgmi gives the results it printed: 205 for an ISOLATE failure, 226 for another failure."""
+    failures = [w for r in report.results if r.status == "fail" for w in (r.warnings or [{}])]
+    if any(w.get("error_severity") == ISOLATE_SEVERITY for w in failures):
+        return DCGMI_ISOLATE_EXIT
+    return DCGMI_TEST_FAILED_EXIT if failures else DCGMI_PASS_EXIT
 
 
 def _xid_replace(f: GpuFinding) -> bool:
