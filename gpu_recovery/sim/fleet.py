@@ -215,10 +215,13 @@ class SimFleet:
         """What was done to the fleet: dcgm_checks, drains, reboots, terminations (per node name) and
         tasks_stopped, tasks_started (per job)."""
         with self._lock:
-            keys = (
-                "dcgm_checks", "drains", "reboots", "gpu_resets", "terminations", "tasks_stopped", "tasks_started",
-            )  # fmt: skip
+            keys = ("dcgm_checks", "drains", "reboots", "terminations", "tasks_stopped", "tasks_started")
             return {k: dict(self._actions.counts[k]) for k in keys}
+
+    def gpu_resets(self) -> dict[str, int]:
+        """GPU resets (SSM nvidia-smi --gpu-reset commands) per node name; also in the timeline as gpu_reset."""
+        with self._lock:
+            return dict(self._actions.counts["gpu_resets"])
 
     def timeline(self) -> list[tuple[float, str, str, str]]:
         """(sim seconds, action, node or job, detail), in the order things happened."""
