@@ -30,7 +30,8 @@ from recovery.policy import classify_task, job_identity
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
 
-TASK_ARN = re.compile(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[A-Za-z0-9_-]+/[A-Za-z0-9]+$")
+# task/CLUSTER/ID (IDs are 32 hex characters today; older tasks, and moto, have UUIDs with dashes).
+TASK_ARN = re.compile(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[A-Za-z0-9_-]+/[A-Za-z0-9-]+$")
 # Ranks of a distributed job crash within moments of each other when one GPU dies; tasks of the job that
 # stopped this close to the failure belong to the same incident (their nodes are checked, they restart).
 INCIDENT_WINDOW = timedelta(minutes=10)
