@@ -22,6 +22,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.config import default_user_config
 
 from gpu_recovery.clock import SimClock
+from gpu_recovery.engine.dynamodb_writes_not_atomic import correct_dynamodb_writes_not_atomic
 from gpu_recovery.engine.ecs_sync_outcome import (
     correct_ecs_run_task_ignores_failures,
     correct_ecs_sync_ignores_exit_code,
@@ -149,6 +150,7 @@ class LocalEngine:
             "history_wall_clock": correct_history_wall_clock(self.clock),
             "ecs_sync_ignores_exit_code": correct_ecs_sync_ignores_exit_code(),
             "ecs_run_task_ignores_failures": correct_ecs_run_task_ignores_failures(),
+            "dynamodb_writes_not_atomic": correct_dynamodb_writes_not_atomic(),
         }
 
     def __exit__(
