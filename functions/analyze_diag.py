@@ -10,7 +10,7 @@ from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
 from recovery.diagnosis import check_task, gpu_summary, reset_targets, verdict_from_check
 from recovery.models import Analysis, NodeStep
-from recovery.observability import correlate, logger, metrics, tracer
+from recovery.observability import logger, step_handler
 from recovery.policy import gpu_reset_commands, plan_node_step
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
@@ -69,11 +69,8 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
     return Analysis(verdict=verdict, next=step, reason=reason, reset_commands=commands)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    correlate(event)
     settings = get_settings()
     request = NodeStepRequest.model_validate(event)
     ecs = Ecs(settings.ecs_cluster_name)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.models import CamelModel, NodeOutcome, NodeResult
-from recovery.observability import correlate, logger, metrics, tracer
+from recovery.observability import logger, metrics, step_handler
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import MAX_REBOOT_TIMES_KEPT, Tables
@@ -112,10 +112,7 @@ def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> Came
     raise ValueError(f"unknown node action {action!r}")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    correlate(event)
     settings = get_settings()
     return record(NodeStepRequest.model_validate(event), settings, Tables.from_settings(settings)).dump()

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from itertools import groupby
 from typing import Any
 from unittest import mock
 
@@ -17,7 +18,7 @@ import boto3
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
 from gpu_recovery.local_stack import DEFINITION, LocalStack, deploy
-from gpu_recovery.scenario import Scenario
+from gpu_recovery.scenario import FailureEvent, Scenario
 from gpu_recovery.sim import SimFleet
 from recovery import clock as step_clock
 from recovery.settings import get_settings
@@ -196,18 +197,17 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
     with deployed(scenario, speed) as (stack, fleet, clock):
         arns: list[str] = []
         filtered = 0
-        for event_spec in sorted(scenario.events, key=lambda e: e.at):
-            clock.sleep(max(0.0, event_spec.at - clock.elapsed()))
-            node_instance = fleet.instance_id(event_spec.node)
-            tasks = [t for t in fleet.job_tasks(event_spec.job) if _task_instance(t, fleet) == node_instance]
-            if not tasks:
-                raise ValueError(f"job {event_spec.job} has no running task on {event_spec.node} at {event_spec.at}s")
-            event = fleet.fail_task(tasks[0], exit_code=event_spec.exit_code, reason=event_spec.reason)
-            for copy in range(1 + event_spec.duplicates):
-                if stack.matches(event):
-                    arns.append(
-                        stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, copy), event)
-                    )
+        for at, batch in groupby(sorted(scenario.events, key=lambda e: e.at), key=lambda e: e.at):
+            clock.sleep(max(0.0, at - clock.elapsed()))
+            # Every task that dies at the same moment dies before any recovery starts: otherwise a busy machine
+            # could run the first recovery ahead, in simulated time, of the failures it should already see.
+            failed = [(spec, _fail(fleet, spec)) for spec in batch]
+            for spec, event in failed:
+                for copy in range(1 + spec.duplicates):
+                    if stack.matches(event):
+                        arns.append(
+                            stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, copy), event)
+                        )
         executions = [_report_execution(stack, fleet, arn) for arn in arns]
         # Everything the recoveries made ECS emit (stopped siblings, DCGM checks, reboots) goes through the
         # rule too: none of it may start another recovery.
@@ -222,7 +222,7 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
                 )
             else:
                 filtered += 1
-        actions = fleet.actions()
+        actions = fleet.actions() | {"gpu_resets": fleet.gpu_resets()}
         nodes = _scan(stack.config.NODE_TABLE_NAME)
         actions["quarantines"] = dict(
             Counter(fleet.node_name(r["nodeId"]) for r in nodes if r.get("kind") == "QUARANTINE")
@@ -245,6 +245,14 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
         report.failures = _check(scenario, report, fleet)
         report.passed = not report.failures
         return report
+
+
+def _fail(fleet: SimFleet, spec: FailureEvent) -> dict[str, Any]:
+    node_instance = fleet.instance_id(spec.node)
+    tasks = [t for t in fleet.job_tasks(spec.job) if _task_instance(t, fleet) == node_instance]
+    if not tasks:
+        raise ValueError(f"job {spec.job} has no running task on {spec.node} at {spec.at}s")
+    return fleet.fail_task(tasks[0], exit_code=spec.exit_code, reason=spec.reason)
 
 
 def _task_instance(task_arn: str, fleet: SimFleet) -> str:
