@@ -7,14 +7,13 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
 from recovery import clock
 from recovery.models import ErrorReport, ExecutionContext
 from recovery.notify import error_notification
 from recovery.observability import logger, metrics, step_handler
 from recovery.settings import get_settings
-from recovery.tables import Tables, is_conditional_failure
+from recovery.tables import Tables
 
 CAUSE_KEPT = 1000  # enough to diagnose; DynamoDB items and SNS messages have size limits
 
@@ -36,11 +35,7 @@ def handle(state: dict[str, Any], execution: ExecutionContext, tables: Tables) -
             released_nodes.append(node_id)
     task_arn = (state.get("failure") or {}).get("taskArn")
     if task_arn:
-        try:
-            tables.mark_task(task_arn, "ERROR", now.isoformat())
-        except ClientError as problem:
-            if not is_conditional_failure(problem):
-                raise
+        tables.mark_task(task_arn, "ERROR", now.isoformat())
     metrics.add_metric(name="RecoveryError", unit=MetricUnit.Count, value=1)
     logger.error("Recovery failed", error=name, cause=cause, job_id=job_id, released_nodes=released_nodes)
     notification = error_notification(job_id, name, cause, execution, released_nodes)

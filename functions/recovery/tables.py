@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -37,6 +38,18 @@ def is_conditional_failure(error: ClientError) -> bool:
         reasons = error.response.get("CancellationReasons", [])
         return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
     return code == "ConditionalCheckFailedException"
+
+
+def conditional_write(write: Callable[..., Any], **request: Any) -> bool:
+    """Make a conditional write: True if it applied, False if its condition refused it (another execution got
+    there first, or this one already did); any other error propagates."""
+    try:
+        write(**request)
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return False
+        raise
+    return True
 
 
 class Tables:
@@ -82,52 +95,45 @@ class Tables:
         """Record the failed task and make sure its job exists, in one transaction. False when a newer
         event for the task is already recorded (the caller treats it as a duplicate)."""
         newer_guard = "lastEventVersion <= :v" if manual else "lastEventVersion < :v"
-        try:
-            # The resource's client serialises Python values to DynamoDB types, as Table methods do.
-            self.resource.meta.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.names["task"],
-                            "Item": to_dynamo(task_item),
-                            "ConditionExpression": f"attribute_not_exists(taskArn) OR {newer_guard}",
-                            "ExpressionAttributeValues": {":v": task_item["lastEventVersion"]},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.names["job"],
-                            "Key": {"jobId": job_id},
-                            "UpdateExpression": (
-                                "SET #status = if_not_exists(#status, :running), "
-                                "restartCount = if_not_exists(restartCount, :zero), "
-                                "createdAt = if_not_exists(createdAt, :now), "
-                                "lastFailedTask = :task, lastFailureAt = :now, updatedAt = :now"
-                            ),
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": {
-                                ":running": "RUNNING",
-                                ":zero": 0,
-                                ":now": now,
-                                ":task": task_item["taskArn"],
-                            },
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
-        return True
+        # The resource's client serialises Python values to DynamoDB types, as Table methods do.
+        return conditional_write(
+            self.resource.meta.client.transact_write_items,
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.names["task"],
+                        "Item": to_dynamo(task_item),
+                        "ConditionExpression": f"attribute_not_exists(taskArn) OR {newer_guard}",
+                        "ExpressionAttributeValues": {":v": task_item["lastEventVersion"]},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.names["job"],
+                        "Key": {"jobId": job_id},
+                        "UpdateExpression": (
+                            "SET #status = if_not_exists(#status, :running), "
+                            "restartCount = if_not_exists(restartCount, :zero), "
+                            "createdAt = if_not_exists(createdAt, :now), "
+                            "lastFailedTask = :task, lastFailureAt = :now, updatedAt = :now"
+                        ),
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": {
+                            ":running": "RUNNING",
+                            ":zero": 0,
+                            ":now": now,
+                            ":task": task_item["taskArn"],
+                        },
+                    }
+                },
+            ],
+        )
 
     def record_sibling(self, task_item: dict[str, Any]) -> None:
         """Remember a running sibling's launch parameters so the job can be restarted as it was."""
-        try:
-            self.task.put_item(Item=to_dynamo(task_item), ConditionExpression=Attr("taskArn").not_exists())
-        except ClientError as error:
-            if not is_conditional_failure(error):
-                raise
+        conditional_write(
+            self.task.put_item, Item=to_dynamo(task_item), ConditionExpression=Attr("taskArn").not_exists()
+        )
 
     def joined_tasks(self, job_id: str, execution_arn: str) -> list[str]:
         """Tasks of the job that failed while this execution held the job lock."""
@@ -161,18 +167,15 @@ class Tables:
         }
         if restarted:
             values.update({":zero": 0, ":one": 1})
-        try:
-            self.job.update_item(
-                Key={"jobId": job_id},
-                UpdateExpression=update,
-                ConditionExpression="lockOwner = :me AND (attribute_not_exists(lastRecovery) OR lastRecovery <> :me)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
+        if not conditional_write(
+            self.job.update_item,
+            Key={"jobId": job_id},
+            UpdateExpression=update,
+            ConditionExpression="lockOwner = :me AND (attribute_not_exists(lastRecovery) OR lastRecovery <> :me)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+        ):
+            return False
         for old, new in new_tasks.items():
             self.task.update_item(
                 Key={"taskArn": old},
@@ -182,24 +185,21 @@ class Tables:
         return True
 
     def release_job_after_error(self, job_id: str, me: str, now: str, error: str) -> bool:
-        try:
-            self.job.update_item(
-                Key={"jobId": job_id},
-                UpdateExpression=(
-                    "SET #status = :error, lastReason = :reason, updatedAt = :now REMOVE lockOwner, lockedAt"
-                ),
-                ConditionExpression="lockOwner = :me",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":error": "ERROR", ":reason": error, ":now": now, ":me": me},
-            )
-        except ClientError as error_:
-            if is_conditional_failure(error_):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.job.update_item,
+            Key={"jobId": job_id},
+            UpdateExpression=(
+                "SET #status = :error, lastReason = :reason, updatedAt = :now REMOVE lockOwner, lockedAt"
+            ),
+            ConditionExpression="lockOwner = :me",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":error": "ERROR", ":reason": error, ":now": now, ":me": me},
+        )
 
-    def mark_task(self, task_arn: str, status: str, now: str) -> None:
-        self.task.update_item(
+    def mark_task(self, task_arn: str, status: str, now: str) -> bool:
+        """Set a recorded task's recovery status; False when the task was never recorded."""
+        return conditional_write(
+            self.task.update_item,
             Key={"taskArn": task_arn},
             UpdateExpression="SET recoveryStatus = :s, updatedAt = :now",
             ConditionExpression=Attr("taskArn").exists(),
@@ -212,30 +212,25 @@ class Tables:
         return plain(item) if item else None
 
     def lock_node(self, node_id: str, container_instance_arn: str, me: str, now: str) -> bool:
-        try:
-            self.node.update_item(
-                Key={"nodeId": node_id, "recordKey": STATE_KEY},
-                UpdateExpression=(
-                    "SET lockOwner = :me, lockedAt = :now, #status = :checking, containerInstanceArn = :ci, "
-                    "updatedAt = :now, reboots = if_not_exists(reboots, :empty)"
-                ),
-                ConditionExpression="(attribute_not_exists(lockOwner) OR lockOwner = :me) AND "
-                "(attribute_not_exists(#status) OR #status <> :quarantined)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":me": me,
-                    ":now": now,
-                    ":checking": "CHECKING",
-                    ":ci": container_instance_arn,
-                    ":empty": [],
-                    ":quarantined": "QUARANTINED",
-                },
-            )
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.node.update_item,
+            Key={"nodeId": node_id, "recordKey": STATE_KEY},
+            UpdateExpression=(
+                "SET lockOwner = :me, lockedAt = :now, #status = :checking, containerInstanceArn = :ci, "
+                "updatedAt = :now, reboots = if_not_exists(reboots, :empty)"
+            ),
+            ConditionExpression="(attribute_not_exists(lockOwner) OR lockOwner = :me) AND "
+            "(attribute_not_exists(#status) OR #status <> :quarantined)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":me": me,
+                ":now": now,
+                ":checking": "CHECKING",
+                ":ci": container_instance_arn,
+                ":empty": [],
+                ":quarantined": "QUARANTINED",
+            },
+        )
 
     def update_node(self, node_id: str, me: str, fields: dict[str, Any], *, release: bool, guard: str = "") -> bool:
         """Update the STATE row this execution has locked; optionally release the lock. `guard` adds a
@@ -247,35 +242,31 @@ class Tables:
         if release:
             update += " REMOVE lockOwner, lockedAt"
         condition = "lockOwner = :me" + (f" AND ({guard})" if guard else "")
-        try:
-            self.node.update_item(
-                Key={"nodeId": node_id, "recordKey": STATE_KEY},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.node.update_item,
+            Key={"nodeId": node_id, "recordKey": STATE_KEY},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def add_history(self, node_id: str, kind: str, me: str, now: datetime, detail: dict[str, Any]) -> None:
-        record_key = f"{HISTORY_PREFIX}{now.isoformat()}#{uuid.uuid4().hex[:8]}"
-        self.node.put_item(
-            Item=to_dynamo(
-                {
-                    "nodeId": node_id,
-                    "recordKey": record_key,
-                    "kind": kind,
-                    "executionArn": me,
-                    "at": now.isoformat(),
-                    "detail": detail,
-                    "expiresAt": int((now + self.history_ttl).timestamp()),
-                }
-            )
-        )
+        """A history row for what an execution did or found."""
+        self._put_history(node_id, kind, now, detail, {"executionArn": me})
+
+    def _put_history(
+        self, node_id: str, kind: str, now: datetime, detail: dict[str, Any], actor: dict[str, str]
+    ) -> None:
+        row = {
+            "nodeId": node_id,
+            "recordKey": f"{HISTORY_PREFIX}{now.isoformat()}#{uuid.uuid4().hex[:8]}",
+            "kind": kind,
+            "at": now.isoformat(),
+            "detail": detail,
+            "expiresAt": int((now + self.history_ttl).timestamp()),
+        }
+        self.node.put_item(Item=to_dynamo(row | actor))
 
     def history(self, node_id: str, execution_arn: str | None = None) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -332,30 +323,15 @@ class Tables:
                     parts.append(f"{attribute} = {placeholder}")
                     values[placeholder] = value
             condition = " AND ".join(parts)
-        try:
-            self.node.update_item(
-                Key={"nodeId": node_id, "recordKey": STATE_KEY},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.node.update_item,
+            Key={"nodeId": node_id, "recordKey": STATE_KEY},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def add_operator_history(self, node_id: str, kind: str, who: str, now: datetime, detail: dict[str, Any]) -> None:
         """A history row for a human's action: `by` says who; there is no executionArn."""
-        record_key = f"{HISTORY_PREFIX}{now.isoformat()}#{uuid.uuid4().hex[:8]}"
-        row = {
-            "nodeId": node_id,
-            "recordKey": record_key,
-            "kind": kind,
-            "by": who,
-            "at": now.isoformat(),
-            "detail": detail,
-            "expiresAt": int((now + self.history_ttl).timestamp()),
-        }
-        self.node.put_item(Item=to_dynamo(row))
+        self._put_history(node_id, kind, now, detail, {"by": who})
