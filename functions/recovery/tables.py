@@ -235,20 +235,30 @@ class Tables:
     def update_node(self, node_id: str, me: str, fields: dict[str, Any], *, release: bool, guard: str = "") -> bool:
         """Update the STATE row this execution has locked; optionally release the lock. `guard` adds a
         condition (e.g. that a reboot was not already counted). False when the condition does not hold."""
-        names = {f"#{k}": k for k in fields}
-        values = {f":{k}": v for k, v in to_dynamo(fields).items()}
-        values[":me"] = me
+        condition = "lockOwner = :me" + (f" AND ({guard})" if guard else "")
+        return self._update_state(node_id, fields, condition, release=release, values={":me": me})
+
+    def _update_state(
+        self,
+        node_id: str,
+        fields: dict[str, Any],
+        condition: str,
+        *,
+        release: bool,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> bool:
+        """SET `fields` on the node's STATE row if `condition` holds, optionally removing the lock."""
         update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
         if release:
             update += " REMOVE lockOwner, lockedAt"
-        condition = "lockOwner = :me" + (f" AND ({guard})" if guard else "")
         return conditional_write(
             self.node.update_item,
             Key={"nodeId": node_id, "recordKey": STATE_KEY},
             UpdateExpression=update,
             ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            ExpressionAttributeNames={f"#{k}": k for k in fields} | (names or {}),
+            ExpressionAttributeValues={f":{k}": v for k, v in to_dynamo(fields).items()} | (values or {}),
         )
 
     def add_history(self, node_id: str, kind: str, me: str, now: datetime, detail: dict[str, Any]) -> None:
@@ -303,11 +313,7 @@ class Tables:
         """Set STATE fields for a human, only if the row is still as they saw it (`seen`: same status and
         lock owner; None: no row yet), so a recovery that locked the node meanwhile is never overwritten.
         `remove_lock` clears the lock (a stale one, or taken over on purpose). False when the row changed."""
-        names = {f"#{k}": k for k in fields} | {"#status": "status"}
-        values = {f":{k}": v for k, v in to_dynamo(fields).items()}
-        update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
-        if remove_lock:
-            update += " REMOVE lockOwner, lockedAt"
+        values: dict[str, Any] = {}
         if seen is None:
             condition = "attribute_not_exists(nodeId)"
         else:
@@ -323,13 +329,8 @@ class Tables:
                     parts.append(f"{attribute} = {placeholder}")
                     values[placeholder] = value
             condition = " AND ".join(parts)
-        return conditional_write(
-            self.node.update_item,
-            Key={"nodeId": node_id, "recordKey": STATE_KEY},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+        return self._update_state(
+            node_id, fields, condition, release=remove_lock, names={"#status": "status"}, values=values
         )
 
     def add_operator_history(self, node_id: str, kind: str, who: str, now: datetime, detail: dict[str, Any]) -> None:
