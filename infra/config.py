@@ -61,25 +61,21 @@ def _setting(default: Any, allowed: str, meaning: str, **constraints: Any) -> An
     return Field(default, description=meaning, json_schema_extra={"allowed": allowed}, **constraints)
 
 
+def _table_name(default: str, meaning: str) -> Any:
+    return _setting(
+        default, "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -", meaning, pattern=r"^[A-Za-z0-9_.-]{3,255}$"
+    )
+
+
 class Config(BaseModel):
     """The validated settings. Field names are the variable names (context key = env var = Lambda env var)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
     # --- names promised by the original deployment guide ---
-    TASK_TABLE_NAME: str = _setting(
-        "ecs_task", "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -", "DynamoDB table: one item per ECS task",
-        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
-    )  # fmt: skip
-    JOB_TABLE_NAME: str = _setting(
-        "ecs_job", "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -", "DynamoDB table: one item per job",
-        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
-    )  # fmt: skip
-    NODE_TABLE_NAME: str = _setting(
-        "ecs_node", "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -",
-        "DynamoDB table: current state and history per GPU node",
-        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
-    )  # fmt: skip
+    TASK_TABLE_NAME: str = _table_name("ecs_task", "DynamoDB table: one item per ECS task")
+    JOB_TABLE_NAME: str = _table_name("ecs_job", "DynamoDB table: one item per job")
+    NODE_TABLE_NAME: str = _table_name("ecs_node", "DynamoDB table: current state and history per GPU node")
     ECS_CLUSTER_NAME: str = _setting(
         "gpu-cluster", "an ECS cluster name: 1-255 of A-Z a-z 0-9 _ -",
         "the ECS cluster whose stopped tasks are watched and repaired",

@@ -375,12 +375,14 @@ class SimFleet:
 
             return patched
 
-        def describe_tasks(original: Any) -> Any:
-            def patched(backend: Any, cluster_str: str, tasks: list[str]) -> Any:
+        def settled_first(original: Any) -> Any:
+            """Describe calls report simulated time: bring our cluster up to now before moto answers."""
+
+            def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
                 if fleet._owns(backend, cluster_str):
                     with fleet._lock:
                         fleet._settle()
-                return original(backend, cluster_str, tasks)
+                return original(backend, cluster_str, ids)
 
             return patched
 
@@ -403,15 +405,6 @@ class SimFleet:
                 if not fleet._owns(backend, cluster_str):
                     return original(backend, cluster_str, task_str, reason)
                 return fleet._stop_task_api(task_str, reason)
-
-            return patched
-
-        def describe_container_instances(original: Any) -> Any:
-            def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
-                if fleet._owns(backend, cluster_str):
-                    with fleet._lock:
-                        fleet._settle()
-                return original(backend, cluster_str, ids)
 
             return patched
 
@@ -440,10 +433,10 @@ class SimFleet:
             return patched
 
         replace(EC2ContainerServiceResponse, "run_task", run_task)
-        replace(EC2ContainerServiceBackend, "describe_tasks", describe_tasks)
+        replace(EC2ContainerServiceBackend, "describe_tasks", settled_first)
         replace(EC2ContainerServiceBackend, "list_tasks", list_tasks)
         replace(EC2ContainerServiceBackend, "stop_task", stop_task)
-        replace(EC2ContainerServiceBackend, "describe_container_instances", describe_container_instances)
+        replace(EC2ContainerServiceBackend, "describe_container_instances", settled_first)
         replace(EC2ContainerServiceBackend, "update_container_instances_state", update_state)
         replace(InstanceBackend, "reboot_instances", reboot)
         replace(InstanceBackend, "terminate_instances", terminate)
