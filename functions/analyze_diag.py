@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
 from recovery.diagnosis import check_task, gpu_summary, reset_targets, verdict_from_check
 from recovery.models import Analysis, NodeStep
-from recovery.observability import logger, step_handler
-from recovery.policy import gpu_reset_commands, plan_node_step
+from recovery.observability import logger, metrics, step_handler
+from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_commands, plan_node_step, repair_slots
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
@@ -27,6 +29,20 @@ def check_output(check: dict[str, Any], container: str, ecs: Ecs, logs: Logs) ->
         return None
     group, prefix = location
     return logs.read_stream(group, awslogs_stream(prefix, container, task["TaskArn"]))
+
+
+def claim_repair_slot(
+    step: NodeStep, reason: str, node_id: str, *, me: str, now: datetime, settings: Settings, ecs: Ecs, tables: Tables
+) -> tuple[NodeStep, str]:
+    """The fleet breaker: a reboot or reset needs one of the cluster's repair slots."""
+    slots = repair_slots(ecs.container_instance_count(), settings.max_nodes_in_repair_percent)
+    taken, others = tables.take_repair_slot(
+        settings.ecs_cluster_name, node_id, me, now=now, lease=settings.repair_lease(), slots=slots
+    )
+    if taken:
+        return step, reason
+    metrics.add_metric(name="FleetBreakerOpen", unit=MetricUnit.Count, value=1)
+    return breaker_open_step(others, slots)
 
 
 def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, tables: Tables) -> Analysis:
@@ -46,11 +62,15 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
         reset_enabled=settings.gpu_reset_enabled,
         reset_gpus=reset_gpus,
     )
+    me, now = request.execution.id, clock.utcnow()
+    if step in REPAIR_STEPS:
+        step, reason = claim_repair_slot(
+            step, reason, node_id, me=me, now=now, settings=settings, ecs=ecs, tables=tables
+        )
     # The per-GPU findings travel with the reason: node row, history row, notification.
     findings = gpu_summary(verdict)
     if findings:
         reason = f"{reason} [{findings}]"
-    me, now = request.execution.id, clock.utcnow()
     tables.update_node(
         node_id,
         me,

@@ -18,7 +18,7 @@ from recovery.tables import Tables
 CAUSE_KEPT = 1000  # enough to diagnose; DynamoDB items and SNS messages have size limits
 
 
-def handle(state: dict[str, Any], execution: ExecutionContext, tables: Tables) -> ErrorReport:
+def handle(state: dict[str, Any], execution: ExecutionContext, cluster: str, tables: Tables) -> ErrorReport:
     error = state.get("error") or {}
     name, cause = str(error.get("Error", "Unknown")), str(error.get("Cause", ""))[:CAUSE_KEPT]
     me, now = execution.id, clock.utcnow()
@@ -33,6 +33,7 @@ def handle(state: dict[str, Any], execution: ExecutionContext, tables: Tables) -
         if tables.update_node(node_id, me, fields, release=True):
             tables.add_history(node_id, "ERROR", me, now, {"reason": f"{name}: {cause}"})
             released_nodes.append(node_id)
+        tables.release_repair_slot(cluster, node_id, me)
     task_arn = (state.get("failure") or {}).get("taskArn")
     if task_arn:
         tables.mark_task(task_arn, "ERROR", now.isoformat())
@@ -46,4 +47,4 @@ def handle(state: dict[str, Any], execution: ExecutionContext, tables: Tables) -
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])
-    return handle(event.get("state") or {}, execution, Tables.from_settings(settings)).dump()
+    return handle(event.get("state") or {}, execution, settings.ecs_cluster_name, Tables.from_settings(settings)).dump()

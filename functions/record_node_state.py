@@ -68,7 +68,7 @@ def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     return RebootRecord(counted=recorded)
 
 
-def finish_node(request: NodeStepRequest, action: str, tables: Tables) -> NodeResult:
+def finish_node(request: NodeStepRequest, action: str, cluster: str, tables: Tables) -> NodeResult:
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
     reason = analysis.reason if analysis else action
@@ -85,6 +85,8 @@ def finish_node(request: NodeStepRequest, action: str, tables: Tables) -> NodeRe
         release=True,
     )
     # Without the lock (a retry after this execution already released it) the outcome stands as recorded.
+    # The node is out of repair whatever its outcome: give its fleet-breaker slot back (a no-op if not held).
+    tables.release_repair_slot(cluster, node_id, me)
     if recorded:
         tables.add_history(node_id, action, me, now, {"outcome": outcome.value, "reason": reason})
         if outcome == NodeOutcome.QUARANTINED:
@@ -108,7 +110,7 @@ def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> Came
     if action == "RESETTING_GPU":
         return record_gpu_reset(request, tables)
     if action == "RELEASE" or action in TERMINAL:
-        return finish_node(request, action, tables)
+        return finish_node(request, action, settings.ecs_cluster_name, tables)
     raise ValueError(f"unknown node action {action!r}")
 
 

@@ -148,6 +148,11 @@ class Config(BaseModel):
         le=10,
     )
     REBOOT_WINDOW_HOURS: int = _setting(24, "an integer from 1 to 720", "window for MAX_REBOOTS_PER_NODE", ge=1, le=720)
+    MAX_NODES_IN_REPAIR_PERCENT: int = _setting(
+        25, "an integer from 1 to 100",
+        "fleet breaker: most of the cluster's instances rebooted or reset at once; beyond it a node is quarantined",
+        ge=1, le=100,
+    )  # fmt: skip
     MAX_RESTARTS_PER_JOB: int = _setting(
         3, "an integer from 0 to 20", "automatic restarts of one job before giving up", ge=0, le=20
     )
@@ -270,6 +275,7 @@ class Config(BaseModel):
                 "REBOOT_WINDOW_HOURS", "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS",
                 "AGENT_POLL_MAX_ATTEMPTS", "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY",
                 "DRY_RUN", "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "GPU_RESET_ENABLED",
+                "MAX_NODES_IN_REPAIR_PERCENT",
             )
         }  # fmt: skip
         env["POWERTOOLS_SERVICE_NAME"] = POWERTOOLS_SERVICE_NAME

@@ -108,6 +108,8 @@ class StepLambdas(Construct):
             [dcgm_log_group, f"{dcgm_log_group}:log-stream:*"],
         )
         self._allow(fn["analyze_diag"], ["ecs:DescribeTaskDefinition"], ["*"])
+        # The fleet breaker counts the cluster's container instances.
+        self._allow(fn["analyze_diag"], ["ecs:ListContainerInstances"], [cluster.cluster])
         self._tables(fn["analyze_diag"], tables.node_table)
 
         self._tables(fn["record_node_state"], tables.node_table, tables.job_table)

@@ -82,6 +82,10 @@ class Ecs:
         reasons = ", ".join(f.get("reason", "unknown") for f in response.get("failures", [])) or "no task started"
         return None, reasons
 
+    def container_instance_count(self) -> int:
+        pages = self.client.get_paginator("list_container_instances").paginate(cluster=self.cluster)
+        return sum(len(page["containerInstanceArns"]) for page in pages)
+
     def log_location(self, task_definition_arn: str, container_name: str) -> tuple[str, str] | None:
         """(log group, stream prefix) of a container using the awslogs driver."""
         definition = self.client.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]

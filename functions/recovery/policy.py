@@ -234,3 +234,23 @@ def decide_node_lock(
         reason = f"checked by {checked_by} at {checked_at}, after this failure: {outcome.value}"
         return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=outcome, reason=reason, handled_by=checked_by)
     return LockOutcome.ACQUIRED, None
+
+
+# Steps that take a node out of service to repair it: the fleet breaker bounds how many run at once.
+REPAIR_STEPS = frozenset({NodeStep.REBOOT, NodeStep.RESET_GPU})
+
+
+def repair_slots(cluster_size: int, max_percent: int) -> int:
+    """How many nodes may be rebooted or reset at once: a share of the cluster, never zero (a small cluster
+    must still be able to heal one node at a time)."""
+    return max(1, cluster_size * max_percent // 100)
+
+
+def breaker_open_step(in_repair: Sequence[str], slots: int) -> tuple[NodeStep, str]:
+    """Too many nodes in repair at once: a fleet-wide cause (a driver or AMI rollout) is likelier than that many
+    bad GPUs, and repairing them all would take the cluster down. Hold the node out of service for a human."""
+    return (
+        NodeStep.QUARANTINE,
+        f"fleet breaker open: {len(in_repair)} of {slots} repair slot(s) in use "
+        f"({', '.join(sorted(in_repair))}); held for a human instead of repaired",
+    )

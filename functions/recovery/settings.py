@@ -6,6 +6,7 @@ Names are the configuration names of infra/config.py, so one setting has one nam
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -43,6 +44,7 @@ class Settings(BaseModel):
     terminate_quarantined: bool = Field(False, alias="TERMINATE_QUARANTINED")
     restart_on_healthy: bool = Field(False, alias="RESTART_ON_HEALTHY")
     gpu_reset_enabled: bool = Field(False, alias="GPU_RESET_ENABLED")
+    max_nodes_in_repair_percent: int = Field(25, alias="MAX_NODES_IN_REPAIR_PERCENT", ge=1, le=100)
     history_ttl_days: int = Field(90, alias="HISTORY_TTL_DAYS", gt=0)
 
     @field_validator("job_key")
@@ -51,6 +53,15 @@ class Settings(BaseModel):
         if value in ("group", "startedBy") or (value.startswith("tag:") and len(value) > len("tag:")):
             return value
         raise ValueError("JOB_KEY must be 'group', 'startedBy' or 'tag:<TagKey>'")
+
+    def repair_lease(self) -> timedelta:
+        """How long a fleet-breaker repair slot is held if its execution never gives it back (it crashed): the
+        longest a repair can take: a check, the reboot wait, every agent poll and the re-check."""
+        return timedelta(
+            seconds=2 * self.dcgm_timeout_seconds
+            + self.reboot_wait_seconds
+            + self.agent_poll_seconds * self.agent_poll_max_attempts
+        )
 
     def workflow_settings(self) -> dict[str, object]:
         """The values the state machine reads with *Path fields (a file definition cannot hold numbers

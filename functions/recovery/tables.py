@@ -18,6 +18,9 @@ from botocore.exceptions import ClientError
 from recovery.settings import Settings
 
 STATE_KEY = "STATE"
+# The fleet breaker's slots: one item per cluster in ecs_node, beside the nodes' rows.
+FLEET_PREFIX = "FLEET#"
+REPAIRS_KEY = "REPAIRS"
 HISTORY_PREFIX = "HISTORY#"
 MAX_REBOOT_TIMES_KEPT = 20  # enough for any sane budget window; keeps the STATE row small
 
@@ -336,3 +339,51 @@ class Tables:
     def add_operator_history(self, node_id: str, kind: str, who: str, now: datetime, detail: dict[str, Any]) -> None:
         """A history row for a human's action: `by` says who; there is no executionArn."""
         self._put_history(node_id, kind, now, detail, {"by": who})
+
+    # ---- fleet breaker ----------------------------------------------------------------------------
+    def take_repair_slot(
+        self, cluster: str, node_id: str, me: str, *, now: datetime, lease: timedelta, slots: int
+    ) -> tuple[bool, list[str]]:
+        """Take one of `slots` repair slots for the node (atomic: `size(slots) < :slots`), or keep the one it
+        holds. Returns (taken, the other nodes in repair). A slot whose lease ran out (its execution died
+        without giving it back) is freed first."""
+        key = {"nodeId": f"{FLEET_PREFIX}{cluster}", "recordKey": REPAIRS_KEY}
+        conditional_write(
+            self.node.put_item, Item={**key, "slots": {}}, ConditionExpression=Attr("nodeId").not_exists()
+        )
+        holders: dict[str, Any] = plain(self.node.get_item(Key=key, ConsistentRead=True)["Item"]["slots"])
+        live = []
+        for holder, slot in holders.items():
+            if holder == node_id:
+                continue
+            if datetime.fromisoformat(slot["until"]) > now:
+                live.append(holder)
+                continue
+            conditional_write(
+                self.node.update_item,
+                Key=key,
+                UpdateExpression="REMOVE slots.#n",
+                ConditionExpression="slots.#n.#until = :until",
+                ExpressionAttributeNames={"#n": holder, "#until": "until"},
+                ExpressionAttributeValues={":until": slot["until"]},
+            )
+        taken = conditional_write(
+            self.node.update_item,
+            Key=key,
+            UpdateExpression="SET slots.#n = :slot",
+            ConditionExpression="attribute_exists(slots.#n) OR size(slots) < :slots",
+            ExpressionAttributeNames={"#n": node_id},
+            ExpressionAttributeValues={":slot": {"by": me, "until": (now + lease).isoformat()}, ":slots": slots},
+        )
+        return taken, live
+
+    def release_repair_slot(self, cluster: str, node_id: str, me: str) -> bool:
+        """Give back the node's repair slot if this execution holds it."""
+        return conditional_write(
+            self.node.update_item,
+            Key={"nodeId": f"{FLEET_PREFIX}{cluster}", "recordKey": REPAIRS_KEY},
+            UpdateExpression="REMOVE slots.#n",
+            ConditionExpression="slots.#n.#by = :me",
+            ExpressionAttributeNames={"#n": node_id, "#by": "by"},
+            ExpressionAttributeValues={":me": me},
+        )

@@ -42,6 +42,7 @@ def test_every_issue_scenario_is_shipped() -> None:
         "dcgm-check-hangs",
         "instance-never-returns",
         "dry-run",
+        "fleet-breaker",
     } <= set(scenarios.shipped())
 
 
