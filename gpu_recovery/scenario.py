@@ -21,9 +21,14 @@ class ScenarioError(ValueError):
 
 @dataclass
 class FailureEvent:
+    """The job's task on `node` dies with `exit_code` at simulated second `at`, or, with `after`
+    ("<action> <target>", e.g. "reboot node-1"), as soon as the fleet has seen that action: a cause, not a
+    time, so the order of two recoveries does not depend on how fast the machine runs them."""
+
     job: str
     node: str
     at: float = 0.0
+    after: str | None = None
     exit_code: int = 1
     reason: str | None = None
     duplicates: int = 0

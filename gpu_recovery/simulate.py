@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ MAP_STATES = {
 # States whose presence means an execution did recovery work (took the job lock).
 WORK_STATE = "LockJob"
 EXECUTION_TIMEOUT_REAL_SECONDS = 300.0
+ACTION_POLL_REAL_SECONDS = 0.01
 
 
 @dataclass
@@ -197,8 +199,11 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
     with deployed(scenario, speed) as (stack, fleet, clock):
         arns: list[str] = []
         filtered = 0
-        for at, batch in groupby(sorted(scenario.events, key=lambda e: e.at), key=lambda e: e.at):
+        moments = groupby(sorted(scenario.events, key=lambda e: (e.at, e.after or "")), key=lambda e: (e.at, e.after))
+        for (at, after), batch in moments:
             clock.sleep(max(0.0, at - clock.elapsed()))
+            if after:
+                _wait_for_action(fleet, after)
             # Every task that dies at the same moment dies before any recovery starts: otherwise a busy machine
             # could run the first recovery ahead, in simulated time, of the failures it should already see.
             failed = [(spec, _fail(fleet, spec)) for spec in batch]
@@ -245,6 +250,16 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
         report.failures = _check(scenario, report, fleet)
         report.passed = not report.failures
         return report
+
+
+def _wait_for_action(fleet: SimFleet, after: str) -> None:
+    """Block until the fleet's timeline shows `after` ("<action> <target>")."""
+    action, _, target = after.partition(" ")
+    deadline = time.monotonic() + EXECUTION_TIMEOUT_REAL_SECONDS
+    while not any(a == action and t == target for _, a, t, _ in fleet.timeline()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the fleet never saw {after!r}")
+        time.sleep(ACTION_POLL_REAL_SECONDS)
 
 
 def _fail(fleet: SimFleet, spec: FailureEvent) -> dict[str, Any]:
