@@ -16,18 +16,9 @@ from gpu_recovery.engine import LocalEngine
 from gpu_recovery.sim import SimFleet
 from infra.config import Config
 from infra.event_pattern import task_failure_pattern
-from infra.substitutions import definition_substitutions
+from infra.substitutions import STEP_FUNCTIONS, definition_substitutions, function_arn_key
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
-# Substitution key -> the functions/ module that implements it (the stack deploys the same modules).
-STEP_MODULES = {
-    "ClassifyFailureFunctionArn": "classify_failure",
-    "AcquireNodeFunctionArn": "acquire_node",
-    "AnalyzeDiagFunctionArn": "analyze_diag",
-    "RecordNodeStateFunctionArn": "record_node_state",
-    "RestartJobFunctionArn": "restart_job",
-    "HandleErrorFunctionArn": "handle_error",
-}
 # Quiet, local-only Powertools: no X-Ray daemon here, and the report says what happened.
 LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
 
@@ -98,8 +89,8 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
     environment = config.lambda_environment() | {"DCGM_LOG_GROUP": fleet.dcgm_log_group, "LOG_LEVEL": "WARNING"}
     environment |= LOCAL_POWERTOOLS | {"POWERTOOLS_LOG_LEVEL": "WARNING"}
     values = {
-        key: engine.deploy_function(module.replace("_", "-"), f"{module}.handler", environment)
-        for key, module in STEP_MODULES.items()
+        function_arn_key(name): engine.deploy_function(module.replace("_", "-"), f"{module}.handler", environment)
+        for module, name in STEP_FUNCTIONS.items()
     }
     values |= {
         "ClusterArn": fleet.cluster_arn,

@@ -16,19 +16,10 @@ from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention
 from infra.config import Config
 from infra.nag import acknowledge, resource_finding
+from infra.substitutions import STEP_FUNCTIONS
 from infra.tables import RecoveryTables
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-
-# module name in functions/ -> construct id
-STEP_FUNCTIONS = {
-    "classify_failure": "ClassifyFailure",
-    "acquire_node": "AcquireNode",
-    "analyze_diag": "AnalyzeDiag",
-    "record_node_state": "RecordNodeState",
-    "restart_job": "RestartJob",
-    "handle_error": "HandleError",
-}
 
 # The official public Powertools layer, pinned to the exact version in pyproject.toml. Powertools publishes one
 # public SSM parameter per release, runtime and architecture whose value is the regional layer ARN;

@@ -8,13 +8,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+# The step Lambdas: module in functions/ -> the name the stack and the definition know it by. The definition
+# reaches each as ${<name>FunctionArn}; the stack and the local simulator both deploy from this one table.
+STEP_FUNCTIONS: dict[str, str] = {
+    "classify_failure": "ClassifyFailure",
+    "acquire_node": "AcquireNode",
+    "analyze_diag": "AnalyzeDiag",
+    "record_node_state": "RecordNodeState",
+    "restart_job": "RestartJob",
+    "handle_error": "HandleError",
+}
+
+
+def function_arn_key(name: str) -> str:
+    """The placeholder key of a step Lambda's ARN, e.g. ClassifyFailureFunctionArn."""
+    return f"{name}FunctionArn"
+
+
 SUBSTITUTION_KEYS: tuple[str, ...] = (
-    "ClassifyFailureFunctionArn",
-    "AcquireNodeFunctionArn",
-    "AnalyzeDiagFunctionArn",
-    "RecordNodeStateFunctionArn",
-    "RestartJobFunctionArn",
-    "HandleErrorFunctionArn",
+    *(function_arn_key(name) for name in STEP_FUNCTIONS.values()),
     "ClusterArn",
     "DcgmTaskDefinitionArn",
     "DcgmContainerName",

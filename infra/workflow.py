@@ -17,7 +17,7 @@ from infra.config import Config
 from infra.dcgm_task import DcgmCheckTask
 from infra.nag import acknowledge, resource_finding
 from infra.notifications import Notifications
-from infra.substitutions import definition_substitutions
+from infra.substitutions import STEP_FUNCTIONS, definition_substitutions, function_arn_key
 from infra.tables import RecoveryTables
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
@@ -70,12 +70,7 @@ class RecoveryWorkflow(Construct):
 
         substitutions = definition_substitutions(
             {
-                "ClassifyFailureFunctionArn": functions["classify_failure"].function_arn,
-                "AcquireNodeFunctionArn": functions["acquire_node"].function_arn,
-                "AnalyzeDiagFunctionArn": functions["analyze_diag"].function_arn,
-                "RecordNodeStateFunctionArn": functions["record_node_state"].function_arn,
-                "RestartJobFunctionArn": functions["restart_job"].function_arn,
-                "HandleErrorFunctionArn": functions["handle_error"].function_arn,
+                **{function_arn_key(name): functions[module].function_arn for module, name in STEP_FUNCTIONS.items()},
                 "ClusterArn": cluster.cluster,
                 "DcgmTaskDefinitionArn": dcgm.task_definition_arn,
                 "DcgmContainerName": config.DCGM_CONTAINER_NAME,

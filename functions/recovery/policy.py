@@ -22,7 +22,8 @@ from recovery.models import (
 )
 
 # Stop codes ECS sets for stops that no GPU fault causes (the EventBridge rule filters them too; the
-# classifier repeats the check because manual and replayed inputs bypass the rule).
+# classifier repeats the check because manual and replayed inputs bypass the rule; the Lambda asset cannot
+# import infra/, so tests/infra/test_event_pattern.py pins the two lists equal).
 NEVER_GPU_STOP_CODES = frozenset(
     {"UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice"}
 )

@@ -10,7 +10,9 @@ import pytest
 from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 
-from infra.event_pattern import task_failure_pattern
+from infra.event_pattern import IGNORED_STOP_CODES, STEP_FUNCTIONS_STARTED_BY, task_failure_pattern
+from recovery.policy import NEVER_GPU_STOP_CODES
+from recovery.policy import STEP_FUNCTIONS_STARTED_BY as CLASSIFIER_STARTED_BY
 from tests.infra.helpers import of_type
 
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/gpu-cluster"
@@ -127,3 +129,10 @@ def test_rule_targets_state_machine_with_retry_and_dlq(resources: dict[str, dict
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 3600
+
+
+def test_rule_and_classifier_ignore_the_same_tasks() -> None:
+    """The rule filters our DCGM checks and never-GPU stop codes; ClassifyFailure repeats the check for manual
+    and replayed inputs. The Lambda asset cannot import infra/, so the two lists are pinned equal here."""
+    assert set(IGNORED_STOP_CODES) == NEVER_GPU_STOP_CODES
+    assert STEP_FUNCTIONS_STARTED_BY == CLASSIFIER_STARTED_BY

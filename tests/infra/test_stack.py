@@ -7,7 +7,8 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 
 from infra.config import Config
-from infra.lambdas import POWERTOOLS_LAYER_PARAMETER, STEP_FUNCTIONS
+from infra.lambdas import POWERTOOLS_LAYER_PARAMETER
+from infra.substitutions import STEP_FUNCTIONS
 from tests.infra.helpers import of_type
 
 Resources = dict[str, dict[str, Any]]
