@@ -21,10 +21,10 @@ LAMBDA_REQUEST_USD = 0.20 / 1_000_000
 RESULTS = Path(".bench/results.json")
 
 
-def measure(name: str, speed: float) -> dict[str, Any]:
+def measure(name: str) -> dict[str, Any]:
     loaded = scenarios.load(name)
     started = time.perf_counter()
-    report = run(loaded, speed=speed)
+    report = run(loaded)
     real_seconds = time.perf_counter() - started
     working = [e for e in report.executions if WORK_STATE in e.path]
     calls: dict[str, int] = {}
@@ -49,10 +49,9 @@ def measure(name: str, speed: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scenario", action="append", help="a shipped scenario (default: all)")
-    parser.add_argument("--speed", type=float, default=400.0, help="simulated seconds per real second")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    rows = [measure(name, args.speed) for name in args.scenario or scenarios.shipped()]
+    rows = [measure(name) for name in args.scenario or scenarios.shipped()]
     header = (
         "| scenario | pass | executions | time to recovery (sim s) | transitions | Lambda calls | AWS calls "
         "| $ per incident | engine real s |"
@@ -67,7 +66,7 @@ def main() -> None:
             f"| {r['real_seconds']:.1f} |"
         )
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"speed": args.speed, "results": rows}, indent=2))
+    RESULTS.write_text(json.dumps({"results": rows}, indent=2))
     print(f"\nwritten to {RESULTS}")
 
 

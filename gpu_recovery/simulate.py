@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
 import boto3
+from moto.moto_api._internal import mock_random
 
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
@@ -22,6 +23,7 @@ from gpu_recovery.local_stack import DEFINITION, LocalStack, deploy
 from gpu_recovery.scenario import FailureEvent, Scenario
 from gpu_recovery.sim import SimFleet
 from recovery import clock as step_clock
+from recovery import tables as step_tables
 from recovery.settings import get_settings
 from recovery.tables import plain
 
@@ -34,7 +36,9 @@ MAP_STATES = {
 # States whose presence means an execution did recovery work (took the job lock).
 WORK_STATE = "LockJob"
 EXECUTION_TIMEOUT_REAL_SECONDS = 300.0
-ACTION_POLL_REAL_SECONDS = 0.01
+# A scenario event waiting for a fleet action gives up after a simulated day.
+ACTION_WAIT_SIM_SECONDS = 86_400.0
+RANDOM_SEED = 13
 
 
 @dataclass
@@ -182,37 +186,42 @@ def _check(scenario: Scenario, report: Report, fleet: SimFleet) -> list[str]:
 
 
 @contextmanager
-def deployed(scenario: Scenario, speed: float = 200.0) -> Iterator[tuple[LocalStack, SimFleet, SimClock]]:
-    """The scenario's fleet with the stack deployed on the local engine, all on one simulated clock."""
-    clock = SimClock(speed=speed)
+def deployed(scenario: Scenario) -> Iterator[tuple[LocalStack, SimFleet, SimClock]]:
+    """The scenario's fleet with the stack deployed on the local engine, all on one simulated clock.
+
+    Identifiers are drawn from one seeded source (moto's ``mock_random``, also for the node history keys the
+    step Lambdas write), so that, with the clock's fixed order of steps, a scenario reports the same every run."""
+    clock = SimClock()
     with (
         LocalEngine(clock) as engine,
-        SimFleet(clock, "gpu-cluster", scenario.nodes, scenario.jobs, scenario.timings) as fleet,
+        mock.patch.object(step_tables, "uuid", SimpleNamespace(uuid4=mock_random.uuid4)),
         mock.patch.object(step_clock, "utcnow", clock.now),
     ):
-        # Settings are cached per process; each scenario deploys its own configuration.
-        get_settings.cache_clear()
-        yield deploy(engine, fleet, scenario.config), fleet, clock
+        mock_random.seed(RANDOM_SEED)
+        with SimFleet(clock, "gpu-cluster", scenario.nodes, scenario.jobs, scenario.timings) as fleet:
+            # Settings are cached per process; each scenario deploys its own configuration.
+            get_settings.cache_clear()
+            yield deploy(engine, fleet, scenario.config), fleet, clock
 
 
-def run(scenario: Scenario, speed: float = 200.0) -> Report:
-    with deployed(scenario, speed) as (stack, fleet, clock):
+def run(scenario: Scenario) -> Report:
+    with deployed(scenario) as (stack, fleet, clock):
         arns: list[str] = []
         filtered = 0
         moments = groupby(sorted(scenario.events, key=lambda e: (e.at, e.after or "")), key=lambda e: (e.at, e.after))
-        for (at, after), batch in moments:
-            clock.sleep(max(0.0, at - clock.elapsed()))
-            if after:
-                _wait_for_action(fleet, after)
-            # Every task that dies at the same moment dies before any recovery starts: otherwise a busy machine
-            # could run the first recovery ahead, in simulated time, of the failures it should already see.
-            failed = [(spec, _fail(fleet, spec)) for spec in batch]
-            for spec, event in failed:
-                for copy in range(1 + spec.duplicates):
-                    if stack.matches(event):
-                        arns.append(
-                            stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, copy), event)
-                        )
+        # The runner takes part in the simulation while it injects failures: no recovery moves while it works, and
+        # every task that dies at the same moment dies before any recovery starts.
+        with clock.taking_part():
+            for (at, after), batch in moments:
+                clock.sleep(max(0.0, at - clock.elapsed()))
+                if after:
+                    _wait_for_action(fleet, after)
+                failed = [(spec, _fail(fleet, spec)) for spec in batch]
+                for spec, event in failed:
+                    for copy in range(1 + spec.duplicates):
+                        if stack.matches(event):
+                            name = _execution_name(event, copy)
+                            arns.append(stack.engine.start_execution(stack.state_machine_arn, name, event))
         executions = [_report_execution(stack, fleet, arn) for arn in arns]
         # Everything the recoveries made ECS emit (stopped siblings, DCGM checks, reboots) goes through the
         # rule too: none of it may start another recovery.
@@ -253,13 +262,10 @@ def run(scenario: Scenario, speed: float = 200.0) -> Report:
 
 
 def _wait_for_action(fleet: SimFleet, after: str) -> None:
-    """Block until the fleet's timeline shows `after` ("<action> <target>")."""
+    """Wait (in simulated time) until the fleet's timeline shows `after` ("<action> <target>")."""
     action, _, target = after.partition(" ")
-    deadline = time.monotonic() + EXECUTION_TIMEOUT_REAL_SECONDS
-    while not any(a == action and t == target for _, a, t, _ in fleet.timeline()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the fleet never saw {after!r}")
-        time.sleep(ACTION_POLL_REAL_SECONDS)
+    if not fleet.seen(action, target).wait(ACTION_WAIT_SIM_SECONDS):
+        raise TimeoutError(f"the fleet never saw {after!r} in {ACTION_WAIT_SIM_SECONDS:.0f} simulated seconds")
 
 
 def _fail(fleet: SimFleet, spec: FailureEvent) -> dict[str, Any]:

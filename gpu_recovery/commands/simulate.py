@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     # moto logs every exception a state evaluates as an error, even ones the ASL expects (an IsPresent probe of
     # a missing path); real failures are in each execution's history, which the report shows.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
-    reports = [run_scenario(s, speed=args.speed) for s in loaded]
+    reports = [run_scenario(s) for s in loaded]
     if args.json:
         documents = [r.to_json() for r in reports]
         print(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, default=str))
@@ -49,5 +49,4 @@ def register(commands: Any) -> None:
         "--scenario", action="append", metavar="FILE|NAME", help="a scenario file or shipped name (repeatable)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--speed", type=float, default=200.0, help="simulated seconds per real second")
     parser.set_defaults(func=run)

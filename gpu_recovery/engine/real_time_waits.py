@@ -1,52 +1,56 @@
-"""Corrections: moto's Step Functions interpreter waits in real time; ours waits on the ``SimClock``.
+"""Corrections: moto's Step Functions interpreter runs on free threads and waits in real time; ours takes turns on
+the ``SimClock``'s scheduler and waits in simulated time.
 
 Each function below corrects one moto 5.2.5 behaviour, named after it, and has its own test in
 ``tests/workflow/engine/test_real_time_waits.py``. With them, a ``Wait`` of 300 s advances the simulated clock by
-exactly 300 s and really sleeps ``300 / speed``; the recovery's timings are reported in simulated seconds.
+exactly 300 s and takes no real time; the recovery's timings are reported in simulated seconds, and the same
+executions take the same steps in the same order on every run.
 """
 
 from __future__ import annotations
 
 import datetime
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from types import SimpleNamespace
-from typing import Any, Final
+from typing import Final
 from unittest import mock
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.program import program
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_callback,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-    StateTaskServiceCallback,
-)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import inline_iteration_component, job
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branch_worker, branches_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval import environment
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.backend import execution_worker
 
-from gpu_recovery.clock import SimClock
+from gpu_recovery.clock import SimClock, SimEvent, threading_for
 
 # Simulated seconds between two `.sync` polls. AWS polls ECS on its own schedule (seconds to a minute); 5 s keeps
-# the simulated duration of a check within one poll of the task's real stop, at 1/speed real seconds per poll.
+# the simulated duration of a check within one poll of the task's real stop.
 SYNC_POLL_SIM_SECONDS: Final = 5.0
-
-# How often (real seconds) a `.sync` state's deadline is compared with the simulated clock; far below one poll.
-_DEADLINE_CHECK_REAL_SECONDS: Final = 0.002
 
 
 @contextmanager
 def correct_wait_state_real_time(clock: SimClock) -> Iterator[None]:
     """moto: ``Seconds``/``SecondsPath`` waits block on ``Event.wait(seconds)`` in real time
     (``WaitFunction._wait_interval``), and ``Timestamp``/``TimestampPath`` count from the wall clock
-    (``Timestamp._get_wait_seconds`` uses ``datetime.now()``). Here both count on the simulated clock."""
+    (``Timestamp._get_wait_seconds`` uses ``datetime.now()``). Here both count on the simulated clock; as in moto,
+    the wait ends early when the execution stops (its ``program_state_event`` fires and it is no longer running)."""
 
     def _wait_interval(self: WaitFunction, env: Environment, wait_seconds: float) -> None:
-        clock.sleep(wait_seconds)
+        event = env.program_state_event
+        if not isinstance(event, SimEvent):  # moto's threads left unscheduled (a test of that correction)
+            clock.sleep(wait_seconds)
+            return
+        until = clock.elapsed() + wait_seconds
+        while env.is_running() and clock.elapsed() < until:
+            event.wait(until - clock.elapsed())
 
     def _get_wait_seconds(self: Timestamp, env: Environment) -> float:
         self.string.eval(env=env)
@@ -76,8 +80,7 @@ def correct_retry_interval_real_time(clock: SimClock) -> Iterator[None]:
 @contextmanager
 def correct_sync_poll_real_time(clock: SimClock) -> Iterator[None]:
     """moto: ``StateTaskServiceCallback._eval_sync`` polls every ``_DELAY_SECONDS_SYNC_CONDITION_CHECK`` (0.5) real
-    seconds, which says nothing about simulated time. Here each poll advances the simulated clock by
-    ``SYNC_POLL_SIM_SECONDS`` (and really sleeps that / speed)."""
+    seconds, which says nothing about simulated time. Here each poll waits ``SYNC_POLL_SIM_SECONDS`` on the clock."""
 
     def _sleep_one_poll(_real_seconds: float) -> None:
         clock.sleep(SYNC_POLL_SIM_SECONDS)
@@ -86,57 +89,32 @@ def correct_sync_poll_real_time(clock: SimClock) -> Iterator[None]:
         yield
 
 
-class _SimDeadlineEvent(threading.Event):
-    """An Event whose ``wait(timeout)`` counts ``timeout`` in simulated seconds."""
-
-    def __init__(self, clock: SimClock) -> None:
-        super().__init__()
-        self._clock = clock
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if timeout is None:
-            return super().wait()
-        deadline = self._clock.elapsed() + timeout
-        while not super().wait(_DEADLINE_CHECK_REAL_SECONDS):
-            if self._clock.elapsed() >= deadline:
-                return self.is_set()
-        return True
-
-
-def _is_sync_task(state: Any) -> bool:
-    return isinstance(state, StateTaskServiceCallback) and state.resource.condition in (
-        ResourceCondition.Sync,
-        ResourceCondition.Sync2,
-    )
+# Every moto module that starts a thread or waits on one, by the names it imported from ``threading``.
+_THREADING_MODULES: Final = (
+    program,
+    inline_iteration_component,
+    job,
+    environment,
+    branch_worker,
+    branches_decl,
+    execute_state,
+)
+_THREAD_MODULES: Final = (execution_worker, execute_state)
 
 
 @contextmanager
-def correct_sync_timeout_real_time(clock: SimClock) -> Iterator[None]:
-    """moto: ``ExecutionState._evaluate_with_timeout`` runs the state on a thread and waits for it with
-    ``threading.Event().wait(TimeoutSeconds)``: a hung ``.sync`` task would time out after TimeoutSeconds of real
-    time. Here, for ``.sync`` task states, that wait counts simulated seconds (which the ``.sync`` poll advances),
-    so a hung ECS task ends in ``States.Timeout`` after TimeoutSeconds simulated seconds.
-
-    Other states keep moto's real-time deadline: a Lambda handler's run time is real, not simulated, and a
-    concurrent execution's Wait must not time it out."""
-    sync_state = threading.local()
-    original = execute_state.ExecutionState._evaluate_with_timeout
-
-    def _evaluate_with_timeout(self: execute_state.ExecutionState, env: Environment) -> None:
-        # moto creates its termination Event on this thread, inside the call below.
-        sync_state.active = _is_sync_task(self)
-        try:
-            original(self, env)
-        finally:
-            sync_state.active = False
-
-    def _event() -> threading.Event:
-        return _SimDeadlineEvent(clock) if getattr(sync_state, "active", False) else threading.Event()
-
-    with (
-        mock.patch.object(execute_state.ExecutionState, "_evaluate_with_timeout", _evaluate_with_timeout),
-        mock.patch.object(execute_state, "threading", SimpleNamespace(Event=_event)),
-    ):
+def correct_threads_real_time(clock: SimClock) -> Iterator[None]:
+    """moto: each execution, Map iteration, Parallel branch and state with a timeout (every Task state has one)
+    runs on a plain thread; parents wait for children with ``Event.wait``/``Thread.join``, and timeouts
+    (``TimeoutSeconds`` of a state or of the execution) are real seconds. Here those threads are participants of
+    the clock's scheduler (``SimClock.thread_class``) and those events are ``SimEvent``s: one thread runs at a
+    time, in an order the simulation alone decides, waits give up the turn, and every timeout is simulated."""
+    sim_threading = threading_for(clock)
+    with ExitStack() as stack:
+        for module in _THREADING_MODULES:
+            stack.enter_context(mock.patch.object(module, "threading", sim_threading))
+        for module in _THREAD_MODULES:
+            stack.enter_context(mock.patch.object(module, "Thread", sim_threading.Thread))
         yield
 
 

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
+
+from moto.moto_api._internal import mock_random
 
 
 def iso(at: datetime | None) -> str | None:
@@ -76,7 +77,7 @@ def task_state_change(task: Any, account: str, region: str, at: datetime) -> dic
         )
     return {
         "version": "0",
-        "id": str(uuid.uuid4()),
+        "id": str(mock_random.uuid4()),  # seeded, like every moto identifier
         "detail-type": "ECS Task State Change",
         "source": "aws.ecs",
         "account": account,

@@ -35,7 +35,7 @@ from moto.logs.models import logs_backends
 from moto.moto_api import state_manager
 from moto.ssm.models import SimpleSystemManagerBackend
 
-from gpu_recovery.clock import SimClock
+from gpu_recovery.clock import SimClock, SimEvent
 from gpu_recovery.sim import dcgm
 from gpu_recovery.sim.events import task_state_change
 from gpu_recovery.sim.specs import RESET_CLEARABLE_KINDS, RESET_FAILS_KINDS, JobSpec, NodeSpec, Timings
@@ -152,6 +152,7 @@ class SimFleet:
         self._resets: dict[str, _GpuReset] = {}  # SSM command id -> reset
         self._events: list[dict[str, Any]] = []
         self._actions = FleetActions()
+        self._watchers: dict[tuple[str, str], SimEvent] = {}
         self._recording = False  # setup (placing the initial jobs) is not something done *to* the fleet
         self._undo: list[Callable[[], None]] = []
         self._backend: EC2ContainerServiceBackend | None = None
@@ -228,6 +229,14 @@ class SimFleet:
         with self._lock:
             self._settle()
             return list(self._actions.timeline)
+
+    def seen(self, action: str, target: str) -> SimEvent:
+        """An event set once the timeline shows ``action`` on ``target`` (a node or job name)."""
+        with self._lock:
+            watcher = self._watchers.setdefault((action, target), self.clock.event())
+            if any(a == action and t == target for _, a, t, _ in self._actions.timeline):
+                watcher.set()
+            return watcher
 
     def fault_active(self, node_name: str) -> bool:
         """Whether the node's fault is present now (what the next DCGM check would see)."""
@@ -379,10 +388,12 @@ class SimFleet:
             """Describe calls report simulated time: bring our cluster up to now before moto answers."""
 
             def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
-                if fleet._owns(backend, cluster_str):
-                    with fleet._lock:
-                        fleet._settle()
-                return original(backend, cluster_str, ids)
+                if not fleet._owns(backend, cluster_str):
+                    return original(backend, cluster_str, ids)
+                # moto iterates the cluster's task dict: under the lock, so that no RunTask inserts meanwhile.
+                with fleet._lock:
+                    fleet._settle()
+                    return original(backend, cluster_str, ids)
 
             return patched
 
@@ -760,7 +771,8 @@ class SimFleet:
                 self._record("gpu_reset", node.spec.name, f"GPU {gpus} {'ok' if ok else 'failed'}", now)
 
     def _command_invocation(self, command_id: str, invocation: dict[str, Any]) -> dict[str, Any]:
-        reset = self._resets.get(command_id)
+        with self._lock:
+            reset = self._resets.get(command_id)
         if reset is None:
             return invocation
         if self.clock.elapsed() < reset.done_at:
@@ -854,6 +866,9 @@ class SimFleet:
     def _record(self, action: str, target: str, detail: str, at: float | None = None) -> None:
         if self._recording:
             self._actions.timeline.append((self.clock.elapsed() if at is None else at, action, target, detail))
+            watcher = self._watchers.get((action, target))
+            if watcher is not None:
+                watcher.set()
 
 
 def _member_of(expression: str, node: _Node) -> bool:

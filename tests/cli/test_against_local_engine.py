@@ -31,7 +31,7 @@ class Local:
 
 @pytest.fixture
 def local() -> Iterator[Local]:
-    clock = SimClock(speed=400)
+    clock = SimClock()
     nodes = [NodeSpec("bad", fault=FaultSpec("xid79")), NodeSpec("good")]
     with (
         LocalEngine(clock) as engine,

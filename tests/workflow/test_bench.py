@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_measure_counts_the_work_and_prices_it() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        row = measure("gpu-healthy-app-bug", speed=400)
+        row = measure("gpu-healthy-app-bug")
     assert row["passed"]
     # One execution: classify, lock node, analyze, release node, restart job = 5 Lambda invocations.
     assert row["lambda_invocations"] == 5

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def stack_and_fleet() -> Iterator[tuple[LocalStack, SimFleet]]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79"), speed=400) as (stack, fleet, _clock):
+        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
             yield stack, fleet
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_manual_dry_run_request_decides_like_an_event_and_touches_nothing() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79"), speed=400) as (stack, fleet, _clock):
+        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
             (task,) = fleet.job_tasks("job-a")
             fleet.fail_task(task, exit_code=1)
             request = {"taskArn": task, "reason": "on-call suspects GPU 0", "dryRun": True}

@@ -21,7 +21,7 @@ def test_shipped_scenario_meets_its_expectations(name: str) -> None:
     assert loaded.expect.node_paths, "every shipped scenario pins its exact path of states"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        report = run(loaded, speed=400)
+        report = run(loaded)
     assert report.passed, "\n".join(report.failures)
     # Only the injected events start executions: the rule's pattern filters out everything the recovery
     # itself makes ECS emit (DCGM checks, stopped siblings, reboots).

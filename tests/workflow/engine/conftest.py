@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from engine_harness import HANDLERS, SPEED, StartEngine
+from engine_harness import HANDLERS, StartEngine
 
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
@@ -13,7 +13,7 @@ from gpu_recovery.engine import LocalEngine
 
 @pytest.fixture
 def clock() -> SimClock:
-    return SimClock(speed=SPEED)
+    return SimClock()
 
 
 @pytest.fixture

@@ -17,9 +17,6 @@ from moto.moto_api import state_manager
 from gpu_recovery.engine import LocalEngine
 
 HANDLERS = Path(__file__).parent / "handlers"
-# Fast enough that a 900 s simulated timeout costs well under a second of real time.
-SPEED = 2000.0
-
 StartEngine = Callable[..., LocalEngine]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -53,9 +54,15 @@ def test_path_marks_map_iterations_with_sim_timings(start_engine: StartEngine, t
 @pytest.mark.slow
 def test_wait_gives_up_after_its_real_time_guard(start_engine: StartEngine, tmp_path: Path) -> None:
     engine = start_engine()
+    handlers = importlib.import_module("engine_test_handlers")  # on sys.path while the engine runs
+    engine.deploy_function("hold", "engine_test_handlers.hold", {})
+    call = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "hold"}}
     asl = tmp_path / "long.asl.json"
-    asl.write_text(json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 2000, "End": True}}}))
-    # 2000 simulated seconds are one real second: longer than the guard, short enough to end on its own.
+    asl.write_text(json.dumps({"StartAt": "Call", "States": {"Call": {**call, "End": True}}}))
     execution = engine.start_execution(engine.deploy_state_machine("long", asl, {}), "long-1", {})
-    with pytest.raises(TimeoutError, match="RUNNING"):
-        engine.wait(execution, timeout=0.2)
+    try:
+        with pytest.raises(TimeoutError, match="RUNNING"):
+            engine.wait(execution, timeout=0.2)
+    finally:
+        handlers.RELEASE.set()
+    assert engine.wait(execution)["status"] == "SUCCEEDED"

@@ -1,5 +1,6 @@
 """Tiny Lambda handlers for the engine tests, resolved as ``engine_test_handlers.<function>``."""
 
+import threading
 from typing import Any
 
 
@@ -23,3 +24,11 @@ def echo_context(event: Any, context: Any) -> dict[str, Any]:
 
 def reject(event: Any, context: Any) -> None:
     raise InvalidInput(f"bad input: {event}")
+
+
+# Set by a test to let ``hold`` return: a handler still running holds its execution RUNNING in real time.
+RELEASE = threading.Event()
+
+
+def hold(event: Any, context: Any) -> None:
+    RELEASE.wait(timeout=30)
