@@ -538,7 +538,7 @@ def diagnose(
         summary = "all DCGM tests passed" + (" (with warnings)" if warned and not dcgm_failed else "")
         if dcgm_failed:
             summary = "DCGM's errors need no repair"
-        if not report.results:
+        if not report.results:  # dcgmi exits DCGM_ST_NO_DATA (-14) when no test ran, so exit 0 is its pass
             summary = "dcgmi exit 0 and no per-GPU result in its JSON: trusting dcgmi's pass"
         if node_action == GpuAction.RESTART_APP:
             summary += ": the GPUs are fine, the application should be restarted"
@@ -548,13 +548,14 @@ def diagnose(
 
 
 def _inferred_exit(report: DiagReport) -> int:
-    """The exit code dcgmi gives what it printed: 205 for an ISOLATE error, 226 for another error or failure."""
-    errors = [e for r in report.results if r.status != "skip" for e in r.errors]
-    failed = bool(errors) or any(r.status == "fail" for r in report.results)
+    """The exit code dcgmi gives what it printed (Diag.cpp GetFailureResult): 205 for an ISOLATE error on a GPU
+    (or on no entity), 226 for another such error, else 0. A "Fail" without an error is a warning or a test
+    that did not run, which dcgmi prints as Fail too."""
+    errors = [e for r in report.results if r.status != "skip" and r.entity in (GPU_ENTITY, "") for e in r.errors]
     severities = [dcgm_severity(e.get("error_id"), report.version, e.get("error_severity")) for e in errors]
     if Severity.ISOLATE in severities:
         return DCGMI_ISOLATE_EXIT
-    return DCGMI_TEST_FAILED_EXIT if failed else DCGMI_PASS_EXIT
+    return DCGMI_TEST_FAILED_EXIT if errors else DCGMI_PASS_EXIT
 
 
 def check_started_at(task: Mapping[str, Any]) -> datetime | None:

@@ -171,3 +171,9 @@ def test_xid_lines_without_a_gpu_map_are_kept_apart_by_pci_address() -> None:
         ("GPU at PCI:0000:10:1c", "REBOOT"),  # XID 45 alone: RESTART_FM
         ("GPU at PCI:0000:20:1c", "RESTART_APP"),  # XID 45 follows XID 13
     ]
+
+
+def test_a_printed_fail_without_an_error_does_not_make_an_exit_code() -> None:
+    # dcgmi 3.x prints a test that did not run as "Fail"; its exit code counts errors, so it would exit 0.
+    v = diagnose(None, text("v33_r1_not_run_prints_fail_exit0.json"))
+    assert (v.exit_code, v.status, v.action) == (0, VerdictStatus.HEALTHY, RepairAction.NONE)
