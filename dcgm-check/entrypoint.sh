@@ -11,7 +11,7 @@
 # POSIX sh + awk only: NVIDIA's DCGM image has no Python.
 # Kernel log, first that works: `dmesg` (the current boot's ring buffer; needs kernel.dmesg_restrict=0 or
 # CAP_SYSLOG), else XID_LOG_FILE, a host log mounted into the container (e.g. /var/log/messages), of which only
-# the lines after its last boot ("Linux version") count.
+# the lines after its last boot (its last "Linux version" line) count.
 DCGM_DIAG_LEVEL="${DCGM_DIAG_LEVEL:-2}"
 LEVEL="$DCGM_DIAG_LEVEL"
 DCGMI_MAX_BYTES="${DCGMI_MAX_BYTES:-160000}"
@@ -31,7 +31,7 @@ if dmesg --time-format iso >"$WORK/kernel" 2>/dev/null || dmesg >"$WORK/kernel" 
   SOURCE=dmesg
 elif [ -n "${XID_LOG_FILE:-}" ] && [ -r "$XID_LOG_FILE" ]; then
   # A host log spans reboots: keep what follows the last boot's first kernel line.
-  awk '/kernel: Linux version [0-9]/ { n = 0; next } { line[n++] = $0 } END { for (i = 0; i < n; i++) print line[i] }' \
+  awk '/Linux version [0-9]/ { n = 0; next } { line[n++] = $0 } END { for (i = 0; i < n; i++) print line[i] }' \
     "$XID_LOG_FILE" >"$WORK/kernel"
   SOURCE=file
 else
@@ -53,8 +53,9 @@ function esc(s) {
 }
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
 function num(s) { return (s ~ /^[0-9]+$/) ? s + 0 : 0 }
-function buskey(s,   n, p) { s = tolower(s); sub(/^pci:/, "", s); sub(/\..*$/, "", s); n = split(s, p, ":");
-  return p[n - 1] ":" p[n] }
+# domain:bus:device without the domain leading zeros: 00000008:01:00.0 (nvidia-smi) = PCI:0008:01:00 (driver)
+function buskey(s,   n, p, d) { s = tolower(s); sub(/^pci:/, "", s); sub(/\..*$/, "", s); n = split(s, p, ":")
+  d = (n > 2) ? p[n - 2] : "0"; sub(/^0+/, "", d); if (d == "") d = "0"; return d ":" p[n - 1] ":" p[n] }
 function slurp(file, limit,   text, line, cut) {
   text = ""; cut = 0
   while ((getline line < file) > 0) {

@@ -59,7 +59,7 @@ MAX_XIDS_PER_GPU = 10
 # NVRM: Xid (PCI:0000:10:1c): 79, pid=..., name=..., text
 XID_LINE = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2})[^)]*\): (\d+)")
 # The first kernel line of every boot; a host log (/var/log/messages, journalctl) spans reboots.
-BOOT_MARKER = re.compile(r"kernel: Linux version \d|^\[\s*0\.000000\] Linux version \d|^-- (Boot [0-9a-f]+|Reboot) --")
+BOOT_MARKER = re.compile(r"\bLinux version \d+\.\d+|^-- (Boot [0-9a-f]+|Reboot) --")
 _ISO_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?")
 _CTIME = re.compile(r"^\s*\[(\w{3} \w{3} +\d+ \d{2}:\d{2}:\d{2} \d{4})\]")
 _SYSLOG_TIME = re.compile(r"^\s*(\w{3} +\d+ \d{2}:\d{2}:\d{2}) ")
@@ -156,9 +156,11 @@ def _dcgmi_from_text(text: str) -> tuple[Any, str | None]:
 
 
 def _pci_key(pci: str) -> str:
-    """'00000000:10:1C.0' and 'PCI:0000:10:1c' -> '10:1c' (bus:device; the domain is 0 on these hosts)."""
-    parts = pci.removeprefix("PCI:").split(".")[0].split(":")
-    return ":".join(parts[-2:]).lower()
+    """'00000000:10:1C.0' (nvidia-smi) and 'PCI:0000:10:1c' (the driver) -> '0:10:1c'. The domain counts: on
+    GB200 every GPU sits at bus 01, device 00 of its own domain (0008:01:00, 0009:01:00, ...)."""
+    parts = pci.removeprefix("PCI:").split(".")[0].lower().split(":")
+    domain = (parts[-3].lstrip("0") or "0") if len(parts) > 2 else "0"  # domain:bus:device
+    return ":".join([domain, *parts[-2:]])
 
 
 def xids_from_text(text: str, gpus: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -361,7 +363,7 @@ class _Findings:
         exit_code: int | None,
         explained: bool,
     ) -> None:
-        error_id, reported = error.get("error_id"), error.get("error_severity")
+        error_id, reported = _int(error.get("error_id")), _int(error.get("error_severity"))
         message = str(error.get("warning", ""))
         severity = dcgm_severity(error_id, version, reported)
         f.dcgm.append(
@@ -552,7 +554,7 @@ def _inferred_exit(report: DiagReport) -> int:
     (or on no entity), 226 for another such error, else 0. A "Fail" without an error is a warning or a test
     that did not run, which dcgmi prints as Fail too."""
     errors = [e for r in report.results if r.status != "skip" and r.entity in (GPU_ENTITY, "") for e in r.errors]
-    severities = [dcgm_severity(e.get("error_id"), report.version, e.get("error_severity")) for e in errors]
+    severities = [dcgm_severity(_int(e.get("error_id")), report.version, _int(e.get("error_severity"))) for e in errors]
     if Severity.ISOLATE in severities:
         return DCGMI_ISOLATE_EXIT
     return DCGMI_TEST_FAILED_EXIT if errors else DCGMI_PASS_EXIT

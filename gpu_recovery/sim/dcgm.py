@@ -271,7 +271,7 @@ def run_check(
         "version": ENVELOPE_VERSION,
         "dcgmiExitCode": exit_code,
         "diagLevel": level,
-        "dcgmiOutput": json.dumps(dcgmi, indent=3) + "\n",  # dcgmi prints styled JSON; the wrapper keeps it as text
+        "dcgmiOutput": json.dumps(dcgmi, indent=3, separators=(",", " : "), sort_keys=True) + "\n",  # as jsoncpp
         "dcgmiTruncated": False,
         "driverVersion": DRIVER_VERSION,
         "xids": xids,

@@ -177,3 +177,17 @@ def test_a_printed_fail_without_an_error_does_not_make_an_exit_code() -> None:
     # dcgmi 3.x prints a test that did not run as "Fail"; its exit code counts errors, so it would exit 0.
     v = diagnose(None, text("v33_r1_not_run_prints_fail_exit0.json"))
     assert (v.exit_code, v.status, v.action) == (0, VerdictStatus.HEALTHY, RepairAction.NONE)
+
+
+def test_pasted_xid_lines_find_their_gpu_by_pci_domain_too() -> None:
+    gb200 = [{"index": i, "uuid": f"GPU-{i}", "pciBusId": f"0000000{8 + i:X}:01:00.0"} for i in range(4)]
+    log = "NVRM: Xid (PCI:0009:01:00): 95, pid='<unknown>', name=<unknown>, Uncontained: FBHUB. RST: Yes, D-RST: No"
+    body = {"version": 2, "dcgmiExitCode": 0, "dcgmiOutput": text("v42_r2_pass.json"), "gpus": gb200}
+    v = diagnose(None, f"{log}\nGPU_RECOVERY_RESULT {json.dumps(body)}\n")
+    assert [(g.index, g.action) for g in v.gpus] == [(1, "RESET_GPU")]
+
+
+def test_error_ids_printed_as_strings_are_still_ids() -> None:
+    doc = text("v42_r2_row_remap_failure_gpu3.json").replace('"error_id" : 80', '"error_id" : "80"')
+    assert '"80"' in doc
+    assert diagnose(205, doc).action == RepairAction.REPLACE

@@ -33,7 +33,7 @@ def stub(bin_dir: Path, name: str, body: str) -> None:
 
 
 def run_wrapper(
-    tmp_path: Path, dcgmi_output: str, dcgmi_exit: int, kernel: str | None, **env: str
+    tmp_path: Path, dcgmi_output: str, dcgmi_exit: int, kernel: str | None, gpus: list[dict] = GPUS, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """``kernel`` None: dmesg is not permitted."""
     bin_dir = tmp_path / "bin"
@@ -41,7 +41,7 @@ def run_wrapper(
     (tmp_path / "dcgmi.out").write_text(dcgmi_output)
     stub(bin_dir, "nv-hostengine", "exit 0")
     stub(bin_dir, "dcgmi", f"cat '{tmp_path / 'dcgmi.out'}'\nexit {dcgmi_exit}")
-    smi = "\n".join(f"echo '{g['index']}, {g['uuid']}, {g['pciBusId']}, 570.133.20'" for g in GPUS)
+    smi = "\n".join(f"echo '{g['index']}, {g['uuid']}, {g['pciBusId']}, 570.133.20'" for g in gpus)
     stub(bin_dir, "nvidia-smi", smi)
     if kernel is None:
         stub(bin_dir, "dmesg", "echo 'dmesg: read kernel buffer failed: Operation not permitted' >&2\nexit 1")
@@ -130,3 +130,11 @@ def test_without_any_kernel_log_the_check_still_reports(tmp_path: Path) -> None:
     envelope = result_line(done)
     assert (envelope["xidSource"], envelope["xids"]) == ("none", [])
     assert diagnose(done.returncode, done.stdout).status == VerdictStatus.INCONCLUSIVE
+
+
+def test_gpus_in_different_pci_domains_are_told_apart(tmp_path: Path) -> None:
+    # GB200: every GPU is bus 01, device 00 of its own PCI domain.
+    gb200 = [{"index": i, "uuid": f"GPU-{i}", "pciBusId": f"0000000{8 + i:X}:01:00.0"} for i in range(4)]
+    kernel = "NVRM: Xid (PCI:000a:01:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n"
+    envelope = result_line(run_wrapper(tmp_path, "", 0, kernel, gb200))
+    assert [(x["xid"], x["gpuIndex"]) for x in envelope["xids"]] == [(79, 2)]
