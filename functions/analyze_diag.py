@@ -51,7 +51,9 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
     # The failed task's GPUs weigh in only on the node it ran on; elsewhere which GPUs it used is unknown.
     task_gpu_ids = request.failure.gpu_ids if request.failure.ec2_instance_id == node_id else None
     log_text = check_output(request.check, container, ecs, logs)
-    verdict = verdict_from_check(request.check, log_text, container, task_gpu_ids)
+    # After a successful GPU reset the XIDs that led to it are history (a failed reset escalates anyway).
+    after_reset = request.check_plan.phase == "AFTER_RESET" and request.check_plan.reset_status is None
+    verdict = verdict_from_check(request.check, log_text, container, task_gpu_ids, after_reset=after_reset)
     reset_gpus = reset_targets(verdict)
     step, reason = plan_node_step(
         verdict,

@@ -1,34 +1,50 @@
 """Turn a finished DCGM check into a verdict. Pure: the caller fetches the log text.
 
-Inputs: the check container's exit code (dcgmi's: the wrapper exits with it), and its output: the wrapper's
-``GPU_RECOVERY_RESULT {json}`` envelope line (dcgmi JSON + kernel XID lines + the GPU map), raw ``dcgmi diag -j``
-JSON, or a log containing either. dcgmi JSON of DCGM 4.x (``"DCGM Diagnostic"``, results by ``entity_id``) and
-3.x (``"DCGM GPU Diagnostic"``, results by ``gpu_id``/``gpu_ids``) are read.
+Inputs: the check container's exit code (dcgmi's: the wrapper exits with it) and its output: the wrapper's
+``GPU_RECOVERY_RESULT {json}`` envelope line (dcgmi's output as a JSON string, the kernel's XID lines, the GPU map,
+boot time), raw ``dcgmi diag -j`` JSON, dcgmi's plain text, or a kernel log alone.
 
-Exit codes (dcgmi's): 0 pass; 226 a test failed (DCGM_ST_NVVS_ERROR); 205 a failure of ISOLATE severity
-(DCGM_ST_NVVS_ISOLATE_ERROR): replace the GPU; 203 killed; 128+N killed by signal N. Killed, unreadable,
-truncated, of an unknown version, a runtime error, or no test run: INCONCLUSIVE with the reason, never HEALTHY.
+dcgmi's JSON (NVIDIA/DCGM ``dcgmi/Diag.cpp``, ``nvvs/include/NvvsJsonStrings.h``):
+- DCGM 4.x: ``"DCGM Diagnostic"``; the version at ``metadata.version``; results by ``entity_group``/``entity_id``;
+  errors not tied to an entity under each test's ``test_summary``.
+- DCGM 3.x: ``"DCGM GPU Diagnostic"``; the version at the top level; per-GPU results with a string ``gpu_id``;
+  deployment (software) tests with an integer ``gpu_id`` and the message under ``warnings`` inside each warning.
+- Both print a WARN result as ``Fail``. dcgmi's exit code says what counted: 0 nothing failed, 226
+  (DCGM_ST_NVVS_ERROR, -30) an error was reported (on a failed test, or attached to a passing result in 4.x),
+  205 (DCGM_ST_NVVS_ISOLATE_ERROR, -51) one of them has ISOLATE severity, 203 (DCGM_ST_NVVS_KILLED) killed,
+  128+N a signal. So with exit 0 every error printed is a warning; with 205/226 every error counts.
 
-Each GPU gets the most severe action its XIDs (xid_catalog.XID_CATALOG) and DCGM errors (by severity) call for;
-the node gets the most severe across its GPUs. The failed task's gpuIds mark which GPUs it used; a fault on a
-GPU it did not use still counts, and the reasons say so.
+Each counted DCGM error is judged by its id in that DCGM release's table (xid_catalog.dcgm_error_action), each XID
+in the kernel log by NVIDIA's XID catalog (xid_catalog.xid_action); only XIDs since the GPU's last boot (and
+since ``since``, e.g. the last reset) count. Each GPU gets the most severe action, the node the most severe of its
+GPUs. When DCGM's output cannot be trusted (killed, unreadable, runtime error, unknown version, nothing ran) the
+XIDs still decide if they call for a repair; otherwise the verdict is INCONCLUSIVE, never HEALTHY.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recovery.models import GpuFinding, RepairAction, Verdict, VerdictStatus
-from recovery.xid_catalog import XID_CATALOG, GpuAction, most_severe, severity_action, xid_action
+from recovery.xid_catalog import (
+    XID_CATALOG,
+    GpuAction,
+    Severity,
+    XidEvent,
+    dcgm_error_action,
+    dcgm_severity,
+    most_severe,
+    xid_action,
+)
 
 # The check wrapper prints its result on one line with this marker, among whatever else the container logs.
 RESULT_MARKER = "GPU_RECOVERY_RESULT "
-ENVELOPE_VERSIONS = frozenset({1})
+ENVELOPE_VERSIONS = frozenset({1, 2})
 DCGM_MAJOR_VERSIONS = frozenset({3, 4})
 DCGMI_PASS_EXIT = 0
 DCGMI_TEST_FAILED_EXIT = 226
@@ -36,10 +52,18 @@ DCGMI_ISOLATE_EXIT = 205
 DCGMI_KILLED_EXIT = 203
 SIGNAL_EXIT_BASE = 128
 MAX_SIGNAL = 64
-ISOLATE_SEVERITY = 2  # dcgmErrorSeverity_t DCGM_ERROR_ISOLATE
-REPORT_KEYS = {"DCGM Diagnostic": "4.x", "DCGM GPU Diagnostic": "3.x"}
+REPORT_KEYS = {"DCGM Diagnostic": 4, "DCGM GPU Diagnostic": 3}
+GPU_ENTITY = "GPU"
+# Distinct XID messages kept per GPU in a verdict (one DynamoDB item, one state payload); repeats are counted.
+MAX_XIDS_PER_GPU = 10
 # NVRM: Xid (PCI:0000:10:1c): 79, pid=..., name=..., text
 XID_LINE = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2})[^)]*\): (\d+)")
+# The first kernel line of every boot; a host log (/var/log/messages, journalctl) spans reboots.
+BOOT_MARKER = re.compile(r"\bLinux version \d+\.\d+|^-- (Boot [0-9a-f]+|Reboot) --")
+_ISO_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?")
+_CTIME = re.compile(r"^\s*\[(\w{3} \w{3} +\d+ \d{2}:\d{2}:\d{2} \d{4})\]")
+_SYSLOG_TIME = re.compile(r"^\s*(\w{3} +\d+ \d{2}:\d{2}:\d{2}) ")
+_MONOTONIC = re.compile(r"^\s*(?:\S+ kernel: )?\[\s*(\d+\.\d+)\]")
 
 _TO_REPAIR = {
     GpuAction.IGNORE: RepairAction.NONE,
@@ -76,10 +100,10 @@ def container_exit_code(task: Mapping[str, Any], container_name: str) -> int | N
 
 # ---------------------------------------------------------------------------------------- reading output
 def parse_result(log_text: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """The wrapper's result envelope from the log, or the raw `dcgmi diag -j` JSON wrapped like one.
-    Returns (result, problem); problem says why nothing readable was found. XID lines anywhere in the text
-    are collected when the envelope carries none (a pasted kernel log)."""
-    if not log_text:
+    """The check's result: the wrapper's envelope, or raw dcgmi output (JSON or text) wrapped like one.
+    Returns (result, problem); ``result["dcgmi"]`` is dcgmi's JSON or None, ``problem`` says why it is missing.
+    XID lines anywhere in the text are collected when the envelope carries none (a pasted kernel log)."""
+    if not log_text or not log_text.strip():
         return None, "no DCGM output in the check's log stream"
     result, problem = _envelope_or_raw(log_text)
     if result is not None and not result.get("xids"):
@@ -88,274 +112,435 @@ def parse_result(log_text: str | None) -> tuple[dict[str, Any] | None, str | Non
 
 
 def _envelope_or_raw(log_text: str) -> tuple[dict[str, Any] | None, str | None]:
+    marker = RESULT_MARKER.strip()
     for line in log_text.splitlines():
-        at = line.find(RESULT_MARKER.strip())
-        if at < 0 or not line[at + len(RESULT_MARKER.strip()) :].lstrip().startswith("{"):
+        at = line.find(marker)
+        if at < 0 or not line[at + len(marker) :].lstrip().startswith("{"):
             continue
-        body = line[at + len(RESULT_MARKER.strip()) :].strip()
         try:
-            envelope = json.loads(body)
+            envelope = json.loads(line[at + len(marker) :].strip())
         except json.JSONDecodeError as error:
-            return None, f"DCGM result line is not valid JSON ({error.msg}): truncated?"
+            return {"xids": []}, f"the check's result line is not valid JSON ({error.msg}): truncated?"
         if not isinstance(envelope, dict):
-            return None, "DCGM result is not an object"
+            return {"xids": []}, "the check's result line is not a JSON object"
         version = envelope.get("version")
         if version is not None and version not in ENVELOPE_VERSIONS:
-            return (
-                None,
-                f"unknown result envelope version {version!r} (this analyzer reads {sorted(ENVELOPE_VERSIONS)})",
-            )
-        return envelope, None
-    start, end = log_text.find("{"), log_text.rfind("}")
-    if start < 0 or end <= start:
-        return None, "no DCGM result in the check's log stream"
+            known = sorted(ENVELOPE_VERSIONS)
+            return {"xids": []}, f"unknown result envelope version {version!r} (this analyzer reads {known})"
+        if "dcgmiOutput" in envelope:  # version 2: dcgmi's output as the wrapper captured it, as a string
+            dcgmi, problem = _dcgmi_from_text(str(envelope.get("dcgmiOutput") or ""))
+            if envelope.get("dcgmiTruncated") and problem:
+                problem = f"dcgmi's output was cut at the wrapper's size limit ({problem})"
+            return {**envelope, "dcgmi": dcgmi}, problem
+        return envelope, None if envelope.get("dcgmi") is not None else "the check's result carries no dcgmi output"
+    dcgmi, problem = _dcgmi_from_text(log_text)
+    if isinstance(dcgmi, dict) and "dcgmi" in dcgmi:  # an envelope pasted without its marker
+        return dcgmi, None
+    return {"dcgmi": dcgmi, "xids": [], "gpus": []}, problem
+
+
+def _dcgmi_from_text(text: str) -> tuple[Any, str | None]:
+    """dcgmi's JSON document in ``text`` (first '{' to last '}'), or why there is none."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0:
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not XID_LINE.search(line)]
+        if not lines:
+            return None, "no dcgmi output" if not text.strip() else "no dcgmi output, only kernel XID lines"
+        return None, f"dcgmi printed no JSON: {' | '.join(lines[-3:])[:300]}"
+    if end <= start:
+        return None, "dcgmi's JSON is not valid (no closing brace): truncated?"
     try:
-        raw = json.loads(log_text[start : end + 1])
+        return json.loads(text[start : end + 1]), None
     except json.JSONDecodeError as error:
-        return None, f"DCGM output is not valid JSON ({error.msg}): truncated?"
-    if isinstance(raw, dict) and "dcgmi" in raw:  # an envelope pasted without its marker
-        return raw, None
-    return {"dcgmi": raw, "xids": [], "gpus": []}, None
+        return None, f"dcgmi's JSON is not valid ({error.msg}): truncated?"
 
 
 def _pci_key(pci: str) -> str:
-    """'00000000:10:1C.0' and 'PCI:0000:10:1c' -> '10:1c' (bus:device; the domain is 0 on these hosts)."""
-    parts = pci.removeprefix("PCI:").split(".")[0].split(":")
-    return ":".join(parts[-2:]).lower()
+    """'00000000:10:1C.0' (nvidia-smi) and 'PCI:0000:10:1c' (the driver) -> '0:10:1c'. The domain counts: on
+    GB200 every GPU sits at bus 01, device 00 of its own domain (0008:01:00, 0009:01:00, ...)."""
+    parts = pci.removeprefix("PCI:").split(".")[0].lower().split(":")
+    domain = (parts[-3].lstrip("0") or "0") if len(parts) > 2 else "0"  # domain:bus:device
+    return ":".join([domain, *parts[-2:]])
 
 
 def xids_from_text(text: str, gpus: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The driver's XID lines in a log, from the last boot on (a host log can span reboots)."""
     by_pci = {_pci_key(str(g.get("pciBusId", ""))): g.get("index") for g in gpus if g.get("pciBusId")}
-    found = []
+    found: list[dict[str, Any]] = []
     for line in text.splitlines():
+        if BOOT_MARKER.search(line):
+            found = []
+            continue
         match = XID_LINE.search(line)
         if match:
             pci = match.group(1)
             found.append(
-                {
-                    "xid": int(match.group(2)),
-                    "gpuIndex": by_pci.get(_pci_key(pci)),
-                    "pciBusId": pci,
-                    "line": line.strip(),
-                }
-            )
+                {"xid": int(match.group(2)), "gpuIndex": by_pci.get(_pci_key(pci)), "pciBusId": pci,
+                 "line": line.strip()}
+            )  # fmt: skip
     return found
 
 
+def line_time(line: str, boot_time: datetime | None, reference: datetime | None) -> datetime | None:
+    """When a kernel line was logged: ISO (dmesg --time-format iso, journalctl -o short-iso), ctime (dmesg -T),
+    syslog (year from ``reference``), or seconds since boot (dmesg) with ``boot_time``. None when unknown."""
+    if match := _ISO_TIME.search(line):
+        zone = (match.group(3) or "+00:00").replace("Z", "+00:00")
+        zone = zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+        stamp = datetime.fromisoformat(f"{match.group(1).replace(' ', 'T')}{zone}")
+        return stamp + timedelta(microseconds=int((match.group(2) or "0")[:6].ljust(6, "0")))
+    if match := _CTIME.search(line):
+        return datetime.strptime(" ".join(match.group(1).split()), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+    if (match := _SYSLOG_TIME.search(line)) and reference is not None:
+        stamp = datetime.strptime(f"{reference.year} {' '.join(match.group(1).split())}", "%Y %b %d %H:%M:%S")
+        stamp = stamp.replace(tzinfo=UTC)
+        return stamp.replace(year=stamp.year - 1) if stamp > reference + timedelta(days=1) else stamp
+    if (match := _MONOTONIC.search(line)) and boot_time is not None:
+        return boot_time + timedelta(seconds=float(match.group(1)))
+    return None
+
+
+def _epoch(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if isinstance(value, int | float) and value > 0 else None
+
+
+def recent_xids(result: Mapping[str, Any], since: datetime | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The XIDs that count: logged after the host's boot and after ``since``; and notes on those left out."""
+    boot, checked = _epoch(result.get("bootTime")), _epoch(result.get("checkTime"))
+    kept, before_boot, before_since = [], 0, 0
+    for x in result.get("xids") or []:
+        if x.get("xid") is None:
+            continue
+        when = line_time(str(x.get("line", "")), boot, checked)
+        if when is not None and boot is not None and when < boot:
+            before_boot += 1
+        elif when is not None and since is not None and when < since:
+            before_since += 1
+        else:
+            kept.append(dict(x))
+    notes = []
+    if before_boot:
+        notes.append(f"{before_boot} XID line(s) logged before the host's last boot do not count")
+    if before_since and since is not None:
+        notes.append(f"{before_since} XID line(s) logged before {since.isoformat()} do not count (stale)")
+    return kept, notes
+
+
+# ---------------------------------------------------------------------------------------- dcgmi's report
 @dataclass
 class DcgmResult:
-    gpu: int | None
+    entity: str  # entity_group: "GPU", "CPU", ...; "" for a test-level (node) result
+    index: int | None
     test: str
     status: str  # pass / fail / skip / warn
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class DiagReport:
-    version: str  # "4.x" / "3.x" layout, or the reported DCGM version
+    version: str  # the DCGM version dcgmi reports (or was given), else its layout "3.x" / "4.x"
     results: list[DcgmResult]
     runtime_error: str | None = None
+    driver_version: str | None = None
 
 
-def read_report(dcgmi: Any) -> tuple[DiagReport | None, str | None]:
-    """The per-GPU results of a dcgmi JSON document, or why it cannot be read."""
+def read_report(dcgmi: Any, version_hint: str | None = None) -> tuple[DiagReport | None, str | None]:
+    """The results of a dcgmi JSON document, or why it cannot be read."""
     if not isinstance(dcgmi, dict):
         return None, "the dcgmi output is not a JSON object"
-    runtime_error = dcgmi.get("runtime_error")
+    if isinstance(dcgmi.get("iterations"), list) and dcgmi["iterations"]:  # dcgmi diag --iterations N
+        return read_report(dcgmi["iterations"][-1], version_hint)
     key = next((k for k in REPORT_KEYS if k in dcgmi), None)
-    reported = str(dcgmi.get("version") or (dcgmi.get("metadata") or {}).get("DCGM Version") or "")
-    major = reported.split(".", maxsplit=1)[0]
-    if reported and (not major.isdigit() or int(major) not in DCGM_MAJOR_VERSIONS):
-        return None, f"unknown DCGM version {reported!r} (this analyzer reads DCGM 3.x and 4.x)"
+    body = dcgmi[key] if key and isinstance(dcgmi[key], dict) else {}
+    metadata: dict[str, Any] = dcgmi["metadata"] if isinstance(dcgmi.get("metadata"), dict) else {}
+    reported = str(metadata.get("version") or dcgmi.get("version") or body.get("version") or "")
+    version = reported or version_hint or ""
+    major = version.split(".", maxsplit=1)[0]
+    if version and (not major.isdigit() or int(major) not in DCGM_MAJOR_VERSIONS):
+        return None, f"unknown DCGM version {version!r} (this analyzer reads DCGM 3.x and 4.x)"
+    runtime_error = body.get("runtime_error") or dcgmi.get("runtime_error")
+    driver = metadata.get("Driver Version Detected") or dcgmi.get("Driver Version Detected")
     if key is None:
         if runtime_error:
-            return DiagReport(reported or "unknown", [], str(runtime_error)), None
+            return DiagReport(version or "unknown", [], str(runtime_error), driver), None
         return None, "not a dcgmi diag document (neither 'DCGM Diagnostic' nor 'DCGM GPU Diagnostic')"
-    report = dcgmi[key] if isinstance(dcgmi[key], dict) else {}
-    runtime_error = runtime_error or report.get("runtime_error")
-    results = []
-    for category in report.get("test_categories") or []:
+    results: list[DcgmResult] = []
+    for category in body.get("test_categories") or []:
         for test in category.get("tests") or []:
+            name = str(test.get("name", "?"))
             for result in test.get("results") or []:
-                status = str(result.get("status", "")).lower()
-                warnings = [w for w in result.get("warnings") or [] if isinstance(w, dict)]
-                for gpu in _entity_ids(result):
-                    results.append(DcgmResult(gpu, str(test.get("name", "?")), status, warnings))
-    return DiagReport(reported or REPORT_KEYS[key], results, str(runtime_error) if runtime_error else None), None
+                status, errors = str(result.get("status", "")).lower(), _errors(result)
+                for entity, index in _entities(result):
+                    results.append(DcgmResult(entity, index, name, status, errors))
+            summary = test.get("test_summary") or {}
+            if _errors(summary):  # errors dcgmi could not tie to an entity
+                results.append(DcgmResult("", None, name, str(summary.get("status", "")).lower(), _errors(summary)))
+    layout = f"{REPORT_KEYS[key]}.x"
+    return DiagReport(version or layout, results, str(runtime_error) if runtime_error else None, driver), None
 
 
-def _entity_ids(result: Mapping[str, Any]) -> list[int | None]:
-    for key in ("entity_id", "gpu_id", "gpu_ids"):
+def _errors(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A result's errors; DCGM 3.x deployment tests put the message under "warnings" inside each one."""
+    errors = []
+    for w in result.get("warnings") or []:
+        if isinstance(w, dict):
+            errors.append({**w, "warning": str(w.get("warning") or w.get("warnings") or "")})
+        elif isinstance(w, str):
+            errors.append({"warning": w})
+    return errors
+
+
+def _entities(result: Mapping[str, Any]) -> list[tuple[str, int | None]]:
+    if "entity_id" in result:
+        group = str(result.get("entity_group") or GPU_ENTITY)
+        return [(group, _int(result["entity_id"]))]
+    for key in ("gpu_id", "gpu_ids"):
         value = result.get(key)
         if value is None or value == "":
             continue
-        if isinstance(value, list):
-            return [int(v) for v in value]
-        return [int(v) for v in str(value).split(",") if v.strip().isdigit()] or [None]
-    return [None]
+        values = value if isinstance(value, list) else str(value).split(",")
+        indexes = [_int(v) for v in values if _int(v) is not None]
+        return [(GPU_ENTITY, i) for i in indexes] or [("", None)]
+    return [("", None)]
 
 
-def failed_tests(dcgmi: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Failed results per GPU from dcgmi JSON (DCGM 4.x "DCGM Diagnostic" and 3.x "DCGM GPU Diagnostic")."""
-    report, _ = read_report(dcgmi)
-    return [
-        {"gpu": r.gpu, "test": r.test, "messages": [w.get("warning", "") for w in r.warnings]}
-        for r in (report.results if report else [])
-        if r.status == "fail"
-    ]
+def _int(value: Any) -> int | None:
+    text = str(value).strip()
+    return int(text) if text.isdigit() else None
 
 
-# ---------------------------------------------------------------------------------------- per-GPU findings
+# ---------------------------------------------------------------------------------------- per-entity findings
+@dataclass
+class _Findings:
+    """Findings per entity, keyed (entity group, index), and the actions each calls for."""
+
+    inventory: Mapping[int | None, Mapping[str, Any]]
+    task_gpu_ids: Sequence[str] | None
+    findings: dict[tuple[str, int | None], GpuFinding] = field(default_factory=dict)
+    actions: dict[tuple[str, int | None], list[GpuAction]] = field(default_factory=dict)
+
+    def get(self, entity: str, index: int | None) -> tuple[tuple[str, int | None], GpuFinding]:
+        # A result without an entity group but with a GPU id is a GPU's (DCGM 3.x); without either, the node's.
+        key = (GPU_ENTITY if index is not None and entity in ("", GPU_ENTITY) else entity, index)
+        if key not in self.findings:
+            is_gpu = key[0] == GPU_ENTITY
+            gpu = self.inventory.get(index, {}) if is_gpu else {}
+            ids = self.task_gpu_ids
+            used = gpu["uuid"] in ids if ids is not None and gpu.get("uuid") else None
+            label = None if is_gpu or not key[0] else f"{key[0]} {index}" if index is not None else key[0]
+            self.findings[key] = GpuFinding(index=index if is_gpu else None, entity=label, uuid=gpu.get("uuid"),
+                                            pci_bus_id=gpu.get("pciBusId"), used_by_failed_task=used)  # fmt: skip
+            self.actions[key] = []
+        return key, self.findings[key]
+
+    def add_dcgm(self, report: DiagReport, exit_code: int | None) -> None:
+        """DCGM's errors on GPUs count as failures when dcgmi's exit code says so (205, 226, another non-zero
+        code); with exit 0 they are warnings. dcgmi's exit code ignores other entities (a Grace CPU): a failed
+        result there counts by its own status."""
+        failing_exit = exit_code not in (None, DCGMI_PASS_EXIT)
+        any_error = failing_exit and any(r.errors for r in report.results if r.status != "skip")
+        for result in report.results:
+            if result.status == "skip" or (result.status == "pass" and not result.errors):
+                continue
+            key, f = self.get(result.entity, result.index)
+            gpu_entity = key[0] in (GPU_ENTITY, "")  # dcgmi counts errors on no entity as the GPUs'
+            counts = failing_exit if gpu_entity else result.status == "fail"
+            if counts and (result.errors or not any_error or not gpu_entity) and result.test not in f.failed_tests:
+                f.failed_tests.append(result.test)
+            for error in result.errors or [{}]:
+                self._add_error(key, f, report.version, result, error, counts=counts, exit_code=exit_code,
+                                explained=bool(any_error and gpu_entity))  # fmt: skip
+
+    def _add_error(
+        self,
+        key: tuple[str, int | None],
+        f: GpuFinding,
+        version: str,
+        result: DcgmResult,
+        error: Mapping[str, Any],
+        *,
+        counts: bool,
+        exit_code: int | None,
+        explained: bool,
+    ) -> None:
+        error_id, reported = _int(error.get("error_id")), _int(error.get("error_severity"))
+        message = str(error.get("warning", ""))
+        severity = dcgm_severity(error_id, version, reported)
+        f.dcgm.append(
+            {"test": result.test, "status": result.status, "errorId": error_id, "category": error.get("error_category"),
+             "severity": reported, "severityName": severity.value if severity else None, "message": message}
+        )  # fmt: skip
+        gpu_entity = key[0] in (GPU_ENTITY, "")
+        if not counts:
+            action, why = GpuAction.IGNORE, "a warning (dcgmi exit 0): no action"
+        elif not result.errors and explained:
+            return  # dcgmi prints WARN and not-run as Fail too; the errors it reported explain its exit code
+        else:
+            action, why = dcgm_error_action(error_id, version, reported, message, gpu_entity)
+            if action == GpuAction.REPLACE and gpu_entity and exit_code != DCGMI_ISOLATE_EXIT:
+                # dcgmi exits 205 exactly when it rates an error on a GPU ISOLATE; without it the output and the
+                # table disagree, so the reversible repair and a re-check come first.
+                action, why = GpuAction.REBOOT, f"{why}; but dcgmi did not exit 205: REBOOT and re-check"
+        self.actions[key].append(action)
+        f.why.append(f"{result.test}: {why}")
+
+    def add_xids(self, xids: Sequence[Mapping[str, Any]], driver_version: str | None) -> None:
+        # By GPU index; a line whose PCI address is not in the GPU map (a pasted kernel log) by that address.
+        by_gpu: dict[tuple[int | None, str], list[Mapping[str, Any]]] = {}
+        for x in xids:
+            index = x.get("gpuIndex")
+            by_gpu.setdefault((index, "" if index is not None else str(x.get("pciBusId") or "")), []).append(x)
+        for (index, pci), entries in by_gpu.items():
+            if index is not None:
+                key, f = self.get(GPU_ENTITY, index)
+            else:
+                key, f = self.get(f"GPU at PCI:{pci}" if pci else "", None)
+                f.pci_bus_id = f.pci_bus_id or pci or None
+            events = [XidEvent(int(x["xid"]), str(x.get("line", ""))) for x in entries]
+            seen: dict[tuple[int, str], dict[str, Any]] = {}
+            for event, entry in zip(events, entries, strict=True):
+                action, why = xid_action(event, events, driver_version)
+                self.actions[key].append(action)
+                message = event.text[event.text.find("NVRM: Xid") :]
+                if (event.xid, message) in seen:
+                    seen[(event.xid, message)]["count"] += int(entry.get("count") or 1)
+                    continue
+                catalog = XID_CATALOG.get(event.xid)
+                seen[(event.xid, message)] = {
+                    "xid": event.xid, "name": catalog.mnemonic if catalog else "unknown XID",
+                    "catalogAction": catalog.catalog_action if catalog else None, "action": action.value,
+                    "line": str(entry.get("line", ""))[:300], "count": int(entry.get("count") or 1),
+                }  # fmt: skip
+                if why not in f.why:
+                    f.why.append(why)
+            f.xids = list(seen.values())[:MAX_XIDS_PER_GPU]
+            if len(seen) > MAX_XIDS_PER_GPU:
+                f.why.append(f"{len(seen) - MAX_XIDS_PER_GPU} more distinct XID messages not listed")
+
+    def done(self) -> list[GpuFinding]:
+        for key, f in self.findings.items():
+            f.action = most_severe(self.actions[key]).value
+        ordered = sorted(self.findings.items(), key=lambda kv: (kv[0][0] != GPU_ENTITY, kv[0][0], kv[0][1] or 0))
+        return [f for _, f in ordered]
+
+
 def gpu_findings(
     report: DiagReport | None,
-    xids: Iterable[Mapping[str, Any]],
+    exit_code: int | None,
+    xids: Sequence[Mapping[str, Any]],
     gpus: Sequence[Mapping[str, Any]],
     task_gpu_ids: Sequence[str] | None,
+    *,
+    driver_version: str | None = None,
 ) -> list[GpuFinding]:
-    """One finding per GPU that has something to say (a failed or warned test, an XID), in GPU order."""
-    inventory = {g.get("index"): g for g in gpus}
-    findings: dict[int | None, GpuFinding] = {}
-    actions: dict[int | None, list[GpuAction]] = {}
-
-    def finding(index: int | None) -> GpuFinding:
-        if index not in findings:
-            gpu = inventory.get(index, {})
-            used = None
-            if task_gpu_ids is not None and gpu.get("uuid"):
-                used = gpu["uuid"] in task_gpu_ids
-            findings[index] = GpuFinding(index=index, uuid=gpu.get("uuid"), pci_bus_id=gpu.get("pciBusId"),
-                                         used_by_failed_task=used)  # fmt: skip
-            actions[index] = []
-        return findings[index]
-
-    for result in report.results if report else []:
-        if result.status in ("pass", "skip") and not result.warnings:
-            continue
-        if result.status == "skip":
-            continue
-        f = finding(result.gpu)
-        if result.status == "fail":
-            f.failed_tests.append(result.test)
-        for warning in result.warnings or [{}]:
-            severity = warning.get("error_severity")
-            f.dcgm.append(
-                {"test": result.test, "status": result.status, "errorId": warning.get("error_id"),
-                 "category": warning.get("error_category"), "severity": severity,
-                 "message": str(warning.get("warning", ""))}
-            )  # fmt: skip
-            if result.status == "fail":
-                action, why = severity_action(int(severity) if severity is not None else None)
-            else:  # a warning on a passing (or "warn") result: DCGM says watch, not act
-                action, why = GpuAction.IGNORE, "DCGM warning on a passing test: no action"
-            actions[result.gpu].append(action)
-            f.why.append(f"{result.test}: {why}")
-
-    counts = Counter((x.get("gpuIndex"), int(x["xid"])) for x in xids if x.get("xid") is not None)
-    for x in xids:
-        if x.get("xid") is None:
-            continue
-        index, code = x.get("gpuIndex"), int(x["xid"])
-        f = finding(index)
-        action, why = xid_action(code, counts[(index, code)])
-        entry = XID_CATALOG.get(code)
-        f.xids.append(
-            {"xid": code, "name": entry.name if entry else "unknown XID",
-             "catalogAction": entry.catalog_action if entry else None, "action": action.value,
-             "line": str(x.get("line", ""))}
-        )  # fmt: skip
-        actions[index].append(action)
-        if why not in f.why:
-            f.why.append(why)
-
-    for index, f in findings.items():
-        f.action = most_severe(actions[index]).value
-    return [findings[i] for i in sorted(findings, key=lambda i: (i is None, i or 0))]
+    """One finding per GPU (or other DCGM entity) that has something to say, GPUs first in index order."""
+    findings = _Findings({g.get("index"): g for g in gpus}, task_gpu_ids)
+    if report is not None:
+        findings.add_dcgm(report, exit_code)
+    findings.add_xids(xids, driver_version)
+    return findings.done()
 
 
 def _label(f: GpuFinding) -> str:
+    if f.entity:
+        return f.entity
     return f"GPU {f.index}" if f.index is not None else "an unidentified GPU"
 
 
 def _usage_notes(gpus: Sequence[GpuFinding], task_gpu_ids: Sequence[str] | None) -> list[str]:
     if task_gpu_ids is None:
         return []
-    notes = []
-    for f in gpus:
-        if f.used_by_failed_task is False and f.action not in (GpuAction.IGNORE, GpuAction.RESTART_APP):
-            notes.append(f"{_label(f)} was not used by the failed task; its fault still counts")
-    return notes
+    return [
+        f"{_label(f)} was not used by the failed task; its fault still counts"
+        for f in gpus
+        if f.used_by_failed_task is False and f.action not in (GpuAction.IGNORE, GpuAction.RESTART_APP)
+    ]
+
+
+def _gpu_reasons(gpus: Sequence[GpuFinding]) -> list[str]:
+    return [f"{_label(f)} -> {f.action}: {'; '.join(f.why)}" for f in gpus if f.action != GpuAction.IGNORE]
 
 
 # ---------------------------------------------------------------------------------------- the verdict
-def diagnose(exit_code: int | None, log_text: str | None, task_gpu_ids: Sequence[str] | None = None) -> Verdict:
+def diagnose(
+    exit_code: int | None,
+    log_text: str | None,
+    task_gpu_ids: Sequence[str] | None = None,
+    *,
+    since: datetime | None = None,
+    dcgm_version: str | None = None,
+) -> Verdict:
     """The verdict on one check's exit code and output. The exit code may come from the envelope
-    (``dcgmiExitCode``) when the caller has none (a pasted log)."""
+    (``dcgmiExitCode``) when the caller has none (a pasted log). XIDs logged before ``since`` (the last GPU
+    reset, the failed task's start) do not count. ``dcgm_version`` is used when the output does not say."""
     result, problem = parse_result(log_text)
-    if exit_code is None and result is not None and isinstance(result.get("dcgmiExitCode"), int):
+    result = result or {}
+    if exit_code is None and isinstance(result.get("dcgmiExitCode"), int):
         exit_code = int(result["dcgmiExitCode"])
-    report, report_problem = read_report(result.get("dcgmi")) if result else (None, problem)
-    gpus_map = (result or {}).get("gpus") or []
-    gpus = gpu_findings(report, (result or {}).get("xids") or [], gpus_map, task_gpu_ids)
+    report, report_problem = (None, problem) if result.get("dcgmi") is None else read_report(result["dcgmi"],
+                                                                                           dcgm_version)  # fmt: skip
+    dcgm_problem = report_problem or problem
+    xids, xid_notes = recent_xids(result, since)
+    driver = (report.driver_version if report else None) or result.get("driverVersion")
+    inferred: list[str] = []
+    if exit_code is None and report is not None and not report.runtime_error:
+        exit_code = _inferred_exit(report)
+        inferred = [f"no exit code given: judged on the dcgmi JSON alone (as if dcgmi exited {exit_code})"]
+    gpus = gpu_findings(report, exit_code, xids, result.get("gpus") or [], task_gpu_ids, driver_version=driver)
     common: dict[str, Any] = {
         "exit_code": exit_code,
         "gpus": gpus,
-        "findings": _flat_findings(result),
-        "dcgm_version": report.version if report else None,
+        "findings": _flat_findings(gpus),
+        "dcgm_version": report.version if report else dcgm_version,
     }
+    node_action = most_severe([GpuAction(f.action) for f in gpus])
+    notes = [*inferred, *xid_notes]
 
-    def inconclusive(reason: str) -> Verdict:
-        noted = [f"{_label(f)}: {', '.join(f.why)}" for f in gpus if f.xids]
-        return Verdict(status=VerdictStatus.INCONCLUSIVE, action=RepairAction.NONE, reasons=[reason, *noted], **common)
+    def untrusted(reason: str, floor: GpuAction = GpuAction.IGNORE, floor_why: str = "") -> Verdict:
+        """DCGM said nothing usable: the kernel's XIDs decide when they call for a repair."""
+        action = most_severe([node_action, floor])
+        if action in (GpuAction.IGNORE, GpuAction.RESTART_APP):
+            noted = [f"{_label(f)}: {'; '.join(f.why)}" for f in gpus if f.xids]
+            return Verdict(status=VerdictStatus.INCONCLUSIVE, action=RepairAction.NONE,
+                           reasons=[reason, *notes, *noted], **common)  # fmt: skip
+        lead = [reason, floor_why] if floor_why and action == floor else [f"{reason}; the kernel log's XIDs decide"]
+        reasons = [*lead, *notes, *_gpu_reasons(gpus), *_usage_notes(gpus, task_gpu_ids)]
+        return Verdict(status=VerdictStatus.UNHEALTHY, action=_TO_REPAIR[action], reasons=reasons, **common)
 
-    inferred: list[str] = []
     if exit_code is None:
-        if report is None or report.runtime_error:
-            return inconclusive(f"no exit code and {report_problem or problem or 'no readable DCGM result'}")
-        exit_code = _inferred_exit(report)
-        common["exit_code"] = exit_code
-        inferred = [f"no exit code given: judged on the dcgmi JSON alone (as if dcgmi exited {exit_code})"]
+        return untrusted(f"no exit code and {dcgm_problem or 'no readable DCGM result'}")
     if exit_code == DCGMI_KILLED_EXIT or SIGNAL_EXIT_BASE < exit_code <= SIGNAL_EXIT_BASE + MAX_SIGNAL:
         how = "dcgmi was killed" if exit_code == DCGMI_KILLED_EXIT else f"signal {exit_code - SIGNAL_EXIT_BASE}"
-        return inconclusive(f"the DCGM check was killed (exit {exit_code}, {how}): it says nothing about the GPUs")
-    if exit_code == DCGMI_ISOLATE_EXIT:
-        isolate = [f"dcgmi exit {DCGMI_ISOLATE_EXIT}: a failure of ISOLATE severity, the GPU must be replaced"]
-        isolate += [f"{_label(f)}: {'; '.join(f.why)}" for f in gpus if f.action == GpuAction.REPLACE]
-        isolate += _usage_notes(gpus, task_gpu_ids)
-        return Verdict(status=VerdictStatus.UNHEALTHY, action=RepairAction.REPLACE, reasons=isolate, **common)
-    if report is None:
-        what = report_problem or problem or "no DCGM output"
-        if exit_code == DCGMI_PASS_EXIT:
-            return inconclusive(f"exit 0 but {what}: not calling a GPU healthy on output it cannot read")
-        return inconclusive(f"DCGM check exit {exit_code} but {what}: which GPU failed, and how, is unknown")
-    if report.runtime_error:
-        return inconclusive(f"dcgmi could not run the diagnostic (exit {exit_code}): {report.runtime_error}")
+        return untrusted(f"the DCGM check was killed (exit {exit_code}, {how}): it says nothing about the GPUs")
+    if report is None or report.runtime_error:
+        what = f"dcgmi could not run the diagnostic: {report.runtime_error}" if report else dcgm_problem
+        if exit_code == DCGMI_ISOLATE_EXIT:
+            return untrusted(
+                f"dcgmi exit 205 (an ISOLATE error: drain the GPU) but {what}",
+                GpuAction.REBOOT,
+                "which error, and so NVIDIA's next step for it, is unknown: reboot and re-check",
+            )
+        return untrusted(f"exit {exit_code}: {what}" if exit_code else f"exit 0 but {what}: not calling a GPU healthy")
     if report.results and all(r.status == "skip" for r in report.results):
-        return inconclusive(f"no DCGM test ran (every result is Skip, exit {exit_code})")
-
-    failed = [f for f in gpus if f.failed_tests]
-    reasons: list[str] = list(inferred)
-    if exit_code == DCGMI_TEST_FAILED_EXIT and not failed:
-        return inconclusive("dcgmi exit 226 says a test failed, but its JSON reports no failed result")
-    if exit_code not in (DCGMI_PASS_EXIT, DCGMI_TEST_FAILED_EXIT):
-        if not failed:
-            return inconclusive(f"exit {exit_code} is not a dcgmi result code and DCGM reports no failed test")
-        reasons.append(f"exit {exit_code} is not a dcgmi result code; acting on the failed tests DCGM reports")
-    if exit_code == DCGMI_PASS_EXIT and failed:
-        reasons.append("exit 0 but DCGM reports failed tests")
-    for f in gpus:
-        if f.action == GpuAction.REPLACE and f.failed_tests and not _xid_replace(f):
-            # ISOLATE severity is dcgmi's own judgement only together with exit 205; inconsistent output gets the
-            # reversible repair, and a fault that survives the reboot is quarantined anyway.
-            f.action = GpuAction.REBOOT.value
-            f.why.append(f"ISOLATE severity without dcgmi exit {DCGMI_ISOLATE_EXIT}: reboot and re-check first")
-    node_action = most_severe([GpuAction(f.action) for f in gpus])
-    for f in gpus:
-        if f.action != GpuAction.IGNORE:
-            reasons.append(f"{_label(f)} -> {f.action}: {'; '.join(f.why)}")
-    reasons += _usage_notes(gpus, task_gpu_ids)
+        return untrusted(f"no DCGM test ran (every result is Skip, exit {exit_code})")
+    dcgm_failed = [f for f in gpus if f.failed_tests]
+    reasons = list(notes)
+    if exit_code in (DCGMI_TEST_FAILED_EXIT, DCGMI_ISOLATE_EXIT) and not dcgm_failed:
+        return untrusted(f"dcgmi exit {exit_code} says a test failed, but its JSON reports no error or failure")
+    if exit_code not in (DCGMI_PASS_EXIT, DCGMI_TEST_FAILED_EXIT, DCGMI_ISOLATE_EXIT):
+        if not dcgm_failed:
+            return untrusted(f"exit {exit_code} is not a dcgmi result code and DCGM reports no failed test")
+        reasons.append(f"exit {exit_code} is not a dcgmi result code; acting on the errors DCGM reports")
+    if exit_code == DCGMI_ISOLATE_EXIT:
+        reasons.append("dcgmi exit 205: an error of ISOLATE severity (drain the GPU); NVIDIA's next step for "
+                       "each error decides reset, reboot or replace")  # fmt: skip
+    reasons += _gpu_reasons(gpus) + _usage_notes(gpus, task_gpu_ids)
     if node_action in (GpuAction.IGNORE, GpuAction.RESTART_APP):
-        summary = "all DCGM tests passed" if not failed else "DCGM findings need no repair"
-        if not report.results:
+        warned = any(f.dcgm for f in gpus)
+        summary = "all DCGM tests passed" + (" (with warnings)" if warned and not dcgm_failed else "")
+        if dcgm_failed:
+            summary = "DCGM's errors need no repair"
+        if not report.results:  # dcgmi exits DCGM_ST_NO_DATA (-14) when no test ran, so exit 0 is its pass
             summary = "dcgmi exit 0 and no per-GPU result in its JSON: trusting dcgmi's pass"
         if node_action == GpuAction.RESTART_APP:
             summary += ": the GPUs are fine, the application should be restarted"
@@ -365,20 +550,41 @@ def diagnose(exit_code: int | None, log_text: str | None, task_gpu_ids: Sequence
 
 
 def _inferred_exit(report: DiagReport) -> int:
-    """The exit code dcgmi gives the results it printed: 205 for an ISOLATE failure, 226 for another failure."""
-    failures = [w for r in report.results if r.status == "fail" for w in (r.warnings or [{}])]
-    if any(w.get("error_severity") == ISOLATE_SEVERITY for w in failures):
+    """The exit code dcgmi gives what it printed (Diag.cpp GetFailureResult): 205 for an ISOLATE error on a GPU
+    (or on no entity), 226 for another such error, else 0. A "Fail" without an error is a warning or a test
+    that did not run, which dcgmi prints as Fail too."""
+    errors = [e for r in report.results if r.status != "skip" and r.entity in (GPU_ENTITY, "") for e in r.errors]
+    severities = [dcgm_severity(_int(e.get("error_id")), report.version, _int(e.get("error_severity"))) for e in errors]
+    if Severity.ISOLATE in severities:
         return DCGMI_ISOLATE_EXIT
-    return DCGMI_TEST_FAILED_EXIT if failures else DCGMI_PASS_EXIT
+    return DCGMI_TEST_FAILED_EXIT if errors else DCGMI_PASS_EXIT
 
 
-def _xid_replace(f: GpuFinding) -> bool:
-    return any(x["action"] == GpuAction.REPLACE for x in f.xids)
+def check_started_at(task: Mapping[str, Any]) -> datetime | None:
+    """When the check task started (ECS StartedAt/CreatedAt, as the .sync result carries them)."""
+    for key in ("StartedAt", "CreatedAt"):
+        value = task.get(key)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+        if isinstance(value, str) and value:
+            try:
+                stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    return None
 
 
 def verdict_from_check(
-    check: Mapping[str, Any], log_text: str | None, container_name: str, task_gpu_ids: Sequence[str] | None = None
+    check: Mapping[str, Any],
+    log_text: str | None,
+    container_name: str,
+    task_gpu_ids: Sequence[str] | None = None,
+    *,
+    after_reset: bool = False,
 ) -> Verdict:
+    """The verdict on a check task. After a successful GPU reset, XIDs logged before this check started are
+    from before the reset and do not count."""
     task = check_task(check)
     if task is None:
         error = check.get("Error", "unknown error")
@@ -397,7 +603,8 @@ def verdict_from_check(
             reasons=[f"the DCGM check stopped without an exit code: {stop}"],
             check_task_arn=task_arn,
         )
-    verdict = diagnose(exit_code, log_text, task_gpu_ids)
+    since = check_started_at(task) if after_reset else None
+    verdict = diagnose(exit_code, log_text, task_gpu_ids, since=since)
     verdict.check_task_arn = task_arn
     return verdict
 
@@ -419,13 +626,11 @@ def reset_targets(verdict: Verdict) -> list[int]:
     return sorted(f.index for f in verdict.gpus if f.action == GpuAction.RESET_GPU and f.index is not None)
 
 
-def _flat_findings(result: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    if not result:
-        return []
-    dcgmi = result.get("dcgmi")
-    findings = failed_tests(dcgmi) if isinstance(dcgmi, dict) else []
-    findings += [
-        {"gpu": x.get("gpuIndex"), "xid": x.get("xid"), "messages": [x.get("line", "")]}
-        for x in result.get("xids") or []
+def _flat_findings(gpus: Sequence[GpuFinding]) -> list[dict[str, Any]]:
+    findings = [
+        {"gpu": f.index, "test": test, "messages": [d["message"] for d in f.dcgm if d["test"] == test]}
+        for f in gpus
+        for test in dict.fromkeys(f.failed_tests)
     ]
+    findings += [{"gpu": f.index, "xid": x["xid"], "messages": [x["line"]]} for f in gpus for x in f.xids]
     return findings

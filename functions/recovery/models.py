@@ -142,6 +142,7 @@ class GpuFinding(CamelModel):
     """What the check says about one GPU: what failed, the XIDs, DCGM's messages and why this action."""
 
     index: int | None = None
+    entity: str | None = None  # a DCGM entity that is not a GPU ("CPU 0" on Grace); None for a GPU
     uuid: str | None = None
     pci_bus_id: str | None = None
     used_by_failed_task: bool | None = None  # None: the failed task did not run on this node, or no GPU map

@@ -107,9 +107,11 @@ def test_nonzero_exit_is_unhealthy_reboot() -> None:
     assert (v.status, v.action, v.exit_code) == (VerdictStatus.UNHEALTHY, RepairAction.REBOOT, 1)
 
 
-def test_exit_205_is_replace() -> None:
+def test_exit_205_without_output_drains_and_reboots_to_learn_the_error() -> None:
+    # 205 says an ISOLATE error was found, not which one: NVIDIA's next step (reset, reboot, replace) is per error.
     v = verdict_from_check(task_failed(205), None, CONTAINER)
-    assert (v.status, v.action, v.exit_code) == (VerdictStatus.UNHEALTHY, RepairAction.REPLACE, 205)
+    assert (v.status, v.action, v.exit_code) == (VerdictStatus.UNHEALTHY, RepairAction.REBOOT, 205)
+    assert "ISOLATE" in v.reasons[0]
 
 
 def test_exit_137_killed_is_inconclusive() -> None:
@@ -178,9 +180,11 @@ def test_findings_name_the_failing_gpu() -> None:
     ]
 
 
-def test_exit_0_but_failures_reported_is_unhealthy() -> None:
+def test_exit_0_makes_a_printed_failure_a_warning() -> None:
+    # dcgmi prints a WARN result as "Fail" and exits 0 when nothing counted as a failure.
     v = verdict_from_check(sync_result(0), json.dumps(FAILING), CONTAINER)
-    assert (v.status, v.action) == (VerdictStatus.UNHEALTHY, RepairAction.REBOOT)
+    assert (v.status, v.action) == (VerdictStatus.HEALTHY, RepairAction.NONE)
+    assert v.gpus[0].dcgm[0]["message"].startswith("GPU 3 has uncorrectable")
 
 
 def test_xids_in_envelope_are_findings_but_do_not_overrule_passing_tests() -> None:
@@ -189,3 +193,16 @@ def test_xids_in_envelope_are_findings_but_do_not_overrule_passing_tests() -> No
     assert v.status == VerdictStatus.HEALTHY
     assert v.findings[-1]["gpu"] == 5
     assert v.findings[-1]["xid"] == 13
+
+
+def test_after_a_successful_reset_xids_from_before_the_check_do_not_count() -> None:
+    check = sync_result(0, StartedAt="2026-11-29T10:00:00Z")
+    line = "2026-11-29T09:58:00,000000+00:00 NVRM: Xid (PCI:0000:20:1c): 95, pid='<unknown>', name=<unknown>, x"
+    log = envelope({"dcgmi": PASSING, "xids": [{"gpuIndex": 2, "xid": 95, "line": line}]})
+    assert verdict_from_check(check, log, CONTAINER).action == RepairAction.RESET_GPU
+    after = verdict_from_check(check, log, CONTAINER, after_reset=True)
+    assert (after.status, after.action) == (VerdictStatus.HEALTHY, RepairAction.NONE)
+    assert any("stale" in r for r in after.reasons)
+    later = line.replace("09:58:00", "10:01:00")
+    log = envelope({"dcgmi": PASSING, "xids": [{"gpuIndex": 2, "xid": 95, "line": later}]})
+    assert verdict_from_check(check, log, CONTAINER, after_reset=True).action == RepairAction.RESET_GPU

@@ -27,7 +27,7 @@ def test_healthy_check_stops_with_exit_0_only_after_diag_seconds(make_fleet, ecs
     assert (task["stoppedAt"] - task["startedAt"]).total_seconds() == 120
     envelope = parse_envelope(check_log(fleet, arn))
     assert envelope is not None
-    assert envelope["version"] == 1
+    assert envelope["version"] == 2
     assert envelope["dcgmiExitCode"] == 0
     assert envelope["xids"] == []
     assert len(envelope["gpus"]) == 8
