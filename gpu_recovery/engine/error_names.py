@@ -84,3 +84,17 @@ def service_errors(resource: str) -> frozenset[str]:
         service, operation, prefix, _ = _LAMBDA
         extra = _LAMBDA_EXTRA
     return frozenset(f"{prefix}.{name}" for name in _modelled(service, operation)) | {generic_error(resource)} | extra
+
+
+def integration_error(resource: str, error_class: str, modelled: bool) -> str:
+    """The name Step Functions gives a service error: the modelled exception under the integration's prefix, or
+    the generic name for an error the service model does not declare (botocore raises those as ClientError)."""
+    if not modelled:
+        return generic_error(resource)
+    if resource in _OPTIMIZED:
+        prefix = _OPTIMIZED[resource][2]
+    elif match := _AWS_SDK.match(resource):
+        prefix = sdk_prefix(match["service"])
+    else:
+        prefix = _LAMBDA[2]
+    return f"{prefix}.{exception_name(error_class)}"

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import boto3
+
 
 class InvalidInput(Exception):
     pass
@@ -23,3 +25,7 @@ def echo_context(event: Any, context: Any) -> dict[str, Any]:
 
 def reject(event: Any, context: Any) -> None:
     raise InvalidInput(f"bad input: {event}")
+
+
+def describe_cluster(event: Any, context: Any) -> list[str]:
+    return [c["clusterName"] for c in boto3.client("ecs").describe_clusters(clusters=[event["cluster"]])["clusters"]]
