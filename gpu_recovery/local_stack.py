@@ -14,6 +14,7 @@ from moto.sns.models import sns_backends
 
 from gpu_recovery.engine import LocalEngine
 from gpu_recovery.sim import SimFleet
+from gpu_recovery.stack_policies import StackPolicies, synthesized_template
 from infra.config import Config
 from infra.event_pattern import task_failure_pattern
 from infra.substitutions import STEP_FUNCTIONS, definition_substitutions, function_arn_key
@@ -41,6 +42,15 @@ class LocalStack:
         return [
             {"subject": subject or "", "message": message} for _, message, subject, _, _ in topic.sent_notifications
         ]
+
+
+def authorize(engine: LocalEngine, state_machine_arn: str, template: dict[str, Any]) -> None:
+    """Every call of the step Lambdas and of the definition is authorized against the template's roles."""
+    names = {module: function_name(module) for module in STEP_FUNCTIONS}
+    policies = StackPolicies.resolve(template, engine.region, engine.account_id, names)
+    for module, (role, log_group) in policies.functions.items():
+        engine.authorizer.assign_function(names[module], policies.roles[role], log_group)
+    engine.authorizer.assign_state_machine(state_machine_arn, policies.roles[policies.state_machine_role])
 
 
 def create_tables(config: Config) -> None:
@@ -73,23 +83,26 @@ def create_tables(config: Config) -> None:
         dynamodb.create_table(**kwargs)
 
 
+def function_name(module: str) -> str:
+    """The local name of a step Lambda (CloudFormation would generate one)."""
+    return module.replace("_", "-")
+
+
 def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> LocalStack:
-    config = Config.load(
-        context={
-            **overrides,
-            "ECS_CLUSTER_NAME": fleet.cluster_name,
-            "DCGM_CONTAINER_NAME": fleet.dcgm_container_name,
-            "DCGM_HEALTH_CHECK_TASK": fleet.dcgm_task_definition_arn,
-            "DCGM_LOG_GROUP": fleet.dcgm_log_group,
-        },
-        env={},
-    )
+    context = {
+        **overrides,
+        "ECS_CLUSTER_NAME": fleet.cluster_name,
+        "DCGM_CONTAINER_NAME": fleet.dcgm_container_name,
+        "DCGM_HEALTH_CHECK_TASK": fleet.dcgm_task_definition_arn,
+        "DCGM_LOG_GROUP": fleet.dcgm_log_group,
+    }
+    config = Config.load(context=context, env={})
     create_tables(config)
     topic_arn = boto3.client("sns").create_topic(Name=config.SNS_TOPIC_NAME)["TopicArn"]
     environment = config.lambda_environment() | {"DCGM_LOG_GROUP": fleet.dcgm_log_group, "LOG_LEVEL": "WARNING"}
     environment |= LOCAL_POWERTOOLS | {"POWERTOOLS_LOG_LEVEL": "WARNING"}
     values = {
-        function_arn_key(name): engine.deploy_function(module.replace("_", "-"), f"{module}.handler", environment)
+        function_arn_key(name): engine.deploy_function(function_name(module), f"{module}.handler", environment)
         for module, name in STEP_FUNCTIONS.items()
     }
     values |= {
@@ -103,5 +116,6 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
     state_machine_arn = engine.deploy_state_machine(
         f"{config.STACK_NAME}-recovery", DEFINITION, definition_substitutions(values)
     )
+    authorize(engine, state_machine_arn, synthesized_template(context))
     pattern = EventPattern.load(json.dumps(task_failure_pattern([fleet.cluster_arn])))
     return LocalStack(engine, config, state_machine_arn, topic_arn, pattern)

@@ -80,11 +80,17 @@ class StepLambdas(Construct):
                 log_group=log_group,
                 role=role,
             )
+            # The runtime writes the function's logs (and Powertools' EMF metrics) with the function's role.
+            log_group.grant_write(role)
 
         fn = self.functions
         ecs_read = ["ecs:DescribeTasks", "ecs:DescribeContainerInstances"]
         self._allow(fn["classify_failure"], ecs_read, [cluster.tasks, cluster.container_instances], cluster)
-        self._allow(fn["classify_failure"], ["ecs:ListTasks"], [cluster.container_instances], cluster)
+        # The cluster is checked against the task's (the task ARN in a manual request may name another cluster).
+        self._allow(fn["classify_failure"], ["ecs:DescribeClusters"], [cluster.cluster])
+        # ListTasks naming no container instance is authorized against "*", limited by the ecs:cluster condition
+        # (Service Authorization Reference, Amazon ECS: ListTasks, resource container-instance, key ecs:cluster).
+        self._allow(fn["classify_failure"], ["ecs:ListTasks"], ["*"], cluster)
         self._tables(fn["classify_failure"], tables.task_table, tables.job_table)
 
         self._tables(fn["acquire_node"], tables.node_table)
@@ -156,6 +162,8 @@ class StepLambdas(Construct):
         task_index = resource_finding(stack, f"{tables.task_table.table_arn}/index/*")
         cluster_tasks = resource_finding(stack, cluster.tasks)
         star_reasons = {
+            "classify_failure": " ecs:ListTasks for a whole cluster is authorized against * (limited to the cluster by "
+            "the ecs:cluster condition).",
             "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
             "definition is read to find its log configuration).",
             "restart_job": " iam:PassRole is on * because the job's task definitions (and so their roles) are not "

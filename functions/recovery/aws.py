@@ -8,10 +8,15 @@ from itertools import islice
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from recovery.models import EcsTask
 
 DESCRIBE_TASKS_BATCH = 100  # DescribeTasks accepts at most 100 tasks per call
+DESCRIBE_CONTAINER_INSTANCES_BATCH = 100  # DescribeContainerInstances: at most 100 container instances per call
+# Adaptive retries: standard retries plus client-side rate limiting once a service throttles, so a storm of
+# recoveries backs off instead of failing (botocore "Retries" guide: the adaptive retry mode).
+CLIENT_CONFIG = Config(retries={"mode": "adaptive"})
 MAX_LOG_EVENTS = 10_000  # a DCGM run logs a few hundred lines; bound the read in case a check goes wild
 
 
@@ -27,7 +32,7 @@ class Ecs:
 
     @cached_property
     def client(self) -> Any:
-        return boto3.client("ecs")
+        return boto3.client("ecs", config=CLIENT_CONFIG)
 
     @cached_property
     def cluster_arn(self) -> str:
@@ -55,12 +60,11 @@ class Ecs:
         return self.describe_tasks([arn for page in pages for arn in page["taskArns"]])
 
     def ec2_instance_ids(self, container_instance_arns: list[str]) -> dict[str, str]:
-        if not container_instance_arns:
-            return {}
-        response = self.client.describe_container_instances(
-            cluster=self.cluster, containerInstances=container_instance_arns
-        )
-        return {ci["containerInstanceArn"]: ci["ec2InstanceId"] for ci in response["containerInstances"]}
+        ids: dict[str, str] = {}
+        for batch in _batches(container_instance_arns, DESCRIBE_CONTAINER_INSTANCES_BATCH):
+            response = self.client.describe_container_instances(cluster=self.cluster, containerInstances=batch)
+            ids |= {ci["containerInstanceArn"]: ci["ec2InstanceId"] for ci in response["containerInstances"]}
+        return ids
 
     def run_task_like(self, record: dict[str, Any], client_token: str) -> tuple[str | None, str | None]:
         """Start a copy of a recorded task: same task definition, overrides, group and startedBy. The client
@@ -100,7 +104,7 @@ class Ecs:
 class Logs:
     @cached_property
     def client(self) -> Any:
-        return boto3.client("logs")
+        return boto3.client("logs", config=CLIENT_CONFIG)
 
     def read_stream(self, group: str, stream: str) -> str | None:
         """The whole stream as text, oldest first; None when the stream does not exist."""

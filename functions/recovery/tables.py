@@ -15,6 +15,7 @@ import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from recovery.aws import CLIENT_CONFIG
 from recovery.settings import Settings
 
 STATE_KEY = "STATE"
@@ -68,7 +69,7 @@ class Tables:
 
     @cached_property
     def resource(self) -> Any:
-        return boto3.resource("dynamodb")
+        return boto3.resource("dynamodb", config=CLIENT_CONFIG)
 
     @cached_property
     def task(self) -> Any:

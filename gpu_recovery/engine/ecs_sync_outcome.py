@@ -45,6 +45,8 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
+from gpu_recovery.engine.iam_not_enforced import acting_as
+
 TASK_FAILED: Final = "States.TaskFailed"
 # The error AWS reports when RunTask (.sync) places no task. Public evidence is thin: the only account found
 # (review of floci-io/floci PR #1564, comparing with AWS) names "AmazonECS.Unknown". Catch it with States.ALL.
@@ -86,7 +88,10 @@ def task_succeeded(described: dict[str, Any], essential_containers: set[str]) ->
 
 
 def _essential_containers(ecs_client: Any, task_definition_arn: str) -> set[str]:
-    definition = ecs_client.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
+    # Step Functions reads the definition as the service, not as the state machine's role (the documented policy
+    # for runTask.sync has no ecs:DescribeTaskDefinition).
+    with acting_as(None):
+        definition = ecs_client.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
     # "essential" defaults to true in ECS.
     return {c["name"] for c in definition["containerDefinitions"] if c.get("essential", True)}
 

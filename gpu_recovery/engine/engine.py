@@ -29,6 +29,7 @@ from gpu_recovery.engine.ecs_sync_outcome import (
     correct_ecs_sync_ignores_exit_code,
 )
 from gpu_recovery.engine.history_path import StateVisit, state_visits
+from gpu_recovery.engine.iam_not_enforced import Authorizer, correct_iam_not_enforced
 from gpu_recovery.engine.json_path_quirks import correct_json_path_quirks
 from gpu_recovery.engine.lambda_requires_docker import correct_lambda_requires_docker
 from gpu_recovery.engine.real_time_waits import (
@@ -39,6 +40,7 @@ from gpu_recovery.engine.real_time_waits import (
     correct_wait_state_real_time,
 )
 from gpu_recovery.engine.service_casing_unconverted import correct_service_casing_unconverted
+from gpu_recovery.engine.service_error_names import correct_service_error_names
 
 # The repository's functions/ directory: step Lambda handlers ("classify_failure.handler") resolve from here.
 FUNCTIONS_DIR: Final = Path(__file__).resolve().parents[2] / "functions"
@@ -104,6 +106,8 @@ class LocalEngine:
         self.account_id = account_id
         self._mock = mock
         self._handler_paths = [*handler_paths, FUNCTIONS_DIR]
+        # Policies of the deployed roles (assigned by the caller, e.g. the local stack); IAM checks every call.
+        self.authorizer = Authorizer(region, account_id)
         unknown = set(without) - set(self._corrections())
         if unknown:
             raise ValueError(f"unknown corrections: {sorted(unknown)}")
@@ -153,6 +157,9 @@ class LocalEngine:
             "ecs_run_task_ignores_failures": correct_ecs_run_task_ignores_failures(),
             "dynamodb_writes_not_atomic": correct_dynamodb_writes_not_atomic(),
             "definition_parsed_per_execution": correct_definition_parsed_per_execution(),
+            "service_error_names": correct_service_error_names(),
+            # Last: it wraps the in-process Lambda invocation the corrections above install.
+            "iam_not_enforced": correct_iam_not_enforced(self.authorizer),
         }
 
     def __exit__(

@@ -214,7 +214,7 @@ def test_lambda_roles_are_least_privilege(resources: Resources) -> None:
         return {a for s in _role_statements(resources, prefix) for a in _actions(s)}
 
     assert "ecs:RunTask" not in actions("StepsClassifyFailureRole")
-    assert {"ecs:DescribeTasks", "ecs:ListTasks", "ecs:DescribeContainerInstances"} <= actions(
+    assert {"ecs:DescribeTasks", "ecs:ListTasks", "ecs:DescribeContainerInstances", "ecs:DescribeClusters"} <= actions(
         "StepsClassifyFailureRole"
     )
     assert {"logs:GetLogEvents", "logs:FilterLogEvents", "ecs:DescribeTaskDefinition"} <= actions(
@@ -225,3 +225,30 @@ def test_lambda_roles_are_least_privilege(resources: Resources) -> None:
     for statement in _role_statements(resources, "StepsRestartJobRole"):
         if "iam:PassRole" in _actions(statement):
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+
+
+def test_list_tasks_is_granted_on_any_resource_of_the_cluster(resources: Resources) -> None:
+    # A ListTasks call naming no container instance is authorized against "*" (with the ecs:cluster key).
+    (statement,) = [
+        s for s in _role_statements(resources, "StepsClassifyFailureRole") if "ecs:ListTasks" in _actions(s)
+    ]
+    assert statement["Resource"] == "*"
+    assert "ecs:cluster" in statement["Condition"]["ArnEquals"]
+
+
+def test_every_step_lambda_can_write_its_own_logs(resources: Resources) -> None:
+    functions = of_type(resources, "AWS::Lambda::Function")
+    for function in functions.values():
+        props = function["Properties"]
+        role_id = props["Role"]["Fn::GetAtt"][0]
+        log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+        grants = [
+            s
+            for s in _role_statements(resources, role_id)
+            if {"Fn::GetAtt": [log_group_id, "Arn"]} in _listed(s["Resource"])
+        ]
+        assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= {a for s in grants for a in _actions(s)}, role_id
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

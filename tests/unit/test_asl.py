@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gpu_recovery.engine.error_names import STATES_ERRORS, generic_error, service_errors
 from infra.substitutions import SUBSTITUTION_KEYS, placeholders
 from recovery.models import NodeStep
 
@@ -65,11 +66,56 @@ def test_lambda_states_have_the_standard_retry(name: str, state: dict[str, Any])
     assert retries[0]["MaxAttempts"] >= 2
 
 
-def test_sdk_integrations_retry_throttling() -> None:
-    for name, (state, _) in ALL.items():
-        if state["Type"] == "Task" and not FUNCTION.match(state["Resource"]):
-            errors = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
-            assert any("Throttl" in e or "RequestLimit" in e for e in errors), name
+def handler_errors() -> set[str]:
+    """Exception classes the step Lambdas define: a Lambda task fails with the class name as its error."""
+    return {
+        node.name
+        for path in (ROOT / "functions").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+        and any(getattr(b, "id", "").endswith(("Exception", "Error")) for b in node.bases)
+    }
+
+
+def task_states() -> list[tuple[str, dict[str, Any]]]:
+    return [(n, s) for n, (s, _) in ALL.items() if s["Type"] == "Task"]
+
+
+@pytest.mark.parametrize(("name", "state"), task_states(), ids=[n for n, _ in task_states()])
+def test_retry_and_catch_name_only_errors_the_task_can_raise(name: str, state: dict[str, Any]) -> None:
+    resource = state["Resource"]
+    possible = service_errors(resource) | STATES_ERRORS
+    if FUNCTION.match(resource):
+        possible |= handler_errors()
+    named = {e for block in state.get("Retry", []) + state.get("Catch", []) for e in block["ErrorEquals"]}
+    assert named <= possible, f"{name} names errors it cannot raise: {sorted(named - possible)}"
+
+
+@pytest.mark.parametrize(("name", "state"), task_states(), ids=[n for n, _ in task_states()])
+def test_service_integrations_retry_undeclared_errors(name: str, state: dict[str, Any]) -> None:
+    # Throttling is undeclared for ECS, EC2, SSM and SNS Publish: it arrives under the service's generic name.
+    if FUNCTION.match(state["Resource"]) or state["Resource"].startswith("arn:aws:states:::dynamodb:"):
+        return
+    retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+    assert generic_error(state["Resource"]) in retried, name
+
+
+def test_dynamodb_integrations_retry_throttling() -> None:
+    for name, state in task_states():
+        if state["Resource"].startswith("arn:aws:states:::dynamodb:"):
+            retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+            assert {"DynamoDB.ThrottlingException", "DynamoDB.ProvisionedThroughputExceededException"} <= retried, name
+
+
+def test_error_names_follow_the_step_functions_convention() -> None:
+    assert "Ecs.EcsException" in service_errors("arn:aws:states:::aws-sdk:ecs:stopTask")
+    assert "Ecs.ThrottlingException" not in service_errors("arn:aws:states:::aws-sdk:ecs:stopTask")
+    assert service_errors("arn:aws:states:::aws-sdk:ec2:rebootInstances") == {"Ec2.Ec2Exception"}
+    assert "Ssm.InvocationDoesNotExistException" in service_errors("arn:aws:states:::aws-sdk:ssm:getCommandInvocation")
+    assert {"ECS.AmazonECSException", "AmazonECS.Unknown", "ECS.ServerException"} <= service_errors(
+        "arn:aws:states:::ecs:runTask.sync"
+    )
+    assert "DynamoDB.ConditionalCheckFailedException" in service_errors("arn:aws:states:::dynamodb:updateItem")
 
 
 def catches_all(state: dict[str, Any]) -> bool:

@@ -15,8 +15,9 @@ import pytest
 
 from gpu_recovery import scenario as scenarios
 from gpu_recovery.local_stack import LocalStack
+from gpu_recovery.scenario import FailureEvent
 from gpu_recovery.sim import SimFleet
-from gpu_recovery.simulate import deployed
+from gpu_recovery.simulate import _fail, deployed
 
 pytestmark = pytest.mark.slow
 
@@ -92,20 +93,47 @@ def test_unexpected_error_releases_locks_alerts_and_fails_with_the_original_erro
     assert json.loads(alert["message"])["error"] == "RuntimeError"
 
 
-def test_error_while_a_node_is_locked_leaves_it_suspect_and_unlocked(
+def test_error_recording_a_node_fails_the_recovery_and_leaves_it_suspect_and_unlocked(
     stack_and_fleet: tuple[LocalStack, SimFleet],
 ) -> None:
     stack, fleet = stack_and_fleet
     (task,) = fleet.job_tasks("job-a")
     event = fleet.fail_task(task, exit_code=1)
-    # Recording the node's outcome breaks after its reboot: nobody knows its state, so a human must look.
+    # Recording the node's outcome breaks after its reboot, and so does recording the failure per node: nobody
+    # knows its state, so the job-level handler leaves it for a human.
     with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
         arn = stack.engine.start_execution(stack.state_machine_arn, "breaks-in-node", event)
         description = stack.engine.wait(arn)
     assert description["status"] == "FAILED"
     assert description["error"] == "RuntimeError"
-    assert _path(stack, arn)[-4:] == ["ReleaseNode", "HandleError", "NotifyRecoveryError", "RecoveryFailed"]
+    assert _path(stack, arn)[-6:] == [
+        "ReleaseNode", "NodeStepFailed", "MarkNodeSuspect", "HandleError", "NotifyRecoveryError", "RecoveryFailed"
+    ]  # fmt: skip
     state = next(row for row in _items(stack.config.NODE_TABLE_NAME) if row["recordKey"] == "STATE")
     assert state["status"] == "SUSPECT"
     assert "lockOwner" not in state
     assert any(row.get("kind") == "ERROR" for row in _items(stack.config.NODE_TABLE_NAME))
+
+
+def test_one_nodes_failed_step_is_recorded_and_reported_while_the_others_go_on() -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        with deployed(scenarios.load("four-node-one-bad"), speed=400) as (stack, fleet, _clock):
+            event = _fail(fleet, FailureEvent(job="job-a", node="node-3", exit_code=1))
+            # Only the bad node reboots: its RecordReboot step breaks, the three healthy nodes are not touched.
+            with mock.patch("record_node_state.record_reboot", side_effect=RuntimeError("reboot not recorded")):
+                arn = stack.engine.start_execution(stack.state_machine_arn, "one-node-breaks", event)
+                description = stack.engine.wait(arn)
+            assert description["status"] == "SUCCEEDED"
+            path = _path(stack, arn)
+            assert path.count("ReleaseNode") == 3
+            assert "HandleError" not in path
+            states = {row["nodeId"]: row for row in _items(stack.config.NODE_TABLE_NAME) if row["recordKey"] == "STATE"}
+            bad = fleet.instance_id("node-3")
+            assert states[bad]["status"] == "SUSPECT"
+            assert "RuntimeError" in states[bad]["reason"]
+            assert "lockOwner" not in states[bad]
+            assert {s["status"] for node, s in states.items() if node != bad} == {"HEALTHY"}
+            (report,) = stack.notifications()
+            assert bad in report["message"]
+            assert "RuntimeError" in report["message"]

@@ -3,6 +3,8 @@
 import threading
 from typing import Any
 
+import boto3
+
 
 class InvalidInput(Exception):
     pass
@@ -32,3 +34,7 @@ RELEASE = threading.Event()
 
 def hold(event: Any, context: Any) -> None:
     RELEASE.wait(timeout=30)
+
+
+def describe_cluster(event: Any, context: Any) -> list[str]:
+    return [c["clusterName"] for c in boto3.client("ecs").describe_clusters(clusters=[event["cluster"]])["clusters"]]

@@ -1,0 +1,152 @@
+"""The IAM policies of the synthesized stack, resolved for the local engine: the same CDK app ``cdk synth`` builds
+(infra/), with every intrinsic (Ref, Fn::GetAtt, Fn::Join, pseudo parameters) replaced by the name or ARN the
+resource has in the local account. The local stack hands these to the engine's authorizer, so a grant missing from
+infra/ fails a local run exactly where it would fail in AWS.
+
+Synthesis takes seconds (jsii), so templates are cached per configuration for the life of the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Final
+
+from gpu_recovery.engine.iam_not_enforced import Principal
+from infra.application import build_app
+
+_LAMBDA_FUNCTION: Final = "AWS::Lambda::Function"
+# jsii prints an end-of-life banner for this machine's Node on every synth (see the Makefile); it changes nothing.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+@cache
+def _template(context: str) -> dict[str, Any]:
+    app, stack = build_app(env={}, context=json.loads(context))
+    return dict(app.synth().get_stack_by_name(stack.stack_name).template)
+
+
+def synthesized_template(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack's CloudFormation template for this configuration (cdk context), cached."""
+    return _template(json.dumps(dict(context), sort_keys=True))
+
+
+class UnresolvedIntrinsic(ValueError):
+    """The template uses an intrinsic or references a resource the local engine cannot name."""
+
+
+@dataclass(frozen=True)
+class StackPolicies:
+    """Each role of the template: its ARN and the statements of the policies attached to it."""
+
+    roles: dict[str, Principal]
+    # Step Lambda handler module -> (role logical ID, log group name); the state machine's role logical ID.
+    functions: dict[str, tuple[str, str]]
+    state_machine_role: str
+
+    @classmethod
+    def resolve(
+        cls, template: Mapping[str, Any], region: str, account: str, function_names: Mapping[str, str]
+    ) -> StackPolicies:
+        """``function_names`` maps a step Lambda's handler module to its local function name."""
+        resources: dict[str, Any] = template["Resources"]
+        names = _physical_names(resources, region, account, function_names)
+        resolver = _Resolver(names, region, account)
+        statements: dict[str, list[dict[str, Any]]] = {
+            lid: [s for p in r["Properties"].get("Policies", []) for s in resolver(p["PolicyDocument"])["Statement"]]
+            for lid, r in resources.items()
+            if r["Type"] == "AWS::IAM::Role"
+        }
+        for resource in resources.values():
+            if resource["Type"] == "AWS::IAM::Policy":
+                document = resolver(resource["Properties"]["PolicyDocument"])
+                for role in resource["Properties"]["Roles"]:
+                    statements[role["Ref"]] += document["Statement"]
+        roles = {lid: Principal(names[lid]["Arn"], tuple(s)) for lid, s in statements.items()}
+        functions = {
+            r["Properties"]["Handler"].split(".")[0]: (
+                r["Properties"]["Role"]["Fn::GetAtt"][0],
+                resolver(r["Properties"]["LoggingConfig"]["LogGroup"]),
+            )
+            for r in resources.values()
+            if r["Type"] == _LAMBDA_FUNCTION
+        }
+        (machine,) = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        return cls(roles, functions, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+
+
+def _physical_names(
+    resources: Mapping[str, Any], region: str, account: str, function_names: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
+    """Ref and Arn of each resource, as the local stack creates it (names CloudFormation would generate are
+    replaced by the logical ID, or for step Lambdas by their local function name)."""
+
+    def arn(service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+    names: dict[str, dict[str, str]] = {}
+    for lid, resource in resources.items():
+        props, kind = resource.get("Properties", {}), resource["Type"]
+        if kind == "AWS::DynamoDB::Table":
+            names[lid] = {"Ref": props["TableName"], "Arn": arn("dynamodb", f"table/{props['TableName']}")}
+        elif kind == "AWS::SNS::Topic":
+            topic = arn("sns", props["TopicName"])
+            names[lid] = {"Ref": topic, "TopicArn": topic}
+        elif kind == _LAMBDA_FUNCTION:
+            name = function_names[props["Handler"].split(".")[0]]
+            names[lid] = {"Ref": name, "Arn": arn("lambda", f"function:{name}")}
+        elif kind == "AWS::Logs::LogGroup":
+            group = props.get("LogGroupName", lid)
+            # A log group's Arn attribute ends in ":*" (CloudFormation AWS::Logs::LogGroup return values).
+            names[lid] = {"Ref": group, "Arn": arn("logs", f"log-group:{group}:*")}
+        elif kind == "AWS::IAM::Role":
+            names[lid] = {"Ref": lid, "Arn": f"arn:aws:iam::{account}:role/{lid}"}
+        elif kind == "AWS::KMS::Key":
+            names[lid] = {"Ref": lid, "Arn": arn("kms", f"key/{lid}")}
+        elif kind == "AWS::ECS::TaskDefinition":
+            names[lid] = {"Ref": arn("ecs", f"task-definition/{props['Family']}:1")}
+        elif kind == "AWS::SQS::Queue":
+            names[lid] = {"Ref": lid, "Arn": arn("sqs", lid), "QueueName": lid}
+        elif kind == "AWS::StepFunctions::StateMachine":
+            names[lid] = {"Ref": arn("states", f"stateMachine:{lid}"), "Name": lid}
+    return names
+
+
+class _Resolver:
+    def __init__(self, names: dict[str, dict[str, str]], region: str, account: str) -> None:
+        self.names = names
+        self.pseudo = {
+            "AWS::Partition": "aws",
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self._attribute(argument, "Ref")
+            if key == "Fn::GetAtt":
+                return self._attribute(argument[0], argument[1])
+            if key == "Fn::Join":
+                separator, parts = argument
+                return separator.join(str(self(p)) for p in parts)
+            if key.startswith("Fn::"):
+                raise UnresolvedIntrinsic(f"{key} is not resolved by gpu_recovery.stack_policies")
+        return {k: self(v) for k, v in value.items()}
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        if attribute == "Ref" and logical_id in self.pseudo:
+            return self.pseudo[logical_id]
+        try:
+            return self.names[logical_id][attribute]
+        except KeyError:
+            raise UnresolvedIntrinsic(f"{logical_id}.{attribute} has no local name") from None
