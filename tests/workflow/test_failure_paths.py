@@ -118,7 +118,7 @@ def test_error_recording_a_node_fails_the_recovery_and_leaves_it_suspect_and_unl
 def test_one_nodes_failed_step_is_recorded_and_reported_while_the_others_go_on() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("four-node-one-bad"), speed=400) as (stack, fleet, _clock):
+        with deployed(scenarios.load("four-node-one-bad")) as (stack, fleet, _clock):
             event = _fail(fleet, FailureEvent(job="job-a", node="node-3", exit_code=1))
             # Only the bad node reboots: its RecordReboot step breaks, the three healthy nodes are not touched.
             with mock.patch("record_node_state.record_reboot", side_effect=RuntimeError("reboot not recorded")):
