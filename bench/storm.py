@@ -24,7 +24,7 @@ def storm(nodes: int) -> dict[str, Any]:
         {"name": f"job-{j + 1}", "nodes": names[start : start + NODES_PER_JOB], "tasks_per_node": TASKS_PER_NODE}
         for j, start in enumerate(range(0, nodes, NODES_PER_JOB))
     ]
-    job_of = {node: job["name"] for job in jobs for node in job["nodes"]}
+    job_of = {name: f"job-{i // NODES_PER_JOB + 1}" for i, name in enumerate(names)}
     faulty = names[2::FAULTY_EVERY]
     kinds = itertools.cycle(FAULT_KINDS)
     return {
