@@ -220,17 +220,20 @@ class LocalEngine:
     def wait(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
         """describe_execution once the execution is final; ``timeout`` is in real seconds.
 
-        Asks once the clock's scheduler has nothing left to run (polling would take the CPU the executions need)."""
+        Asks only while the clock's scheduler has nothing left to run: polling would take the CPU the executions
+        need, and even a read draws a request id from moto's seeded random source, which the simulation uses."""
         deadline = time.monotonic() + timeout
         while True:
-            idle = self.clock.wait_idle(_WAIT_POLL_REAL_SECONDS)
-            description: dict[str, Any] = self._sfn.describe_execution(executionArn=execution_arn)
-            if description["status"] in _FINAL_STATUSES:
-                return description
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{execution_arn} still {description['status']} after {timeout} real seconds")
-            if idle:  # moto's threads left unscheduled (a test of that correction): poll
+            if self.clock.wait_idle(_WAIT_POLL_REAL_SECONDS):
+                description: dict[str, Any] = self._sfn.describe_execution(executionArn=execution_arn)
+                if description["status"] in _FINAL_STATUSES:
+                    return description
+                # Idle yet not final: moto's threads are left unscheduled (a test of that correction), or the
+                # execution waits for something outside the simulation.
                 time.sleep(_WAIT_POLL_REAL_SECONDS)
+            if time.monotonic() > deadline:
+                status = self._sfn.describe_execution(executionArn=execution_arn)["status"]
+                raise TimeoutError(f"{execution_arn} still {status} after {timeout} real seconds")
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
