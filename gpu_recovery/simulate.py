@@ -192,7 +192,10 @@ def deployed(scenario: Scenario, speed: float = 200.0) -> Iterator[tuple[LocalSt
     ):
         # Settings are cached per process; each scenario deploys its own configuration.
         get_settings.cache_clear()
-        yield deploy(engine, fleet, scenario.config), fleet, clock
+        stack = deploy(engine, fleet, scenario.config)
+        node_ids = {n.name: (fleet.instance_id(n.name), fleet.container_instance_arn(n.name)) for n in scenario.nodes}
+        engine.faults.load(scenario.api_faults, node_ids)
+        yield stack, fleet, clock
 
 
 def run(scenario: Scenario, speed: float = 200.0) -> Report:

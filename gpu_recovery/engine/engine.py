@@ -27,6 +27,7 @@ from gpu_recovery.engine.ecs_sync_outcome import (
     correct_ecs_run_task_ignores_failures,
     correct_ecs_sync_ignores_exit_code,
 )
+from gpu_recovery.engine.fault_injection import FaultInjector, injecting
 from gpu_recovery.engine.history_path import StateVisit, state_visits
 from gpu_recovery.engine.iam_not_enforced import Authorizer, correct_iam_not_enforced
 from gpu_recovery.engine.json_path_quirks import correct_json_path_quirks
@@ -107,6 +108,8 @@ class LocalEngine:
         self._handler_paths = [*handler_paths, FUNCTIONS_DIR]
         # Policies of the deployed roles (assigned by the caller, e.g. the local stack); IAM checks every call.
         self.authorizer = Authorizer(region, account_id)
+        # AWS errors to inject into the stack's calls (a scenario's api_faults); none unless loaded.
+        self.faults = FaultInjector()
         unknown = set(without) - set(self._corrections())
         if unknown:
             raise ValueError(f"unknown corrections: {sorted(unknown)}")
@@ -156,8 +159,10 @@ class LocalEngine:
             "ecs_run_task_ignores_failures": correct_ecs_run_task_ignores_failures(),
             "dynamodb_writes_not_atomic": correct_dynamodb_writes_not_atomic(),
             "service_error_names": correct_service_error_names(),
-            # Last: it wraps the in-process Lambda invocation the corrections above install.
+            # After lambda_requires_docker: it wraps the in-process Lambda invocation.
             "iam_not_enforced": correct_iam_not_enforced(self.authorizer),
+            # Not a moto behaviour: moto has no way to fail a call it implements (docs/local-engine.md).
+            "fault_injection": injecting(self.faults),
         }
 
     def __exit__(
