@@ -39,6 +39,7 @@ from gpu_recovery.engine.real_time_waits import (
     correct_sync_timeout_real_time,
     correct_wait_state_real_time,
 )
+from gpu_recovery.engine.request_limits import correct_request_limits_not_enforced
 from gpu_recovery.engine.service_casing_unconverted import correct_service_casing_unconverted
 from gpu_recovery.engine.service_error_names import correct_service_error_names
 
@@ -159,6 +160,7 @@ class LocalEngine:
             "ecs_run_task_ignores_failures": correct_ecs_run_task_ignores_failures(),
             "dynamodb_writes_not_atomic": correct_dynamodb_writes_not_atomic(),
             "service_error_names": correct_service_error_names(),
+            "request_limits_not_enforced": correct_request_limits_not_enforced(),
             # After lambda_requires_docker: it wraps the in-process Lambda invocation.
             "iam_not_enforced": correct_iam_not_enforced(self.authorizer),
             # Not a moto behaviour: moto has no way to fail a call it implements (docs/local-engine.md).
