@@ -21,6 +21,7 @@ from recovery.models import (
     Failure,
     InvalidInput,
     JobPlan,
+    JobTooLarge,
     ManualRequest,
     NodeRef,
     TaskStateChangeEvent,
@@ -127,6 +128,12 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
     job_id, managed_by_service = job_identity(task, settings.job_key)
     others = job_tasks(task, job_id, settings, ecs, tables)
     instances = list(dict.fromkeys(t.container_instance_arn for t in [task, *others] if t.container_instance_arn))
+    if len(instances) > settings.max_job_nodes:
+        # Checked before anything is written: HandleError alerts, nothing is locked or drained.
+        raise JobTooLarge(
+            f"job {job_id} spans {len(instances)} nodes, more than MAX_JOB_NODES={settings.max_job_nodes} "
+            "(the bound that keeps a recovery within Step Functions' 25,000 history events): not recovered"
+        )
     ec2_ids = ecs.ec2_instance_ids(instances)
     now = clock.utcnow().isoformat()
     item = task_item(task, job_id, ec2_ids, now) | {

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from gpu_recovery.api_faults import ApiFault, parse_api_faults
 from gpu_recovery.sim import FaultSpec, JobSpec, NodeSpec, Timings
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -54,6 +55,7 @@ class Scenario:
     timings: Timings
     config: dict[str, Any]
     expect: Expectations
+    api_faults: list[ApiFault] = field(default_factory=list)
 
 
 def _nodes(raw: Any, faults: dict[str, Any]) -> list[NodeSpec]:
@@ -80,10 +82,11 @@ def _nodes(raw: Any, faults: dict[str, Any]) -> list[NodeSpec]:
 
 def parse(data: dict[str, Any], source: str) -> Scenario:
     try:
+        nodes = _nodes(data["nodes"], data.get("faults") or {})
         return Scenario(
             name=data["name"],
             description=data.get("description", ""),
-            nodes=_nodes(data["nodes"], data.get("faults") or {}),
+            nodes=nodes,
             jobs=[JobSpec(**job) for job in data["jobs"]],
             events=[FailureEvent(**event) for event in data["events"]],
             timings=Timings(**(data.get("timings") or {})),
@@ -91,6 +94,7 @@ def parse(data: dict[str, Any], source: str) -> Scenario:
                 k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (data.get("config") or {}).items()
             },
             expect=Expectations(**(data.get("expect") or {})),
+            api_faults=parse_api_faults(data.get("api_faults") or [], {n.name for n in nodes}),
         )
     except KeyError as error:
         raise ScenarioError(f"{source}: missing field {error.args[0]!r}") from None

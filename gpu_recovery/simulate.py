@@ -201,7 +201,10 @@ def deployed(scenario: Scenario) -> Iterator[tuple[LocalStack, SimFleet, SimCloc
         with SimFleet(clock, "gpu-cluster", scenario.nodes, scenario.jobs, scenario.timings) as fleet:
             # Settings are cached per process; each scenario deploys its own configuration.
             get_settings.cache_clear()
-            yield deploy(engine, fleet, scenario.config), fleet, clock
+            stack = deploy(engine, fleet, scenario.config)
+            nodes = {n.name: (fleet.instance_id(n.name), fleet.container_instance_arn(n.name)) for n in scenario.nodes}
+            engine.faults.load(scenario.api_faults, nodes)
+            yield stack, fleet, clock
 
 
 def run(scenario: Scenario) -> Report:

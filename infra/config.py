@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from infra.history_budget import GPU_RESET_POLLS, HISTORY_EVENT_LIMIT, worst_case_events
+
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy); "never expire" is deliberately not
 # offered: the stack's log groups are operational logs, not the audit trail (that lives in DynamoDB).
 LOG_RETENTION_VALUES = (
@@ -175,6 +177,11 @@ class Config(BaseModel):
     NODE_LOCK_MAX_WAITS: int = _setting(
         30, "an integer from 1 to 500", "lock attempts before giving up on a node", ge=1, le=500
     )
+    MAX_JOB_NODES: int = _setting(
+        16, "an integer from 1 to 1000 whose worst-case recovery fits Step Functions' 25,000 history events",
+        "most nodes one recovered job may span; a larger job is not recovered (an ERROR alert says why)",
+        ge=1, le=1000,
+    )  # fmt: skip
     NODE_CHECK_CONCURRENCY: int = _setting(
         8, "an integer from 1 to 40", "nodes of one job checked in parallel (Map MaxConcurrency)", ge=1, le=40
     )
@@ -245,12 +252,29 @@ class Config(BaseModel):
                 f"(from {sources.get('LOG_RETENTION_DAYS', 'default')}) is invalid; "
                 f"allowed: {self.allowed('LOG_RETENTION_DAYS')}"
             )
+        worst = self.worst_case_history_events()
+        if worst > HISTORY_EVENT_LIMIT:
+            bounds = ("MAX_JOB_NODES", "NODE_LOCK_MAX_WAITS", "AGENT_POLL_MAX_ATTEMPTS", "GPU_RESET_ENABLED")
+            given = ", ".join(f"{n}={getattr(self, n)!r} (from {sources.get(n, 'default')})" for n in bounds)
+            raise ConfigError(
+                f"{given} allow a recovery of up to {worst} execution history events; Step Functions keeps at most "
+                f"{HISTORY_EVENT_LIMIT} per execution: lower MAX_JOB_NODES or the lock/poll bounds"
+            )
         if self.DCGM_HEALTH_CHECK_TASK and not self.DCGM_LOG_GROUP:
             raise ConfigError(
                 f"DCGM_LOG_GROUP={self.DCGM_LOG_GROUP!r} (from {sources.get('DCGM_LOG_GROUP', 'default')}) is invalid "
                 f"because DCGM_HEALTH_CHECK_TASK is set (from {sources['DCGM_HEALTH_CHECK_TASK']}); "
                 "allowed: the name of the log group that task's container logs to"
             )
+
+    def worst_case_history_events(self) -> int:
+        """The longest recovery's history under these bounds (infra/history_budget.py)."""
+        return worst_case_events(
+            self.MAX_JOB_NODES,
+            self.NODE_LOCK_MAX_WAITS,
+            self.AGENT_POLL_MAX_ATTEMPTS,
+            GPU_RESET_POLLS if self.GPU_RESET_ENABLED else 0,
+        )
 
     @property
     def creates_dcgm_task(self) -> bool:
@@ -274,6 +298,7 @@ class Config(BaseModel):
                 "DCGM_DIAG_LEVEL", "DCGM_TIMEOUT_SECONDS", "DCGM_CONTAINER_NAME", "MAX_REBOOTS_PER_NODE",
                 "REBOOT_WINDOW_HOURS", "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS",
                 "AGENT_POLL_MAX_ATTEMPTS", "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY",
+                "MAX_JOB_NODES",
                 "DRY_RUN", "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "GPU_RESET_ENABLED",
                 "MAX_NODES_IN_REPAIR_PERCENT",
             )

@@ -28,6 +28,8 @@ FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 POWERTOOLS_VERSION = "3.37.0"
 POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/python3.12/{POWERTOOLS_VERSION}"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
+# The item operations of functions/recovery/tables.py a step makes when it reads and records state.
+READ_WRITE = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 ARCHITECTURE = lambda_.Architecture.X86_64
 
 
@@ -91,25 +93,21 @@ class StepLambdas(Construct):
         # ListTasks naming no container instance is authorized against "*", limited by the ecs:cluster condition
         # (Service Authorization Reference, Amazon ECS: ListTasks, resource container-instance, key ecs:cluster).
         self._allow(fn["classify_failure"], ["ecs:ListTasks"], ["*"], cluster)
-        self._tables(fn["classify_failure"], tables.task_table, tables.job_table)
+        self._tables(fn["classify_failure"], READ_WRITE, tables.task_table, tables.job_table)
 
-        self._tables(fn["acquire_node"], tables.node_table)
+        self._tables(fn["acquire_node"], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.node_table)
 
         dcgm_log_group = stack.format_arn(
             service="logs", resource="log-group", resource_name=dcgm_log_group_name,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )  # fmt: skip
-        self._allow(
-            fn["analyze_diag"],
-            ["logs:GetLogEvents", "logs:FilterLogEvents"],
-            [dcgm_log_group, f"{dcgm_log_group}:log-stream:*"],
-        )
+        self._allow(fn["analyze_diag"], ["logs:GetLogEvents"], [f"{dcgm_log_group}:log-stream:*"])
         self._allow(fn["analyze_diag"], ["ecs:DescribeTaskDefinition"], ["*"])
         # The fleet breaker counts the cluster's container instances.
         self._allow(fn["analyze_diag"], ["ecs:ListContainerInstances"], [cluster.cluster])
-        self._tables(fn["analyze_diag"], tables.node_table)
+        self._tables(fn["analyze_diag"], READ_WRITE, tables.node_table)
 
-        self._tables(fn["record_node_state"], tables.node_table, tables.job_table)
+        self._tables(fn["record_node_state"], [*READ_WRITE, "dynamodb:Query"], tables.node_table, tables.job_table)
 
         task_definitions = stack.format_arn(service="ecs", resource="task-definition", resource_name="*")
         self._allow(fn["restart_job"], ["ecs:RunTask"], [task_definitions], cluster)
@@ -127,9 +125,21 @@ class StepLambdas(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         )
-        self._tables(fn["restart_job"], tables.task_table, tables.job_table)
+        self._tables(
+            fn["restart_job"],
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+            tables.task_table,
+            tables.job_table,
+        )
 
-        self._tables(fn["handle_error"], tables.task_table, tables.job_table, tables.node_table)
+        # HandleError only writes: conditional updates (locks, status) and history rows.
+        self._tables(
+            fn["handle_error"],
+            ["dynamodb:PutItem", "dynamodb:UpdateItem"],
+            tables.task_table,
+            tables.job_table,
+            tables.node_table,
+        )
 
         self._acknowledge(stack, tables, cluster, f"{dcgm_log_group}:log-stream:*", task_definitions)
 
@@ -147,9 +157,11 @@ class StepLambdas(Construct):
         )
 
     @staticmethod
-    def _tables(function: lambda_.Function, *tables_: dynamodb.ITable) -> None:
+    def _tables(function: lambda_.Function, actions: list[str], *tables_: dynamodb.ITable) -> None:
+        # Exactly the item operations the function's code makes (grant_read_write_data would add batch, scan,
+        # delete and stream reads no step makes); tests/workflow/test_iam_stack.py holds both sides to it.
         for table in tables_:
-            table.grant_read_write_data(function)
+            table.grant(function, *actions)
 
     def _acknowledge(
         self,

@@ -156,7 +156,6 @@ class RecoveryWorkflow(Construct):
                 resources=[cluster.container_instances],
                 conditions=on_cluster,
             ),
-            iam.PolicyStatement(actions=["ecs:ListContainerInstances"], resources=[cluster.cluster]),
             iam.PolicyStatement(actions=ec2_actions, resources=[arn("ec2", "instance", "*")]),
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],

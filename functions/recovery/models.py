@@ -245,5 +245,9 @@ class ErrorReport(CamelModel):
     notification: Notification
 
 
+class JobTooLarge(Exception):
+    """The job spans more nodes than MAX_JOB_NODES: its recovery could outgrow the execution's history."""
+
+
 class InvalidInput(Exception):
     """The execution input cannot be read; the state machine fails with this name and message."""

@@ -40,6 +40,7 @@ class Settings(BaseModel):
     node_lock_wait_seconds: int = Field(60, alias="NODE_LOCK_WAIT_SECONDS", gt=0)
     node_lock_max_waits: int = Field(30, alias="NODE_LOCK_MAX_WAITS", gt=0)
     node_check_concurrency: int = Field(8, alias="NODE_CHECK_CONCURRENCY", gt=0)
+    max_job_nodes: int = Field(16, alias="MAX_JOB_NODES", gt=0)
     dry_run: bool = Field(False, alias="DRY_RUN")
     terminate_quarantined: bool = Field(False, alias="TERMINATE_QUARANTINED")
     restart_on_healthy: bool = Field(False, alias="RESTART_ON_HEALTHY")

@@ -28,6 +28,7 @@ from gpu_recovery.engine.ecs_sync_outcome import (
     correct_ecs_run_task_ignores_failures,
     correct_ecs_sync_ignores_exit_code,
 )
+from gpu_recovery.engine.fault_injection import FaultInjector, injecting
 from gpu_recovery.engine.history_path import StateVisit, state_visits
 from gpu_recovery.engine.iam_not_enforced import Authorizer, correct_iam_not_enforced
 from gpu_recovery.engine.json_path_quirks import correct_json_path_quirks
@@ -39,6 +40,7 @@ from gpu_recovery.engine.real_time_waits import (
     correct_threads_real_time,
     correct_wait_state_real_time,
 )
+from gpu_recovery.engine.request_limits import correct_request_limits_not_enforced
 from gpu_recovery.engine.service_casing_unconverted import correct_service_casing_unconverted
 from gpu_recovery.engine.service_error_names import correct_service_error_names
 
@@ -108,6 +110,8 @@ class LocalEngine:
         self._handler_paths = [*handler_paths, FUNCTIONS_DIR]
         # Policies of the deployed roles (assigned by the caller, e.g. the local stack); IAM checks every call.
         self.authorizer = Authorizer(region, account_id)
+        # AWS errors to inject into the stack's calls (a scenario's api_faults); none unless loaded.
+        self.faults = FaultInjector()
         unknown = set(without) - set(self._corrections())
         if unknown:
             raise ValueError(f"unknown corrections: {sorted(unknown)}")
@@ -158,8 +162,11 @@ class LocalEngine:
             "dynamodb_writes_not_atomic": correct_dynamodb_writes_not_atomic(),
             "definition_parsed_per_execution": correct_definition_parsed_per_execution(),
             "service_error_names": correct_service_error_names(),
-            # Last: it wraps the in-process Lambda invocation the corrections above install.
+            "request_limits_not_enforced": correct_request_limits_not_enforced(),
+            # After lambda_requires_docker: it wraps the in-process Lambda invocation.
             "iam_not_enforced": correct_iam_not_enforced(self.authorizer),
+            # Not a moto behaviour: moto has no way to fail a call it implements (docs/local-engine.md).
+            "fault_injection": injecting(self.faults),
         }
 
     def __exit__(

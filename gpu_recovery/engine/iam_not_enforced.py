@@ -45,7 +45,7 @@ from gpu_recovery.engine.iam_policy import Check, is_allowed
 from gpu_recovery.engine.iam_requests import Arns, checks_for, log_stream_arn
 
 # The access-denied error each service returns (its API reference's common errors); others use this default.
-_DENIED_CODE: Final = {"sns": ("AuthorizationError", 403), "ec2": ("UnauthorizedOperation", 403)}
+DENIED_CODE: Final = {"sns": ("AuthorizationError", 403), "ec2": ("UnauthorizedOperation", 403)}
 _DEFAULT_DENIED: Final = ("AccessDeniedException", 400)
 ECS_SYNC_RULE: Final = "StepFunctionsGetEventsForECSTaskRule"
 
@@ -104,6 +104,11 @@ class Authorizer:
 _principal: ContextVar[Principal | None] = ContextVar("gpu_recovery_iam_principal", default=None)
 
 
+def current_principal() -> Principal | None:
+    """The principal the current call runs as; None for the harness, the fleet and the engine itself."""
+    return _principal.get()
+
+
 @contextmanager
 def acting_as(principal: Principal | None) -> Iterator[None]:
     token = _principal.set(principal)
@@ -114,7 +119,7 @@ def acting_as(principal: Principal | None) -> Iterator[None]:
 
 
 def _denied_error(client: BaseClient, operation: str, principal: Principal, check: Check) -> Exception:
-    code, status = _DENIED_CODE.get(client.meta.service_model.service_name, _DEFAULT_DENIED)
+    code, status = DENIED_CODE.get(client.meta.service_model.service_name, _DEFAULT_DENIED)
     message = (
         f"User: {principal.role_arn} is not authorized to perform: {check.action} on resource: {check.resource} "
         "because no identity-based policy allows the action"

@@ -77,7 +77,7 @@ def _run_task(arns: Arns, params: Mapping[str, Any], roles: Callable[[str], list
         # Tagging on create is authorized as ecs:TagResource with ecs:CreateAction (ECS developer guide,
         # "Grant permission to tag resources on creation"); the task's ID is not known before it exists.
         task = arns.ecs("task", params.get("cluster"), "*")
-        yield Check("ecs:TagResource", task, {"ecs:CreateAction": "RunTask", **on_cluster})
+        yield Check("ecs:TagResource", task, {"ecs:CreateAction": "RunTask"})
 
 
 def _cluster_level(action: str) -> Mapper:

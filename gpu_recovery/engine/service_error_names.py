@@ -1,8 +1,8 @@
 """Correction: moto names service integration errors differently from Step Functions.
 
-In moto 5.2.5 an ``aws-sdk:`` integration prefixes the error with the API name instead of the service
-(``StateTaskServiceAwsSdk._from_error`` looks up ``resource.api_name``: ``stopTask.AccessDeniedException`` where
-AWS raises ``Ecs.AccessDeniedException``), and the ECS optimized integration turns every service error into
+In moto 5.2.5 an ``aws-sdk:`` integration prefixes the error with the service name as written in the resource
+(``StateTaskServiceAwsSdk._from_error`` has PascalCase bindings for DynamoDB and SFN only: ``ecs.AccessDeniedException``
+where AWS raises ``Ecs.AccessDeniedException``), and the ECS optimized integration turns every service error into
 ``States.Runtime`` (no ``_from_error`` of its own). This correction names every ClientError of a service integration
 as Step Functions does (``error_names.integration_error``): the modelled exception under the integration's prefix,
 or the generic ``<Service>.<Service>Exception`` / ``ECS.AmazonECSException`` for an undeclared one (throttling).

