@@ -128,7 +128,9 @@ def _envelope_or_raw(log_text: str) -> tuple[dict[str, Any] | None, str | None]:
             known = sorted(ENVELOPE_VERSIONS)
             return {"xids": []}, f"unknown result envelope version {version!r} (this analyzer reads {known})"
         if "dcgmiOutput" in envelope:  # version 2: dcgmi's output as the wrapper captured it, as a string
-            dcgmi, problem = _dcgmi_from_text(str(envelope.get("dcgmiOutput") or ""))
+            # dcgmi writes its results to stdout; when that is empty its stderr says why.
+            output = str(envelope.get("dcgmiOutput") or "") or str(envelope.get("dcgmiStderr") or "")
+            dcgmi, problem = _dcgmi_from_text(output)
             if envelope.get("dcgmiTruncated") and problem:
                 problem = f"dcgmi's output was cut at the wrapper's size limit ({problem})"
             return {**envelope, "dcgmi": dcgmi}, problem
