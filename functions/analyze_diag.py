@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
-from recovery.diagnosis import check_task, gpu_summary, reset_targets, verdict_from_check
+from recovery.diagnosis import check_task, gpu_summary, instant, reset_targets, verdict_from_check
 from recovery.models import Analysis, NodeStep
 from recovery.observability import logger, metrics, step_handler
 from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_commands, plan_node_step, repair_slots
@@ -48,12 +48,15 @@ def claim_repair_slot(
 def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, tables: Tables) -> Analysis:
     container = settings.dcgm_container_name
     node_id = request.node.ec2_instance_id
-    # The failed task's GPUs weigh in only on the node it ran on; elsewhere which GPUs it used is unknown.
-    task_gpu_ids = request.failure.gpu_ids if request.failure.ec2_instance_id == node_id else None
+    # The failed task's GPUs and start weigh in only on the node it ran on: XIDs from before it started belong
+    # to earlier work. Elsewhere which GPUs it used is unknown.
+    on_failed_node = request.failure.ec2_instance_id == node_id
+    task_gpu_ids = request.failure.gpu_ids if on_failed_node else None
+    since = instant(request.failure.started_at) if on_failed_node else None
     log_text = check_output(request.check, container, ecs, logs)
     # After a successful GPU reset the XIDs that led to it are history (a failed reset escalates anyway).
     after_reset = request.check_plan.phase == "AFTER_RESET" and request.check_plan.reset_status is None
-    verdict = verdict_from_check(request.check, log_text, container, task_gpu_ids, after_reset=after_reset)
+    verdict = verdict_from_check(request.check, log_text, container, task_gpu_ids, since=since, after_reset=after_reset)
     reset_gpus = reset_targets(verdict)
     step, reason = plan_node_step(
         verdict,

@@ -159,6 +159,7 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
         exit_code=next((c.exit_code for c in task.containers if c.exit_code not in (None, 0)), None),
         stop_code=task.stop_code,
         stopped_reason=task.stopped_reason,
+        started_at=task.started_at.isoformat() if task.started_at else None,
         stopped_at=(task.stopped_at or clock.utcnow()).isoformat(),
         version=task.version,
     )

@@ -128,7 +128,9 @@ def _envelope_or_raw(log_text: str) -> tuple[dict[str, Any] | None, str | None]:
             known = sorted(ENVELOPE_VERSIONS)
             return {"xids": []}, f"unknown result envelope version {version!r} (this analyzer reads {known})"
         if "dcgmiOutput" in envelope:  # version 2: dcgmi's output as the wrapper captured it, as a string
-            dcgmi, problem = _dcgmi_from_text(str(envelope.get("dcgmiOutput") or ""))
+            # dcgmi writes its results to stdout; when that is empty its stderr says why.
+            output = str(envelope.get("dcgmiOutput") or "") or str(envelope.get("dcgmiStderr") or "")
+            dcgmi, problem = _dcgmi_from_text(output)
             if envelope.get("dcgmiTruncated") and problem:
                 problem = f"dcgmi's output was cut at the wrapper's size limit ({problem})"
             return {**envelope, "dcgmi": dcgmi}, problem
@@ -560,18 +562,16 @@ def _inferred_exit(report: DiagReport) -> int:
     return DCGMI_TEST_FAILED_EXIT if errors else DCGMI_PASS_EXIT
 
 
-def check_started_at(task: Mapping[str, Any]) -> datetime | None:
-    """When the check task started (ECS StartedAt/CreatedAt, as the .sync result carries them)."""
-    for key in ("StartedAt", "CreatedAt"):
-        value = task.get(key)
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
-        if isinstance(value, str) and value:
-            try:
-                stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+def instant(value: Any) -> datetime | None:
+    """An ECS time as the .sync result or an event carries it (epoch seconds or milliseconds, or ISO-8601)."""
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     return None
 
 
@@ -581,10 +581,11 @@ def verdict_from_check(
     container_name: str,
     task_gpu_ids: Sequence[str] | None = None,
     *,
+    since: datetime | None = None,
     after_reset: bool = False,
 ) -> Verdict:
-    """The verdict on a check task. After a successful GPU reset, XIDs logged before this check started are
-    from before the reset and do not count."""
+    """The verdict on a check task; XIDs before ``since`` (the failed task's start) do not count. After a
+    successful GPU reset, neither do XIDs logged before this check started: they are from before the reset."""
     task = check_task(check)
     if task is None:
         error = check.get("Error", "unknown error")
@@ -603,8 +604,8 @@ def verdict_from_check(
             reasons=[f"the DCGM check stopped without an exit code: {stop}"],
             check_task_arn=task_arn,
         )
-    since = check_started_at(task) if after_reset else None
-    verdict = diagnose(exit_code, log_text, task_gpu_ids, since=since)
+    started = instant(task.get("StartedAt") or task.get("CreatedAt")) if after_reset else None
+    verdict = diagnose(exit_code, log_text, task_gpu_ids, since=max(filter(None, (since, started)), default=None))
     verdict.check_task_arn = task_arn
     return verdict
 

@@ -45,6 +45,7 @@ class EcsTask(CamelModel):
     started_by: str | None = None
     stop_code: str | None = None
     stopped_reason: str | None = None
+    started_at: datetime | None = None
     stopped_at: datetime | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     containers: list[EcsContainer] = Field(default_factory=list)
@@ -103,6 +104,7 @@ class Failure(CamelModel):
     exit_code: int | None = None
     stop_code: str | None = None
     stopped_reason: str | None = None
+    started_at: str | None = None  # the failed task's start: XIDs before it are not this failure's (diagnosis)
     stopped_at: str | None = None
     version: int = 0
 

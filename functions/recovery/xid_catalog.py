@@ -59,7 +59,8 @@ BUCKET_ACTIONS: MappingProxyType[str, GpuAction] = MappingProxyType(
         "RESTART_VM": _A.REBOOT,  # the EC2 instance is the VM that owns the GPU
         # Solo: reset; with XID 63/64: drain and reset. The node is drained before any reset, so a reset either way.
         "WORKFLOW_XID_48": _A.RESET_GPU,
-        # The register decode sorts causes for a human; the link needs retraining, which a GPU reset does.
+        # Unless its registers show only bits NVIDIA says to ignore (nvlink_error_action), the link needs
+        # retraining, which a GPU reset does; the other bits sort causes for a human.
         "WORKFLOW_NVLINK_ERR": _A.RESET_GPU,
         "CHECK_UVM": _A.RESET_GPU,  # reset when UVM is in use, which every CUDA application does
         # Hands on the hardware (seating, cables) or support: on EC2 that means another host, i.e. replace the node.
@@ -208,6 +209,26 @@ def _decoded_action(bucket: str, xid154: GpuAction | None) -> GpuAction:
     return BUCKET_ACTIONS.get(bucket, _A.RESET_GPU)
 
 
+# ---------------------------------------------------------------------------------------- XID 74
+# WORKFLOW_NVLINK_ERR (buckets sheet): of the seven registers in the message, bits NVIDIA says can be safely
+# ignored (first register 0, 23, 30) or are an ECC threshold with no uncorrectable error, continue operation
+# (fifth register 20, 23, 26, 29). Any other bit is a link, ECC or sympathetic error.
+NVLINK_BENIGN_BITS: MappingProxyType[int, frozenset[int]] = MappingProxyType(
+    {0: frozenset({0, 23, 30}), 4: frozenset({20, 23, 26, 29})}
+)
+_NVLINK_REGISTERS = re.compile(r"\((0x[0-9a-fA-F]+(?:,\s*0x[0-9a-fA-F]+){6})\)")
+
+
+def nvlink_error_is_benign(text: str) -> bool:
+    """Whether an XID 74 message's registers set some bits and only benign ones (no dump, or no bit: not)."""
+    match = _NVLINK_REGISTERS.search(text)
+    registers = [int(value, 16) for value in match.group(1).split(",")] if match else []
+    return any(registers) and all(
+        not value & ~sum(1 << bit for bit in NVLINK_BENIGN_BITS.get(index, frozenset()))
+        for index, value in enumerate(registers)
+    )
+
+
 # ---------------------------------------------------------------------------------------- one XID in context
 @dataclass(frozen=True)
 class XidEvent:
@@ -244,6 +265,8 @@ def xid_action(
         action = _decoded_action(sub_bucket, xid154)
         arrow = "" if action.value == sub_bucket else f" -> {action.value}"
         return action, f"{head}; 144-150 decode {what}: {sub_bucket}{arrow}"
+    if bucket == "WORKFLOW_NVLINK_ERR" and nvlink_error_is_benign(event.text):
+        return _A.IGNORE, f"{head}: only bits the register decode says to ignore or continue on -> IGNORE"
     if bucket == "WORKFLOW_XID_45":
         solo = not [o for o in others if o.xid not in (45, 154)]
         if solo:  # alone the catalog asks for a fabric-manager restart, which a host reboot performs

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from recovery.diagnosis import RESULT_MARKER, verdict_from_check
-from recovery.models import RepairAction, VerdictStatus
+from recovery.diagnosis import RESULT_MARKER, instant, verdict_from_check
+from recovery.models import EcsTask, Failure, RepairAction, VerdictStatus
 
 CONTAINER = "dcgm-check"
 CHECK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/gpu-training/5b0e1c2d3f4a59687766554433221100"
@@ -206,3 +208,21 @@ def test_after_a_successful_reset_xids_from_before_the_check_do_not_count() -> N
     later = line.replace("09:58:00", "10:01:00")
     log = envelope({"dcgmi": PASSING, "xids": [{"gpuIndex": 2, "xid": 95, "line": later}]})
     assert verdict_from_check(check, log, CONTAINER, after_reset=True).action == RepairAction.RESET_GPU
+
+
+def test_xids_from_before_the_failed_task_started_do_not_count() -> None:
+    before = "2026-11-29T09:00:00,000000+00:00 NVRM: Xid (PCI:0000:20:1c): 95, pid='<unknown>', name=<unknown>, x"
+    log = envelope({"dcgmi": PASSING, "xids": [{"gpuIndex": 2, "xid": 95, "line": before}]})
+    started = instant("2026-11-29T09:30:00.000Z")
+    v = verdict_from_check(sync_result(0), log, CONTAINER, since=started)
+    assert (v.status, v.action) == (VerdictStatus.HEALTHY, RepairAction.NONE)
+    assert verdict_from_check(sync_result(0), log, CONTAINER).action == RepairAction.RESET_GPU
+
+
+def test_the_failed_tasks_start_travels_from_the_ecs_event() -> None:
+    detail = json.loads((Path(__file__).parent / "fixtures" / "task_stopped_gpu.json").read_text())["detail"]
+    task = EcsTask.model_validate(detail)
+    assert task.started_at == instant(detail["startedAt"])
+    assert Failure.model_validate({"taskArn": "t", "clusterArn": "c", "source": "event", "reason": "r",
+                                   "startedAt": detail["startedAt"]}).started_at == detail["startedAt"]  # fmt: skip
+    assert instant(1764550964830) == datetime(2025, 12, 1, 1, 2, 44, 830000, tzinfo=UTC)  # epoch milliseconds

@@ -202,3 +202,31 @@ def test_a_reset_is_for_gpus_only() -> None:
 def test_most_severe() -> None:
     assert most_severe([A.RESTART_APP, A.REBOOT, A.RESET_GPU]) == A.REBOOT
     assert most_severe([]) == A.IGNORE
+
+
+@pytest.mark.parametrize(
+    ("registers", "action"),
+    [
+        ("0x0, 0x0, 0x10000, 0x0, 0x0, 0x0, 0x0", A.RESET_GPU),  # third register bit 16: run diags
+        ("0x800001, 0x0, 0x0, 0x0, 0x100000, 0x0, 0x0", A.IGNORE),  # ignorable bits, an ECC threshold only
+        ("0x40000001, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0", A.IGNORE),
+        ("0x11, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0", A.RESET_GPU),  # bit 4: ECC/parity
+        ("0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0", A.RESET_GPU),  # nothing to go by
+    ],
+)
+def test_xid_74_register_decode(registers: str, action: GpuAction) -> None:
+    text = f"NVRM: Xid (PCI:0000:8a:00): 74, pid=1, name=x, NVLink: fatal error detected on link 3({registers})"
+    assert xid_action(XidEvent(74, text))[0] == action
+    assert xid_action(XidEvent(74, "NVRM: Xid (PCI:0000:8a:00): 74, NVLink error"))[0] == A.RESET_GPU
+
+
+def test_older_releases_know_a_subset_of_the_errors_with_valid_severities() -> None:
+    # Ids are stable across releases (dcgm_errors.h); newer releases add ids at the end and may re-rate old ones.
+    for version in DCGM_TABLE_VERSIONS:
+        known = sorted(i for i, e in DCGM_ERRORS.items() if e.severities[version])
+        assert known == list(range(len(known))), version
+        assert all(Severity(DCGM_ERRORS[i].severities[version]) for i in known)
+    sizes = [sum(bool(e.severities[v]) for e in DCGM_ERRORS.values()) for v in DCGM_TABLE_VERSIONS]
+    assert sizes == sorted(sizes)
+    changed = {i for i, e in DCGM_ERRORS.items() if len({s for s in e.severities.values() if s}) > 1}
+    assert changed == {80}

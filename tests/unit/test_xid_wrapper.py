@@ -132,6 +132,19 @@ def test_without_any_kernel_log_the_check_still_reports(tmp_path: Path) -> None:
     assert diagnose(done.returncode, done.stdout).status == VerdictStatus.INCONCLUSIVE
 
 
+def test_when_dcgmi_prints_nothing_its_stderr_says_why(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    done = run_wrapper(tmp_path, "", 0, "")
+    stub(bin_dir, "dcgmi", "echo 'dcgmi: error while loading shared libraries: libdcgm.so.4' >&2\nexit 127")
+    done = subprocess.run(["sh", str(SCRIPT)], env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 127
+    assert "libdcgm.so.4" in result_line(done)["dcgmiStderr"]
+    verdict = diagnose(done.returncode, done.stdout)
+    assert verdict.status == VerdictStatus.INCONCLUSIVE
+    assert "libdcgm.so.4" in verdict.reasons[0]
+
+
 def test_gpus_in_different_pci_domains_are_told_apart(tmp_path: Path) -> None:
     # GB200: every GPU is bus 01, device 00 of its own PCI domain.
     gb200 = [{"index": i, "uuid": f"GPU-{i}", "pciBusId": f"0000000{8 + i:X}:01:00.0"} for i in range(4)]
