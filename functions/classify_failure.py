@@ -113,7 +113,13 @@ def job_tasks(task: EcsTask, job_id: str, settings: Settings, ecs: Ecs, tables: 
 def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs: Ecs, tables: Tables) -> Classification:
     task, manual, reason, dry_run = read_request(request, settings, ecs)
     common: dict[str, Any] = {"dry_run": dry_run, "settings": settings.workflow_settings()}
-    decision, why = classify_task(task, ecs.cluster_arn, manual=manual, previous=tables.get_task(task.task_arn))
+    decision, why = classify_task(
+        task,
+        ecs.cluster_arn,
+        manual=manual,
+        previous=tables.get_task(task.task_arn),
+        dcgm_task_family=settings.dcgm_task_family,
+    )
     if decision != Decision.RECOVER:
         if decision == Decision.IGNORE:
             # Reasons read "CODE: detail"; the code is a small, fixed set, fit for a metric dimension.

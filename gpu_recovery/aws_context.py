@@ -140,7 +140,7 @@ class AwsContext:
         try:
             states = dict(_walk_states(self.definition.get("States", {})))
             function = states.get("ClassifyFailure", {}).get("Resource", "")
-            if not function.startswith("arn:aws"):
+            if not function.startswith("arn:"):
                 return {}
             config = boto3.client("lambda").get_function_configuration(FunctionName=function)
         except (ClientError, ContextError, BotoCoreError):
@@ -154,7 +154,7 @@ class AwsContext:
             return str(given)
         for _, state in _walk_states(self.definition.get("States", {})):
             cluster = (state.get("Parameters") or {}).get("Cluster")
-            if str(state.get("Resource", "")).startswith("arn:aws:states:::ecs:runTask") and cluster:
+            if ":states:::ecs:runTask" in str(state.get("Resource", "")) and cluster:
                 return str(cluster)
         if self.step_environment.get("ECS_CLUSTER_NAME"):
             return self.step_environment["ECS_CLUSTER_NAME"]

@@ -24,6 +24,11 @@ LOG_RETENTION_VALUES = (
 TASK_DEFINITION_ARN_RE = r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}:\d+$"
 
 DCGM_TASK_FAMILY = "gpu-recovery-dcgm-check"
+# The least DCGM_TIMEOUT_SECONDS each dcgmi diag run level fits in. NVIDIA's dcgmi-diag reference: level 1
+# "normally lasting seconds", 2 "approximately two minutes", 3 "approximately 15 minutes", 4 "extended, longer";
+# the DCGM diagnostics guide's older table gave level 4 one to two hours. The check also pulls the image and starts
+# nv-hostengine first, so each bound is about twice the documented run.
+DCGM_MIN_TIMEOUT_BY_LEVEL = {1: 60, 2: 300, 3: 1800, 4: 7200}
 POWERTOOLS_SERVICE_NAME = "ecs-gpu-recovery"
 
 _TRUE = {"true", "1", "yes"}
@@ -245,6 +250,15 @@ class Config(BaseModel):
                 f"(from {sources.get('LOG_RETENTION_DAYS', 'default')}) is invalid; "
                 f"allowed: {self.allowed('LOG_RETENTION_DAYS')}"
             )
+        level, timeout = self.DCGM_DIAG_LEVEL, self.DCGM_TIMEOUT_SECONDS
+        least = DCGM_MIN_TIMEOUT_BY_LEVEL[level]
+        if timeout < least:
+            raise ConfigError(
+                f"DCGM_TIMEOUT_SECONDS={timeout} "
+                f"(from {sources.get('DCGM_TIMEOUT_SECONDS', 'default')}) is invalid "
+                f"because DCGM_DIAG_LEVEL={level} (from {sources.get('DCGM_DIAG_LEVEL', 'default')}) "
+                f"runs longer; allowed: at least {least} for level {level}"
+            )
         if self.DCGM_HEALTH_CHECK_TASK and not self.DCGM_LOG_GROUP:
             raise ConfigError(
                 f"DCGM_LOG_GROUP={self.DCGM_LOG_GROUP!r} (from {sources.get('DCGM_LOG_GROUP', 'default')}) is invalid "
@@ -278,6 +292,7 @@ class Config(BaseModel):
                 "MAX_NODES_IN_REPAIR_PERCENT",
             )
         }  # fmt: skip
+        env["DCGM_TASK_FAMILY"] = self.dcgm_task_family
         env["POWERTOOLS_SERVICE_NAME"] = POWERTOOLS_SERVICE_NAME
         env["POWERTOOLS_LOG_LEVEL"] = self.LOG_LEVEL
         env["POWERTOOLS_METRICS_NAMESPACE"] = self.METRICS_NAMESPACE

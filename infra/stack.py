@@ -43,7 +43,13 @@ class EcsGpuRecoveryStack(Stack):
             cluster=cluster,
             dcgm=dcgm,
         )
-        trigger = FailureTrigger(self, "Trigger", cluster_arn=cluster.cluster, state_machine=workflow.state_machine)
+        trigger = FailureTrigger(
+            self,
+            "Trigger",
+            cluster_arn=cluster.cluster,
+            dcgm_task_family=config.dcgm_task_family,
+            state_machine=workflow.state_machine,
+        )
 
         state_machine_arn = workflow.state_machine.state_machine_arn
         outputs = {

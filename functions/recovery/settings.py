@@ -31,6 +31,7 @@ class Settings(BaseModel):
     dcgm_diag_level: int = Field(2, alias="DCGM_DIAG_LEVEL", ge=1, le=4)
     dcgm_timeout_seconds: int = Field(900, alias="DCGM_TIMEOUT_SECONDS", gt=0)
     dcgm_container_name: str = Field("dcgm-check", alias="DCGM_CONTAINER_NAME")
+    dcgm_task_family: str = Field("gpu-recovery-dcgm-check", alias="DCGM_TASK_FAMILY")
     max_reboots_per_node: int = Field(2, alias="MAX_REBOOTS_PER_NODE", ge=0)
     reboot_window_hours: int = Field(24, alias="REBOOT_WINDOW_HOURS", gt=0)
     max_restarts_per_job: int = Field(3, alias="MAX_RESTARTS_PER_JOB", ge=0)
