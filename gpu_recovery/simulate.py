@@ -189,6 +189,7 @@ def deployed(scenario: Scenario, speed: float = 200.0) -> Iterator[tuple[LocalSt
         LocalEngine(clock) as engine,
         SimFleet(clock, "gpu-cluster", scenario.nodes, scenario.jobs, scenario.timings) as fleet,
         mock.patch.object(step_clock, "utcnow", clock.now),
+        mock.patch.object(step_clock, "sleep", clock.sleep),
     ):
         # Settings are cached per process; each scenario deploys its own configuration.
         get_settings.cache_clear()

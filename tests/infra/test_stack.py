@@ -135,6 +135,18 @@ def test_dcgm_check_task_definition(template: Template, resources: Resources) ->
     assert container["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == "dcgm"
 
 
+def test_dcgm_check_can_read_the_kernel_log_and_run_root_diagnostics(resources: Resources) -> None:
+    (task,) = of_type(resources, "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    linux = container["LinuxParameters"]
+    assert sorted(linux["Capabilities"]["Add"]) == ["SYSLOG", "SYS_ADMIN"]
+    assert "Drop" not in linux["Capabilities"]
+    assert linux["Devices"] == [{"HostPath": "/dev/kmsg", "ContainerPath": "/dev/kmsg", "Permissions": ["read"]}]
+    assert container.get("Privileged") is not True
+    # The result line must not be dropped when the log buffer fills (ECS's default mode is non-blocking).
+    assert container["LogConfiguration"]["Options"]["mode"] == "blocking"
+
+
 def test_outputs(template: Template) -> None:
     assert set(template.to_json()["Outputs"]) == {
         "StateMachineArn", "StateMachineConsoleUrl", "TaskTableName", "JobTableName", "NodeTableName",
