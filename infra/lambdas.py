@@ -85,6 +85,8 @@ class StepLambdas(Construct):
         ecs_read = ["ecs:DescribeTasks", "ecs:DescribeContainerInstances"]
         self._allow(fn["classify_failure"], ecs_read, [cluster.tasks, cluster.container_instances], cluster)
         self._allow(fn["classify_failure"], ["ecs:ListTasks"], [cluster.container_instances], cluster)
+        # The security groups of the job's awsvpc tasks, so RestartJob can launch them into the same ones.
+        self._allow(fn["classify_failure"], ["ec2:DescribeNetworkInterfaces"], ["*"])
         self._tables(fn["classify_failure"], tables.task_table, tables.job_table)
 
         self._tables(fn["acquire_node"], tables.node_table)
@@ -156,6 +158,8 @@ class StepLambdas(Construct):
         task_index = resource_finding(stack, f"{tables.task_table.table_arn}/index/*")
         cluster_tasks = resource_finding(stack, cluster.tasks)
         star_reasons = {
+            "classify_failure": " ec2:DescribeNetworkInterfaces has no resource-level permissions either (it reads the "
+            "security groups of the job's awsvpc tasks).",
             "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
             "definition is read to find its log configuration).",
             "restart_job": " iam:PassRole is on * because the job's task definitions (and so their roles) are not "

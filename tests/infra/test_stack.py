@@ -226,9 +226,9 @@ def test_lambda_roles_are_least_privilege(resources: Resources) -> None:
         return {a for s in _role_statements(resources, prefix) for a in _actions(s)}
 
     assert "ecs:RunTask" not in actions("StepsClassifyFailureRole")
-    assert {"ecs:DescribeTasks", "ecs:ListTasks", "ecs:DescribeContainerInstances"} <= actions(
-        "StepsClassifyFailureRole"
-    )
+    assert {
+        "ecs:DescribeTasks", "ecs:ListTasks", "ecs:DescribeContainerInstances", "ec2:DescribeNetworkInterfaces"
+    } <= actions("StepsClassifyFailureRole")  # fmt: skip
     assert {"logs:GetLogEvents", "logs:FilterLogEvents", "ecs:DescribeTaskDefinition"} <= actions(
         "StepsAnalyzeDiagRole"
     )
