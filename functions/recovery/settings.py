@@ -11,9 +11,13 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# StopTask sends SIGTERM; ECS sends SIGKILL after the container's stopTimeout (30 s by default), so the
-# GPUs of stopped tasks are free a little after that.
-TASK_STOP_WAIT_SECONDS = 35
+# StopTask sends SIGTERM; ECS sends SIGKILL after the container's stopTimeout: 30 s by default, on EC2 whatever the
+# task definition or the agent's ECS_CONTAINER_STOP_TIMEOUT says (ECS API reference, ContainerDefinition
+# stopTimeout). So the workflow polls DescribeTasks every TASK_STOP_POLL_SECONDS until the job's tasks are STOPPED,
+# at most TASK_STOP_POLL_MAX_ATTEMPTS times (5 minutes); a check placed while GPUs are still held fails to place
+# and ends INCONCLUSIVE, never in a repair.
+TASK_STOP_POLL_SECONDS = 10
+TASK_STOP_POLL_MAX_ATTEMPTS = 30
 # GPU reset over SSM Run Command: poll the invocation every GPU_RESET_POLL_SECONDS, at most
 # GPU_RESET_POLL_MAX_ATTEMPTS times (nvidia-smi --gpu-reset takes seconds; 5 minutes is a generous bound).
 GPU_RESET_POLL_SECONDS = 10
@@ -75,7 +79,8 @@ class Settings(BaseModel):
             "agentPollMaxAttempts": self.agent_poll_max_attempts,
             "nodeLockWaitSeconds": self.node_lock_wait_seconds,
             "nodeCheckConcurrency": self.node_check_concurrency,
-            "taskStopWaitSeconds": TASK_STOP_WAIT_SECONDS,
+            "taskStopPollSeconds": TASK_STOP_POLL_SECONDS,
+            "taskStopPollMaxAttempts": TASK_STOP_POLL_MAX_ATTEMPTS,
             "terminateQuarantined": self.terminate_quarantined,
             "gpuResetPollSeconds": GPU_RESET_POLL_SECONDS,
             "gpuResetPollMaxAttempts": GPU_RESET_POLL_MAX_ATTEMPTS,
