@@ -259,12 +259,30 @@ class Config(BaseModel):
                 f"because DCGM_DIAG_LEVEL={level} (from {sources.get('DCGM_DIAG_LEVEL', 'default')}) "
                 f"runs longer; allowed: at least {least} for level {level}"
             )
+        tables = ("TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME")
+        for first, second in ((a, b) for i, a in enumerate(tables) for b in tables[i + 1 :]):
+            if getattr(self, first) == getattr(self, second):
+                raise ConfigError(
+                    f"{second}={getattr(self, second)!r} (from {sources.get(second, 'default')}) is invalid "
+                    f"because {first} (from {sources.get(first, 'default')}) names the same table; "
+                    "allowed: a name no other table of the stack has"
+                )
         if self.DCGM_HEALTH_CHECK_TASK and not self.DCGM_LOG_GROUP:
             raise ConfigError(
                 f"DCGM_LOG_GROUP={self.DCGM_LOG_GROUP!r} (from {sources.get('DCGM_LOG_GROUP', 'default')}) is invalid "
                 f"because DCGM_HEALTH_CHECK_TASK is set (from {sources['DCGM_HEALTH_CHECK_TASK']}); "
                 "allowed: the name of the log group that task's container logs to"
             )
+
+    def fixed_name_defaults(self) -> list[str]:
+        """The settings that name account-wide resources (fixed physical names, kept on stack deletion) and are
+        still at the seed's default: a second stack with another STACK_NAME would collide on them."""
+        fixed = ("TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME", "SNS_TOPIC_NAME")
+        defaults = {name: field.default for name, field in type(self).model_fields.items()}
+        stack_name = self.STACK_NAME
+        if stack_name == defaults["STACK_NAME"]:
+            return []
+        return [name for name in fixed if getattr(self, name) == defaults[name]]
 
     @property
     def creates_dcgm_task(self) -> bool:

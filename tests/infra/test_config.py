@@ -101,6 +101,21 @@ def test_diag_level_and_timeout_are_validated_together(level: int, too_short: in
     assert Config.load(env={"DCGM_DIAG_LEVEL": str(level), "DCGM_TIMEOUT_SECONDS": str(enough)})
 
 
+def test_two_tables_with_one_name_are_refused() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.load(env={"NODE_TABLE_NAME": "ecs_task"})
+    assert str(raised.value) == (
+        "NODE_TABLE_NAME='ecs_task' (from env) is invalid because TASK_TABLE_NAME (from default) names the same "
+        "table; allowed: a name no other table of the stack has"
+    )
+
+
+def test_a_second_stack_keeping_the_default_names_is_noticed() -> None:
+    assert Config.load().fixed_name_defaults() == []
+    second = Config.load(env={"STACK_NAME": "GpuRecoveryB", "TASK_TABLE_NAME": "b_ecs_task"})
+    assert second.fixed_name_defaults() == ["JOB_TABLE_NAME", "NODE_TABLE_NAME", "SNS_TOPIC_NAME"]
+
+
 def test_lambda_environment_is_exactly_the_contract() -> None:
     env = Config.load(env={"LOG_LEVEL": "debug", "DRY_RUN": "1"}).lambda_environment()
     assert set(env) == {
