@@ -24,6 +24,13 @@ LOG_RETENTION_VALUES = (
 TASK_DEFINITION_ARN_RE = r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}:\d+$"
 
 DCGM_TASK_FAMILY = "gpu-recovery-dcgm-check"
+# The official public Powertools layer, pinned to the exact version in pyproject.toml. Powertools publishes one
+# public SSM parameter per release, runtime and architecture whose value is the regional layer ARN;
+# CloudFormation resolves it at deploy time (no lookup at synth). The layer carries the tracer and parser extras
+# (aws-xray-sdk, pydantic v2) and leaves out boto3, which the runtime provides. (Here, not in infra/lambdas.py,
+# because `gpu-recovery doctor` checks it without importing CDK.)
+POWERTOOLS_VERSION = "3.37.0"
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/python3.12/{POWERTOOLS_VERSION}"
 # The least DCGM_TIMEOUT_SECONDS each dcgmi diag run level fits in. NVIDIA's dcgmi-diag reference: level 1
 # "normally lasting seconds", 2 "approximately two minutes", 3 "approximately 15 minutes", 4 "extended, longer";
 # the DCGM diagnostics guide's older table gave level 4 one to two hours. The check also pulls the image and starts

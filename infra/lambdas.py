@@ -14,19 +14,13 @@ from constructs import Construct
 
 from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention
-from infra.config import Config
+from infra.config import POWERTOOLS_LAYER_PARAMETER, Config
 from infra.nag import acknowledge, resource_finding
 from infra.substitutions import STEP_FUNCTIONS
 from infra.tables import RecoveryTables
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
-# The official public Powertools layer, pinned to the exact version in pyproject.toml. Powertools publishes one
-# public SSM parameter per release, runtime and architecture whose value is the regional layer ARN;
-# CloudFormation resolves it at deploy time (no lookup at synth). The layer carries the tracer and parser extras
-# (aws-xray-sdk, pydantic v2) and leaves out boto3, which the runtime provides.
-POWERTOOLS_VERSION = "3.37.0"
-POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/python3.12/{POWERTOOLS_VERSION}"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64
 
