@@ -262,3 +262,11 @@ def test_the_catalog_covers_every_call_of_the_definition() -> None:
     catalog = {c.action for c in CALLS[STATE_MACHINE]}
     missing = {f"{svc}:{api[0].upper()}{api[1:]}" for svc, api in integrations} - catalog
     assert not missing
+
+
+def test_permissions_page_lists_every_call_of_each_principal() -> None:
+    sections = re.split(r"^### ", (ROOT / "docs" / "permissions.md").read_text(), flags=re.M)
+    pages = {section.split(" ", 1)[0].split("\n", 1)[0]: section for section in sections[1:]}
+    for principal, calls in CALLS.items():
+        missing = {c.action for c in calls if f"`{c.action}`" not in pages[principal]}
+        assert not missing, f"docs/permissions.md, {principal}: {sorted(missing)}"
