@@ -2,8 +2,8 @@
 asks IAM SimulatePrincipalPolicy about, and what docs/permissions.md lists. One catalog for both, so a new call in
 the code is one new line here (tests/cli/test_doctor.py checks the catalog against the definition's integrations).
 
-Resources are templates over a Deployment's names; ``ecs:cluster`` is the condition key ECS sets on cluster-scoped
-actions (Service Authorization Reference, Amazon ECS), so those calls are simulated with it.
+Resources are templates over a Deployment's names. ECS calls are simulated with the condition keys ECS sets on them
+(Service Authorization Reference, Amazon ECS): ``ecs:cluster``, and ``ecs:CreateAction`` for tagging at RunTask.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Call:
     resource: str  # a template: {cluster}, {task_table}, ... (Deployment fields), or "*"
     why: str
     setting: str = ""  # made only when this true/false setting is on
+    condition: tuple[tuple[str, str], ...] = ()  # condition keys beyond ecs:cluster, as (key, value)
 
     def resource_arn(self, d: Deployment) -> str:
         if self.resource.startswith("{function:"):
@@ -58,6 +59,7 @@ class Call:
             "task_index": d.arn("dynamodb", f"table/{d.task_table}/index/byJob"),
             "topic": d.topic_arn,
             "dcgm_task_definition": d.dcgm_task_definition_arn,
+            "task_definitions": d.arn("ecs", "task-definition/*"),
             "dcgm_log_stream": d.arn("logs", f"log-group:{d.dcgm_log_group}:log-stream:*"),
             "instances": d.arn("ec2", "instance/*"),
             "sync_rule": d.arn("events", f"rule/{SYNC_RULE}"),
@@ -65,9 +67,10 @@ class Call:
         }
         return "*" if self.resource == "*" else self.resource.format(**names)
 
-    @property
-    def on_cluster(self) -> bool:
-        return self.action.startswith("ecs:") and self.resource in ("{tasks}", "{container_instances}")
+    def context(self, d: Deployment) -> dict[str, str]:
+        """The request context IAM sees for the call."""
+        on_cluster = {"ecs:cluster": d.arn("ecs", f"cluster/{d.cluster}")} if self.action.startswith("ecs:") else {}
+        return on_cluster | dict(self.condition)
 
 
 def _table(table: str, *actions: str, why: str) -> tuple[Call, ...]:
@@ -121,8 +124,8 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_table("job_table", *_ITEM_WRITES, why="node outcomes on the job"),
     ),
     "RestartJob": (
-        Call("ecs:RunTask", "*", "relaunch the job's tasks (their task definitions are known only at run time)"),
-        Call("ecs:TagResource", "{tasks}", "RunTask with tags"),
+        Call("ecs:RunTask", "{task_definitions}", "relaunch the job's tasks (task definitions known only at run time)"),
+        Call("ecs:TagResource", "{tasks}", "RunTask with tags", condition=(("ecs:CreateAction", "RunTask"),)),
         *_table("task_table", *_ITEM_WRITES, "Query", why="the job's task rows"),
         *_table("task_index", "Query", why="joined tasks (byJob)"),
         *_table("job_table", *_ITEM_WRITES, why="the job outcome"),

@@ -154,16 +154,15 @@ class Doctor:
         deployment, iam = self.deployment(), self.client("iam")
         machine = self.client("stepfunctions").describe_state_machine(stateMachineArn=self.context.state_machine_arn)
         roles = {STATE_MACHINE: machine["roleArn"]} | {step: c["Role"] for step, c in self.functions.items()}
-        cluster_arn = deployment.arn("ecs", f"cluster/{deployment.cluster}")
         for principal, role_arn in roles.items():
-            groups: dict[tuple[str, bool], list[Call]] = {}
+            groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[Call]] = {}
             for call in calls_for(principal, self.settings, deployment):
-                groups.setdefault((call.resource_arn(deployment), call.on_cluster), []).append(call)
+                key = (call.resource_arn(deployment), tuple(sorted(call.context(deployment).items())))
+                groups.setdefault(key, []).append(call)
             denied: list[str] = []
             try:
-                for (resource, on_cluster), calls in groups.items():
-                    context = {"ecs:cluster": cluster_arn} if on_cluster else {}
-                    refused = simulate(iam, role_arn, sorted({c.action for c in calls}), resource, context)
+                for (resource, context), calls in groups.items():
+                    refused = simulate(iam, role_arn, sorted({c.action for c in calls}), resource, dict(context))
                     denied += [f"{action} on {resource}" for action in refused]
             except ClientError as error:
                 yield Check(

@@ -147,8 +147,10 @@ def denied(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
     refused: set[tuple[str, str]] = set()
 
     def simulate(iam: Any, role_arn: str, actions: list[str], resource: str, context: dict[str, str]) -> list[str]:
-        if any(a.startswith("ecs:") for a in actions) and (":task/" in resource or ":container-instance/" in resource):
-            assert context == {"ecs:cluster": f"arn:aws:ecs:{REGION}:{DEFAULT_ACCOUNT_ID}:cluster/{CLUSTER}"}
+        if any(a.startswith("ecs:") for a in actions):
+            assert context["ecs:cluster"] == f"arn:aws:ecs:{REGION}:{DEFAULT_ACCOUNT_ID}:cluster/{CLUSTER}"
+        if "ecs:TagResource" in actions:
+            assert context["ecs:CreateAction"] == "RunTask"
         return [a for a in actions if (role_arn.rsplit("/", 1)[-1], a) in refused]
 
     monkeypatch.setattr(doctor, "simulate", simulate)
