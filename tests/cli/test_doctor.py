@@ -114,6 +114,7 @@ def account() -> Iterator[dict[str, str]]:
         sns = boto3.client("sns")
         topic = sns.create_topic(Name="ecs-gpu-recovery-notifications")["TopicArn"]
         sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
+        # PutParameter refuses names under /aws/ (reserved, as in AWS): put Powertools' public one in moto's store.
         ssm_backends[DEFAULT_ACCOUNT_ID][REGION]._parameters[POWERTOOLS_LAYER_PARAMETER].append(
             Parameter(
                 account_id=DEFAULT_ACCOUNT_ID,
@@ -213,8 +214,6 @@ def test_a_check_task_that_does_not_fit_or_cannot_read_the_kernel_log(
     bigger = ecs.register_task_definition(
         family="gpu-recovery-dcgm-check", containerDefinitions=[_check_task(16, access=False)]
     )["taskDefinition"]["taskDefinitionArn"]
-    code, out, _ = cli("doctor", "--stack-name", STACK)
-    assert code == 0  # the stack's output still names revision 1
     boto3.client("cloudformation").update_stack(
         StackName=STACK,
         TemplateBody=json.dumps(
