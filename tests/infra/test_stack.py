@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
 from infra.config import Config
 from infra.lambdas import POWERTOOLS_LAYER_PARAMETER
+from infra.stack import CONSOLE_HOSTS
 from infra.substitutions import STEP_FUNCTIONS
+from recovery.notify import CONSOLE_HOSTS as NOTIFICATION_CONSOLE_HOSTS
 from tests.infra.helpers import of_type
 
 Resources = dict[str, dict[str, Any]]
@@ -145,6 +148,14 @@ def test_dcgm_check_can_read_the_kernel_log_and_run_root_diagnostics(resources: 
     assert container.get("Privileged") is not True
     # The result line must not be dropped when the log buffer fills (ECS's default mode is non-blocking).
     assert container["LogConfiguration"]["Options"]["mode"] == "blocking"
+
+
+def test_console_url_follows_the_partition(template: Template) -> None:
+    document = template.to_json()
+    assert document["Mappings"]["Console"]["aws-cn"] == {"host": "console.amazonaws.cn"}
+    url = json.dumps(document["Outputs"]["StateMachineConsoleUrl"]["Value"])
+    assert '"Fn::FindInMap": ["Console", {"Ref": "AWS::Partition"}, "host"]' in url
+    assert CONSOLE_HOSTS == NOTIFICATION_CONSOLE_HOSTS  # the Lambda asset cannot import infra/
 
 
 def test_outputs(template: Template) -> None:
