@@ -10,13 +10,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
-from recovery.diagnosis import check_task, gpu_summary, instant, reset_targets, verdict_from_check
+from recovery.diagnosis import RESULT_MARKER, check_task, gpu_summary, instant, reset_targets, verdict_from_check
 from recovery.models import Analysis, NodeStep
 from recovery.observability import logger, metrics, step_handler
 from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_commands, plan_node_step, repair_slots
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
+
+# The awslogs driver ships lines asynchronously (PutLogEvents in batches), so the task can be STOPPED, and this step
+# running, before the result line is readable in CloudWatch Logs. Blocking mode (infra/dcgm_task.py) keeps lines
+# from being dropped, not from arriving late: read again for a short while before calling the output unreadable.
+LOG_READ_ATTEMPTS = 4
+LOG_READ_INTERVAL_SECONDS = 5
 
 
 def check_output(check: dict[str, Any], container: str, ecs: Ecs, logs: Logs) -> str | None:
@@ -28,7 +34,14 @@ def check_output(check: dict[str, Any], container: str, ecs: Ecs, logs: Logs) ->
     if location is None:
         return None
     group, prefix = location
-    return logs.read_stream(group, awslogs_stream(prefix, container, task["TaskArn"]))
+    stream = awslogs_stream(prefix, container, task["TaskArn"])
+    text = logs.read_stream(group, stream)
+    for _ in range(LOG_READ_ATTEMPTS - 1):
+        if text is not None and RESULT_MARKER.strip() in text:
+            break
+        clock.sleep(LOG_READ_INTERVAL_SECONDS)
+        text = logs.read_stream(group, stream)
+    return text
 
 
 def claim_repair_slot(

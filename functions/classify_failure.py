@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from recovery import clock
-from recovery.aws import Ecs
+from recovery.aws import Ec2, Ecs
 from recovery.models import (
     Classification,
     Decision,
@@ -28,6 +28,7 @@ from recovery.models import (
 )
 from recovery.observability import logger, metrics, step_handler
 from recovery.policy import classify_task, job_identity
+from recovery.relaunch import fill_security_groups, launch_record, network_interface
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
 
@@ -69,7 +70,7 @@ def read_request(request: Any, settings: Settings, ecs: Ecs) -> tuple[EcsTask, b
     )
 
 
-def task_item(task: EcsTask, job_id: str, ec2_ids: dict[str, str], now: str) -> dict[str, Any]:
+def task_item(task: EcsTask, job_id: str, ec2_ids: dict[str, str], now: str, launch: dict[str, Any]) -> dict[str, Any]:
     item = {
         "taskArn": task.task_arn,
         "jobId": job_id,
@@ -86,9 +87,19 @@ def task_item(task: EcsTask, job_id: str, ec2_ids: dict[str, str], now: str) -> 
         "stoppedReason": task.stopped_reason,
         "stoppedAt": task.stopped_at.isoformat() if task.stopped_at else None,
         "lastEventVersion": task.version,
+        "launch": launch,
         "updatedAt": now,
     }
     return {k: v for k, v in item.items() if v is not None}
+
+
+def with_tags(task: EcsTask, ecs: Ecs) -> EcsTask:
+    """The event carries no tags, and StopJobTasks' StopTask deletes them: read them now, for JOB_KEY=tag:<K>
+    and for the restart. A task DescribeTasks no longer shows (stopped over an hour ago) keeps none."""
+    if task.tags:
+        return task
+    found = ecs.describe_tasks([task.task_arn])
+    return task.model_copy(update={"tags": found[0].tags}) if found else task
 
 
 def job_tasks(task: EcsTask, job_id: str, settings: Settings, ecs: Ecs, tables: Tables) -> list[EcsTask]:
@@ -111,10 +122,18 @@ def job_tasks(task: EcsTask, job_id: str, settings: Settings, ecs: Ecs, tables: 
     ]
 
 
-def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs: Ecs, tables: Tables) -> Classification:
+def classify(
+    request: Any, execution: ExecutionContext, settings: Settings, ecs: Ecs, tables: Tables, *, ec2: Ec2
+) -> Classification:
     task, manual, reason, dry_run = read_request(request, settings, ecs)
     common: dict[str, Any] = {"dry_run": dry_run, "settings": settings.workflow_settings()}
-    decision, why = classify_task(task, ecs.cluster_arn, manual=manual, previous=tables.get_task(task.task_arn))
+    decision, why = classify_task(
+        task,
+        ecs.cluster_arn,
+        manual=manual,
+        previous=tables.get_task(task.task_arn),
+        dcgm_task_family=settings.dcgm_task_family,
+    )
     if decision != Decision.RECOVER:
         if decision == Decision.IGNORE:
             # Reasons read "CODE: detail"; the code is a small, fixed set, fit for a metric dimension.
@@ -125,6 +144,7 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
         logger.info("Not recovering", decision=decision.value, reason=why, task_arn=task.task_arn)
         return Classification(decision=decision, reason=why, **common)
 
+    task = with_tags(task, ecs)
     job_id, managed_by_service = job_identity(task, settings.job_key)
     others = job_tasks(task, job_id, settings, ecs, tables)
     instances = list(dict.fromkeys(t.container_instance_arn for t in [task, *others] if t.container_instance_arn))
@@ -136,7 +156,11 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
         )
     ec2_ids = ecs.ec2_instance_ids(instances)
     now = clock.utcnow().isoformat()
-    item = task_item(task, job_id, ec2_ids, now) | {
+    interfaces = [i for t in [task, *others] if (i := network_interface(t).get("networkInterfaceId"))]
+    groups = ec2.security_groups(interfaces)
+    item, *siblings = [task_item(t, job_id, ec2_ids, now, launch_record(t, groups)) for t in [task, *others]]
+    fill_security_groups([item, *siblings])
+    item |= {
         "decision": decision.value,
         "reason": why,
         "recoveryExecution": execution.id,
@@ -144,8 +168,8 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
     }
     if not tables.record_failure(item, job_id, now, manual=manual):
         return Classification(decision=Decision.DUPLICATE, reason="a newer event for this task is recorded", **common)
-    for other in others:
-        tables.record_sibling(task_item(other, job_id, ec2_ids, now))
+    for sibling in siblings:
+        tables.record_sibling(sibling)
 
     metrics.add_metric(name="RecoveryStarted", unit=MetricUnit.Count, value=1)
     failure = Failure(
@@ -181,4 +205,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])
     ecs = Ecs(settings.ecs_cluster_name)
-    return classify(event.get("request"), execution, settings, ecs, Tables.from_settings(settings)).dump()
+    return classify(event.get("request"), execution, settings, ecs, Tables.from_settings(settings), ec2=Ec2()).dump()

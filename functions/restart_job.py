@@ -15,6 +15,7 @@ from recovery.models import JobOutcome, JobOutcomeKind
 from recovery.notify import recovery_notification
 from recovery.observability import logger, metrics, step_handler
 from recovery.policy import decide_job
+from recovery.relaunch import run_task_request
 from recovery.requests import JobRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
@@ -32,7 +33,8 @@ def restart_tasks(request: JobRequest, ecs: Ecs, tables: Tables) -> tuple[dict[s
     started: dict[str, str] = {}
     problems: list[str] = []
     for record in tables.get_tasks(task_arns):
-        new_arn, problem = ecs.run_task_like(record, client_token(me, record["taskArn"]))
+        run_task, problem = run_task_request(record, ecs.cluster, client_token(me, record["taskArn"]))
+        new_arn, problem = ecs.run_task(run_task) if run_task else (None, problem)
         if new_arn:
             started[record["taskArn"]] = new_arn
         else:

@@ -68,14 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", help="AWS profile (default: the usual boto3 settings, e.g. AWS_PROFILE)")
 
 
-def _walk_states(states: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def walk_states(states: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     for name, state in states.items():
         yield name, state
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if processor:
-            yield from _walk_states(processor.get("States", {}))
+            yield from walk_states(processor.get("States", {}))
         for branch in state.get("Branches", []):
-            yield from _walk_states(branch.get("States", {}))
+            yield from walk_states(branch.get("States", {}))
 
 
 class AwsContext:
@@ -138,9 +138,9 @@ class AwsContext:
         """The ClassifyFailure Lambda's environment: the deployment's settings (JOB_KEY, DRY_RUN, ...).
         Empty when it cannot be read (no lambda:GetFunctionConfiguration); callers fall back to defaults."""
         try:
-            states = dict(_walk_states(self.definition.get("States", {})))
+            states = dict(walk_states(self.definition.get("States", {})))
             function = states.get("ClassifyFailure", {}).get("Resource", "")
-            if not function.startswith("arn:aws"):
+            if not function.startswith("arn:"):
                 return {}
             config = boto3.client("lambda").get_function_configuration(FunctionName=function)
         except (ClientError, ContextError, BotoCoreError):
@@ -152,9 +152,9 @@ class AwsContext:
         given = getattr(self.args, "cluster", None) or self.environ.get(CLUSTER_ENV)
         if given:
             return str(given)
-        for _, state in _walk_states(self.definition.get("States", {})):
+        for _, state in walk_states(self.definition.get("States", {})):
             cluster = (state.get("Parameters") or {}).get("Cluster")
-            if str(state.get("Resource", "")).startswith("arn:aws:states:::ecs:runTask") and cluster:
+            if ":states:::ecs:runTask" in str(state.get("Resource", "")) and cluster:
                 return str(cluster)
         if self.step_environment.get("ECS_CLUSTER_NAME"):
             return self.step_environment["ECS_CLUSTER_NAME"]

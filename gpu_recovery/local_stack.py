@@ -106,6 +106,7 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         for module, name in STEP_FUNCTIONS.items()
     }
     values |= {
+        "Partition": "aws",
         "ClusterArn": fleet.cluster_arn,
         "DcgmTaskDefinitionArn": fleet.dcgm_task_definition_arn,
         "DcgmContainerName": fleet.dcgm_container_name,
@@ -117,5 +118,5 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         f"{config.STACK_NAME}-recovery", DEFINITION, definition_substitutions(values)
     )
     authorize(engine, state_machine_arn, synthesized_template(context))
-    pattern = EventPattern.load(json.dumps(task_failure_pattern([fleet.cluster_arn])))
+    pattern = EventPattern.load(json.dumps(task_failure_pattern([fleet.cluster_arn], config.dcgm_task_family)))
     return LocalStack(engine, config, state_machine_arn, topic_arn, pattern)

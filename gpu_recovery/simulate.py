@@ -196,6 +196,7 @@ def deployed(scenario: Scenario) -> Iterator[tuple[LocalStack, SimFleet, SimCloc
         LocalEngine(clock) as engine,
         mock.patch.object(step_tables, "uuid", SimpleNamespace(uuid4=mock_random.uuid4)),
         mock.patch.object(step_clock, "utcnow", clock.now),
+        mock.patch.object(step_clock, "sleep", clock.sleep),
     ):
         mock_random.seed(RANDOM_SEED)
         with SimFleet(clock, "gpu-cluster", scenario.nodes, scenario.jobs, scenario.timings) as fleet:

@@ -26,6 +26,18 @@ LOG_RETENTION_VALUES = (
 TASK_DEFINITION_ARN_RE = r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}:\d+$"
 
 DCGM_TASK_FAMILY = "gpu-recovery-dcgm-check"
+# The official public Powertools layer, pinned to the exact version in pyproject.toml. Powertools publishes one
+# public SSM parameter per release, runtime and architecture whose value is the regional layer ARN;
+# CloudFormation resolves it at deploy time (no lookup at synth). The layer carries the tracer and parser extras
+# (aws-xray-sdk, pydantic v2) and leaves out boto3, which the runtime provides. (Here, not in infra/lambdas.py,
+# because `gpu-recovery doctor` checks it without importing CDK.)
+POWERTOOLS_VERSION = "3.37.0"
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/python3.12/{POWERTOOLS_VERSION}"
+# The least DCGM_TIMEOUT_SECONDS each dcgmi diag run level fits in. NVIDIA's dcgmi-diag reference: level 1
+# "normally lasting seconds", 2 "approximately two minutes", 3 "approximately 15 minutes", 4 "extended, longer";
+# the DCGM diagnostics guide's older table gave level 4 one to two hours. The check also pulls the image and starts
+# nv-hostengine first, so each bound is about twice the documented run.
+DCGM_MIN_TIMEOUT_BY_LEVEL = {1: 60, 2: 300, 3: 1800, 4: 7200}
 POWERTOOLS_SERVICE_NAME = "ecs-gpu-recovery"
 
 _TRUE = {"true", "1", "yes"}
@@ -260,6 +272,23 @@ class Config(BaseModel):
                 f"{given} allow a recovery of up to {worst} execution history events; Step Functions keeps at most "
                 f"{HISTORY_EVENT_LIMIT} per execution: lower MAX_JOB_NODES or the lock/poll bounds"
             )
+        level, timeout = self.DCGM_DIAG_LEVEL, self.DCGM_TIMEOUT_SECONDS
+        least = DCGM_MIN_TIMEOUT_BY_LEVEL[level]
+        if timeout < least:
+            raise ConfigError(
+                f"DCGM_TIMEOUT_SECONDS={timeout} "
+                f"(from {sources.get('DCGM_TIMEOUT_SECONDS', 'default')}) is invalid "
+                f"because DCGM_DIAG_LEVEL={level} (from {sources.get('DCGM_DIAG_LEVEL', 'default')}) "
+                f"runs longer; allowed: at least {least} for level {level}"
+            )
+        tables = ("TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME")
+        for first, second in ((a, b) for i, a in enumerate(tables) for b in tables[i + 1 :]):
+            if getattr(self, first) == getattr(self, second):
+                raise ConfigError(
+                    f"{second}={getattr(self, second)!r} (from {sources.get(second, 'default')}) is invalid "
+                    f"because {first} (from {sources.get(first, 'default')}) names the same table; "
+                    "allowed: a name no other table of the stack has"
+                )
         if self.DCGM_HEALTH_CHECK_TASK and not self.DCGM_LOG_GROUP:
             raise ConfigError(
                 f"DCGM_LOG_GROUP={self.DCGM_LOG_GROUP!r} (from {sources.get('DCGM_LOG_GROUP', 'default')}) is invalid "
@@ -275,6 +304,16 @@ class Config(BaseModel):
             self.AGENT_POLL_MAX_ATTEMPTS,
             GPU_RESET_POLLS if self.GPU_RESET_ENABLED else 0,
         )
+
+    def fixed_name_defaults(self) -> list[str]:
+        """The settings that name account-wide resources (fixed physical names, kept on stack deletion) and are
+        still at the seed's default: a second stack with another STACK_NAME would collide on them."""
+        fixed = ("TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME", "SNS_TOPIC_NAME")
+        defaults = {name: field.default for name, field in type(self).model_fields.items()}
+        stack_name = self.STACK_NAME
+        if stack_name == defaults["STACK_NAME"]:
+            return []
+        return [name for name in fixed if getattr(self, name) == defaults[name]]
 
     @property
     def creates_dcgm_task(self) -> bool:
@@ -303,6 +342,7 @@ class Config(BaseModel):
                 "MAX_NODES_IN_REPAIR_PERCENT",
             )
         }  # fmt: skip
+        env["DCGM_TASK_FAMILY"] = self.dcgm_task_family
         env["POWERTOOLS_SERVICE_NAME"] = POWERTOOLS_SERVICE_NAME
         env["POWERTOOLS_LOG_LEVEL"] = self.LOG_LEVEL
         env["POWERTOOLS_METRICS_NAMESPACE"] = self.METRICS_NAMESPACE

@@ -21,6 +21,19 @@ WRAPPER_SCRIPT = Path(__file__).resolve().parent.parent / "dcgm-check" / "entryp
 # Enough for dcgmi and nv-hostengine; the diag itself runs on the GPUs.
 _MEMORY_RESERVATION_MIB = 1024
 
+# The host's kernel log, where the NVIDIA driver writes "NVRM: Xid ..." lines, read-only at the same path. It is the
+# kernel's ring buffer, so it holds this boot's messages only (an XID from before the last reboot, which a reboot or
+# GPU reset cleared, is not there), and it is the same on the ECS-optimized AL2 and AL2023 GPU AMIs. A container
+# has no /dev/kmsg unless it is mapped (ECS linuxParameters.devices), and reading it, or dmesg's syslog(2), needs
+# CAP_SYSLOG: Docker's default seccomp profile allows syslog(2) only to CAP_SYSLOG or CAP_SYS_ADMIN (moby commit
+# ccd22ff, "Move the syslog syscall to be gated by CAP_SYS_ADMIN or CAP_SYSLOG"), and the kernel asks for
+# CAP_SYSLOG when kernel.dmesg_restrict is 1. docs/diagnosis.md, "What the check container can read".
+KERNEL_LOG_DEVICE = "/dev/kmsg"
+# SYS_ADMIN: nv-hostengine inside a container without it reports "Host engine is running as non-root" and the
+# diagnostic plugins that need root do not run (NVIDIA dcgm-exporter issue #407; the DCGM user guide: portions
+# of the diagnostics require root). The task runs only our wrapper, and only on a node already suspected.
+CHECK_CAPABILITIES = (ecs.Capability.SYS_ADMIN, ecs.Capability.SYSLOG)
+
 
 class DcgmCheckTask(Construct):
     """Exposes task_definition_arn, log_group_name and the roles the state machine must be allowed to pass."""
@@ -60,6 +73,15 @@ class DcgmCheckTask(Construct):
             execution_role=execution_role,
             task_role=task_role,
         )
+        linux_parameters = ecs.LinuxParameters(self, "LinuxParameters")
+        linux_parameters.add_capabilities(*CHECK_CAPABILITIES)
+        linux_parameters.add_devices(
+            ecs.Device(
+                host_path=KERNEL_LOG_DEVICE,
+                container_path=KERNEL_LOG_DEVICE,
+                permissions=[ecs.DevicePermission.READ],
+            )
+        )
         task_definition.add_container(
             "Container",
             container_name=config.DCGM_CONTAINER_NAME,
@@ -71,7 +93,13 @@ class DcgmCheckTask(Construct):
             # AnalyzeDiag; the container exits with dcgmi's exit code.
             entry_point=["/bin/sh", "-c"],
             command=[WRAPPER_SCRIPT.read_text()],
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="dcgm", log_group=self.log_group),
+            linux_parameters=linux_parameters,
+            # blocking: the result line must reach CloudWatch before the container counts as stopped; in
+            # non-blocking mode (the ECS default since June 2025 unless the account's defaultLogDriverMode says
+            # otherwise) a full buffer drops lines (ECS API reference, LogConfiguration options, "mode").
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="dcgm", log_group=self.log_group, mode=ecs.AwsLogDriverMode.BLOCKING
+            ),
         )
         self.task_definition_arn = task_definition.task_definition_arn
         self.log_group_name = self.log_group.log_group_name

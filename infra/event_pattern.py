@@ -6,9 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-# Our own DCGM check tasks are started by Step Functions (ecs:runTask.sync) with this startedBy.
-STEP_FUNCTIONS_STARTED_BY = "AWS Step Functions"
-
 # Stop codes that are never a GPU fault: an operator or a service stopped the task, or EC2 reclaimed the host.
 # Siblings we stop ourselves while recovering a job stop with UserInitiated, so they are ignored too.
 IGNORED_STOP_CODES: tuple[str, ...] = (
@@ -19,14 +16,21 @@ IGNORED_STOP_CODES: tuple[str, ...] = (
 )
 
 
-def task_failure_pattern(cluster_arns: Sequence[str]) -> dict[str, Any]:
+def check_task_group(dcgm_task_family: str) -> str:
+    """The group ECS gives our DCGM check: RunDcgmDiag names no group, and RunTask's group "defaults to the
+    family name of the task definition (for example, family:my-family-name)" (ECS API reference, RunTask).
+    Not startedBy: Step Functions stamps "AWS Step Functions" on every ecs:runTask.sync task, customers' too."""
+    return f"family:{dcgm_task_family}"
+
+
+def task_failure_pattern(cluster_arns: Sequence[str], dcgm_task_family: str) -> dict[str, Any]:
     """ECS Task State Change events for STOPPED tasks of the given clusters that might be GPU failures.
 
-    EventBridge's anything-but never matches a missing field, and tasks without startedBy (plain RunTask) or
-    without stopCode must still match, so each exclusion is "absent, or anything but ...". One object may hold
-    only one $or, hence the cross product of the two conditions.
+    EventBridge's anything-but never matches a missing field, and tasks without a group or without stopCode
+    must still match, so each exclusion is "absent, or anything but ...". One object may hold only one $or,
+    hence the cross product of the two conditions.
     """
-    started_by = [[{"exists": False}], [{"anything-but": [STEP_FUNCTIONS_STARTED_BY]}]]
+    group = [[{"exists": False}], [{"anything-but": [check_task_group(dcgm_task_family)]}]]
     stop_code = [[{"exists": False}], [{"anything-but": list(IGNORED_STOP_CODES)}]]
     return {
         "source": ["aws.ecs"],
@@ -34,6 +38,6 @@ def task_failure_pattern(cluster_arns: Sequence[str]) -> dict[str, Any]:
         "detail": {
             "lastStatus": ["STOPPED"],
             "clusterArn": list(cluster_arns),
-            "$or": [{"startedBy": s, "stopCode": c} for s in started_by for c in stop_code],
+            "$or": [{"group": g, "stopCode": c} for g in group for c in stop_code],
         },
     }

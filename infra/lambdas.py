@@ -14,19 +14,13 @@ from constructs import Construct
 
 from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention
-from infra.config import Config
+from infra.config import POWERTOOLS_LAYER_PARAMETER, Config
 from infra.nag import acknowledge, resource_finding
 from infra.substitutions import STEP_FUNCTIONS
 from infra.tables import RecoveryTables
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
-# The official public Powertools layer, pinned to the exact version in pyproject.toml. Powertools publishes one
-# public SSM parameter per release, runtime and architecture whose value is the regional layer ARN;
-# CloudFormation resolves it at deploy time (no lookup at synth). The layer carries the tracer and parser extras
-# (aws-xray-sdk, pydantic v2) and leaves out boto3, which the runtime provides.
-POWERTOOLS_VERSION = "3.37.0"
-POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/python3.12/{POWERTOOLS_VERSION}"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 # The item operations of functions/recovery/tables.py a step makes when it reads and records state.
 READ_WRITE = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
@@ -93,6 +87,8 @@ class StepLambdas(Construct):
         # ListTasks naming no container instance is authorized against "*", limited by the ecs:cluster condition
         # (Service Authorization Reference, Amazon ECS: ListTasks, resource container-instance, key ecs:cluster).
         self._allow(fn["classify_failure"], ["ecs:ListTasks"], ["*"], cluster)
+        # The security groups of the job's awsvpc tasks, so RestartJob can launch them into the same ones.
+        self._allow(fn["classify_failure"], ["ec2:DescribeNetworkInterfaces"], ["*"])
         self._tables(fn["classify_failure"], READ_WRITE, tables.task_table, tables.job_table)
 
         self._tables(fn["acquire_node"], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.node_table)
@@ -175,7 +171,8 @@ class StepLambdas(Construct):
         cluster_tasks = resource_finding(stack, cluster.tasks)
         star_reasons = {
             "classify_failure": " ecs:ListTasks for a whole cluster is authorized against * (limited to the cluster by "
-            "the ecs:cluster condition).",
+            "the ecs:cluster condition); ec2:DescribeNetworkInterfaces has no resource-level permissions (it reads "
+            "the security groups of the job's awsvpc tasks).",
             "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
             "definition is read to find its log configuration).",
             "restart_job": " iam:PassRole is on * because the job's task definitions (and so their roles) are not "

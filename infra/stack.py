@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import Aws, CfnMapping, CfnOutput, Stack
 from constructs import Construct
 
 from infra.cluster import ClusterArns
@@ -15,6 +15,12 @@ from infra.notifications import Notifications
 from infra.tables import RecoveryTables
 from infra.trigger import FailureTrigger
 from infra.workflow import RecoveryWorkflow
+
+CONSOLE_HOSTS = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
 
 
 class EcsGpuRecoveryStack(Stack):
@@ -43,13 +49,21 @@ class EcsGpuRecoveryStack(Stack):
             cluster=cluster,
             dcgm=dcgm,
         )
-        trigger = FailureTrigger(self, "Trigger", cluster_arn=cluster.cluster, state_machine=workflow.state_machine)
+        trigger = FailureTrigger(
+            self,
+            "Trigger",
+            cluster_arn=cluster.cluster,
+            dcgm_task_family=config.dcgm_task_family,
+            state_machine=workflow.state_machine,
+        )
 
         state_machine_arn = workflow.state_machine.state_machine_arn
+        # The console's host differs per partition, as the ARNs do (the stack also deploys to aws-cn, aws-us-gov).
+        console = CfnMapping(self, "Console", mapping={p: {"host": h} for p, h in CONSOLE_HOSTS.items()})
         outputs = {
             "StateMachineArn": state_machine_arn,
-            "StateMachineConsoleUrl": f"https://{Aws.REGION}.console.aws.amazon.com/states/home?region={Aws.REGION}"
-            f"#/statemachines/view/{state_machine_arn}",
+            "StateMachineConsoleUrl": f"https://{console.find_in_map(Aws.PARTITION, 'host')}/states/home"
+            f"?region={Aws.REGION}#/statemachines/view/{state_machine_arn}",
             "TaskTableName": tables.task_table.table_name,
             "JobTableName": tables.job_table.table_name,
             "NodeTableName": tables.node_table.table_name,

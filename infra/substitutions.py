@@ -26,6 +26,9 @@ def function_arn_key(name: str) -> str:
 
 
 SUBSTITUTION_KEYS: tuple[str, ...] = (
+    # Every ARN the definition builds itself (the service integrations, arn:<partition>:states:::...) takes the
+    # stack's partition: the stack also deploys to aws-cn and aws-us-gov (aws-cdk issue #4597 is this bug in CDK).
+    "Partition",
     *(function_arn_key(name) for name in STEP_FUNCTIONS.values()),
     "ClusterArn",
     "DcgmTaskDefinitionArn",

@@ -20,7 +20,13 @@ _RETRY_ATTEMPTS = 20
 
 class FailureTrigger(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, cluster_arn: str, state_machine: sfn.IStateMachine
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster_arn: str,
+        dcgm_task_family: str,
+        state_machine: sfn.IStateMachine,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -30,7 +36,7 @@ class FailureTrigger(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        pattern = task_failure_pattern([cluster_arn])
+        pattern = task_failure_pattern([cluster_arn], dcgm_task_family)
         self.rule = events.Rule(
             self,
             "Rule",

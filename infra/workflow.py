@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Stack
+from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -70,6 +70,7 @@ class RecoveryWorkflow(Construct):
 
         substitutions = definition_substitutions(
             {
+                "Partition": Aws.PARTITION,
                 **{function_arn_key(name): functions[module].function_arn for module, name in STEP_FUNCTIONS.items()},
                 "ClusterArn": cluster.cluster,
                 "DcgmTaskDefinitionArn": dcgm.task_definition_arn,

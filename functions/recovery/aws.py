@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from recovery.models import EcsTask
 
@@ -66,23 +67,14 @@ class Ecs:
             ids |= {ci["containerInstanceArn"]: ci["ec2InstanceId"] for ci in response["containerInstances"]}
         return ids
 
-    def run_task_like(self, record: dict[str, Any], client_token: str) -> tuple[str | None, str | None]:
-        """Start a copy of a recorded task: same task definition, overrides, group and startedBy. The client
-        token makes a retried call start nothing twice. Returns (new task ARN, None) or (None, why not)."""
-        request: dict[str, Any] = {
-            "clientToken": client_token,
-            "cluster": self.cluster,
-            "taskDefinition": record["taskDefinitionArn"],
-            "count": 1,
-            "launchType": "EC2",
-            "overrides": record.get("overrides") or {},
-        }
-        for key in ("group", "startedBy"):
-            if record.get(key):
-                request[key] = record[key]
-        response = self.client.run_task(**request)
+    def run_task(self, request: dict[str, Any]) -> tuple[str | None, str]:
+        """(new task ARN, "") or (None, why not): a refused call is one task's problem, not the job's."""
+        try:
+            response = self.client.run_task(**request)
+        except ClientError as error:
+            return None, f"{error.response['Error'].get('Code')}: {error.response['Error'].get('Message', '')}"
         if response["tasks"]:
-            return str(response["tasks"][0]["taskArn"]), None
+            return str(response["tasks"][0]["taskArn"]), ""
         reasons = ", ".join(f.get("reason", "unknown") for f in response.get("failures", [])) or "no task started"
         return None, reasons
 
@@ -99,6 +91,26 @@ class Ecs:
                 options = log.get("options", {})
                 return options["awslogs-group"], options.get("awslogs-stream-prefix", "")
         return None
+
+
+class Ec2:
+    @cached_property
+    def client(self) -> Any:
+        return boto3.client("ec2")
+
+    def security_groups(self, interface_ids: list[str]) -> dict[str, list[str]]:
+        """Security group ids per network interface that still exists. A filter, not NetworkInterfaceIds: that
+        fails the whole call when one interface is gone (a stopped awsvpc task's interface is deleted)."""
+        if not interface_ids:
+            return {}
+        pages = self.client.get_paginator("describe_network_interfaces").paginate(
+            Filters=[{"Name": "network-interface-id", "Values": interface_ids}]
+        )
+        return {
+            eni["NetworkInterfaceId"]: [g["GroupId"] for g in eni.get("Groups", [])]
+            for page in pages
+            for eni in page["NetworkInterfaces"]
+        }
 
 
 class Logs:

@@ -51,6 +51,11 @@ class EcsTask(CamelModel):
     containers: list[EcsContainer] = Field(default_factory=list)
     tags: list[dict[str, str]] = Field(default_factory=list)
     version: int = 0
+    # How it was launched (recovery.relaunch): DescribeTasks and the event spell these the same.
+    capacity_provider_name: str | None = None
+    launch_type: str | None = None
+    attachments: list[dict[str, Any]] = Field(default_factory=list)
+    enable_execute_command: bool = False
 
     @property
     def gpu_ids(self) -> list[str]:

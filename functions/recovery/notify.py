@@ -11,11 +11,20 @@ from recovery.models import ExecutionContext, JobOutcomeKind, NodeOutcome, NodeR
 
 SNS_SUBJECT_LIMIT = 100  # SNS rejects longer subjects
 PREFIX = "[GPU Recovery]"
+# The console's host per partition (the execution ARN says which); infra/stack.py uses the same table for its
+# console URL output, and tests/infra/test_stack.py pins the two equal.
+CONSOLE_HOSTS = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
 
 
 def console_url(execution_arn: str) -> str:
-    region = execution_arn.split(":")[3] if execution_arn.count(":") >= 3 else os.environ.get("AWS_REGION", "")
-    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+    parts = execution_arn.split(":")
+    region = parts[3] if len(parts) > 3 else os.environ.get("AWS_REGION", "")
+    host = CONSOLE_HOSTS.get(parts[1] if len(parts) > 1 else "aws", CONSOLE_HOSTS["aws"])
+    return f"https://{host}/states/home?region={region}#/v2/executions/details/{execution_arn}"
 
 
 def _subject(text: str) -> str:

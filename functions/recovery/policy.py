@@ -27,8 +27,6 @@ from recovery.models import (
 NEVER_GPU_STOP_CODES = frozenset(
     {"UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice"}
 )
-# Step Functions starts every ecs:runTask.sync task with this startedBy: those are our own DCGM checks.
-STEP_FUNCTIONS_STARTED_BY = "AWS Step Functions"
 
 
 class IgnoreReason(StrEnum):
@@ -40,16 +38,23 @@ class IgnoreReason(StrEnum):
     EXITED_CLEANLY = "EXITED_CLEANLY"
 
 
+def task_family(task_definition_arn: str) -> str:
+    """arn:<partition>:ecs:<region>:<account>:task-definition/<family>:<revision> -> family."""
+    return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
 def classify_task(
-    task: EcsTask, cluster_arn: str, *, manual: bool, previous: Mapping[str, Any] | None
+    task: EcsTask, cluster_arn: str, *, manual: bool, previous: Mapping[str, Any] | None, dcgm_task_family: str
 ) -> tuple[Decision, str]:
     """RECOVER, IGNORE or DUPLICATE, with the reason an operator reads. A manual request is an operator's
     judgement, so it skips the checks that second-guess it (exit code, stop code, event version)."""
     ignore: tuple[IgnoreReason, str] | None = None
     if task.cluster_arn != cluster_arn:
         ignore = (IgnoreReason.NOT_IN_CLUSTER, f"task runs in {task.cluster_arn}, not in {cluster_arn}")
-    elif task.started_by == STEP_FUNCTIONS_STARTED_BY:
-        ignore = (IgnoreReason.OWN_DCGM_TASK, "task was started by Step Functions (a DCGM check)")
+    elif task_family(task.task_definition_arn) == dcgm_task_family:
+        # Only we run the check's family. Not startedBy: Step Functions stamps "AWS Step Functions" on every
+        # ecs:runTask.sync task, so a customer's own GPU pipeline looks the same and must be recovered.
+        ignore = (IgnoreReason.OWN_DCGM_TASK, f"task definition family {dcgm_task_family} is our DCGM check")
     elif not task.gpu_ids:
         ignore = (IgnoreReason.NOT_A_GPU_TASK, "no container of the task had GPUs (gpuIds empty)")
     elif not manual and task.last_status != "STOPPED":

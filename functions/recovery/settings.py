@@ -11,9 +11,13 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# StopTask sends SIGTERM; ECS sends SIGKILL after the container's stopTimeout (30 s by default), so the
-# GPUs of stopped tasks are free a little after that.
-TASK_STOP_WAIT_SECONDS = 35
+# StopTask sends SIGTERM; ECS sends SIGKILL after the container's stopTimeout: 30 s by default, on EC2 whatever the
+# task definition or the agent's ECS_CONTAINER_STOP_TIMEOUT says (ECS API reference, ContainerDefinition
+# stopTimeout). So the workflow polls DescribeTasks every TASK_STOP_POLL_SECONDS until the job's tasks are STOPPED,
+# at most TASK_STOP_POLL_MAX_ATTEMPTS times (5 minutes); a check placed while GPUs are still held fails to place
+# and ends INCONCLUSIVE, never in a repair.
+TASK_STOP_POLL_SECONDS = 10
+TASK_STOP_POLL_MAX_ATTEMPTS = 30
 # GPU reset over SSM Run Command: poll the invocation every GPU_RESET_POLL_SECONDS, at most
 # GPU_RESET_POLL_MAX_ATTEMPTS times (nvidia-smi --gpu-reset takes seconds; 5 minutes is a generous bound).
 GPU_RESET_POLL_SECONDS = 10
@@ -31,6 +35,7 @@ class Settings(BaseModel):
     dcgm_diag_level: int = Field(2, alias="DCGM_DIAG_LEVEL", ge=1, le=4)
     dcgm_timeout_seconds: int = Field(900, alias="DCGM_TIMEOUT_SECONDS", gt=0)
     dcgm_container_name: str = Field("dcgm-check", alias="DCGM_CONTAINER_NAME")
+    dcgm_task_family: str = Field("gpu-recovery-dcgm-check", alias="DCGM_TASK_FAMILY")
     max_reboots_per_node: int = Field(2, alias="MAX_REBOOTS_PER_NODE", ge=0)
     reboot_window_hours: int = Field(24, alias="REBOOT_WINDOW_HOURS", gt=0)
     max_restarts_per_job: int = Field(3, alias="MAX_RESTARTS_PER_JOB", ge=0)
@@ -75,7 +80,8 @@ class Settings(BaseModel):
             "agentPollMaxAttempts": self.agent_poll_max_attempts,
             "nodeLockWaitSeconds": self.node_lock_wait_seconds,
             "nodeCheckConcurrency": self.node_check_concurrency,
-            "taskStopWaitSeconds": TASK_STOP_WAIT_SECONDS,
+            "taskStopPollSeconds": TASK_STOP_POLL_SECONDS,
+            "taskStopPollMaxAttempts": TASK_STOP_POLL_MAX_ATTEMPTS,
             "terminateQuarantined": self.terminate_quarantined,
             "gpuResetPollSeconds": GPU_RESET_POLL_SECONDS,
             "gpuResetPollMaxAttempts": GPU_RESET_POLL_MAX_ATTEMPTS,

@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"Reason    {error}")
         return FAILED
     previous = None if args.no_history else context.tables.get_task(task.task_arn)
-    decision, why = classify_task(task, context.cluster_arn, manual=manual, previous=previous)
+    decision, why = classify_task(
+        task, context.cluster_arn, manual=manual, previous=previous, dcgm_task_family=settings.dcgm_task_family
+    )
     job_id, managed = job_identity(task, settings.job_key)
     result = {
         "decision": decision.value,

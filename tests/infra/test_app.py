@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from infra.application import build_app
 from tests.infra.helpers import of_type
@@ -60,3 +60,12 @@ def test_context_and_env_overrides_reach_the_template() -> None:
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
     assert "ec2:TerminateInstances" in actions
+
+
+def test_synth_warns_when_a_second_stack_keeps_the_default_names() -> None:
+    _, second = build_app(env={"STACK_NAME": "GpuRecoveryB"})
+    Annotations.from_stack(second).has_warning(
+        "*", Match.string_like_regexp("STACK_NAME=GpuRecoveryB keeps the default TASK_TABLE_NAME, JOB_TABLE_NAME")
+    )
+    _, first = build_app(env={})
+    assert not Annotations.from_stack(first).find_warning("*", Match.string_like_regexp("keeps the default"))

@@ -90,6 +90,32 @@ def test_external_check_task_needs_its_log_group() -> None:
     assert not config.creates_dcgm_task
 
 
+@pytest.mark.parametrize(("level", "too_short", "enough"), [(2, 299, 300), (3, 900, 1800), (4, 3600, 7200)])
+def test_diag_level_and_timeout_are_validated_together(level: int, too_short: int, enough: int) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.load(context={"DCGM_DIAG_LEVEL": level}, env={"DCGM_TIMEOUT_SECONDS": str(too_short)})
+    assert str(raised.value) == (
+        f"DCGM_TIMEOUT_SECONDS={too_short} (from env) is invalid because DCGM_DIAG_LEVEL={level} (from context) "
+        f"runs longer; allowed: at least {enough} for level {level}"
+    )
+    assert Config.load(env={"DCGM_DIAG_LEVEL": str(level), "DCGM_TIMEOUT_SECONDS": str(enough)})
+
+
+def test_two_tables_with_one_name_are_refused() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.load(env={"NODE_TABLE_NAME": "ecs_task"})
+    assert str(raised.value) == (
+        "NODE_TABLE_NAME='ecs_task' (from env) is invalid because TASK_TABLE_NAME (from default) names the same "
+        "table; allowed: a name no other table of the stack has"
+    )
+
+
+def test_a_second_stack_keeping_the_default_names_is_noticed() -> None:
+    assert Config.load().fixed_name_defaults() == []
+    second = Config.load(env={"STACK_NAME": "GpuRecoveryB", "TASK_TABLE_NAME": "b_ecs_task"})
+    assert second.fixed_name_defaults() == ["JOB_TABLE_NAME", "NODE_TABLE_NAME", "SNS_TOPIC_NAME"]
+
+
 def test_lambda_environment_is_exactly_the_contract() -> None:
     env = Config.load(env={"LOG_LEVEL": "debug", "DRY_RUN": "1"}).lambda_environment()
     assert set(env) == {
@@ -99,6 +125,7 @@ def test_lambda_environment_is_exactly_the_contract() -> None:
         "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY", "DRY_RUN",
         "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "GPU_RESET_ENABLED", "MAX_NODES_IN_REPAIR_PERCENT",
+        "DCGM_TASK_FAMILY",
     }  # fmt: skip
     assert all(isinstance(v, str) for v in env.values())
     assert env["DRY_RUN"] == "true"

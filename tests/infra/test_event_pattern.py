@@ -10,9 +10,10 @@ import pytest
 from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 
-from infra.event_pattern import IGNORED_STOP_CODES, STEP_FUNCTIONS_STARTED_BY, task_failure_pattern
+from infra.config import DCGM_TASK_FAMILY
+from infra.event_pattern import IGNORED_STOP_CODES, task_failure_pattern
 from recovery.policy import NEVER_GPU_STOP_CODES
-from recovery.policy import STEP_FUNCTIONS_STARTED_BY as CLASSIFIER_STARTED_BY
+from recovery.settings import Settings
 from tests.infra.helpers import of_type
 
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/gpu-cluster"
@@ -70,7 +71,7 @@ def matches(pattern: EventPattern, evt: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def pattern() -> EventPattern:
-    return EventPattern.load(json.dumps(task_failure_pattern([CLUSTER])))
+    return EventPattern.load(json.dumps(task_failure_pattern([CLUSTER], DCGM_TASK_FAMILY)))
 
 
 @pytest.mark.parametrize(
@@ -81,8 +82,10 @@ def pattern() -> EventPattern:
         ("task without stopCode", event(stopCode=None), True),
         ("task without startedBy nor stopCode", event(startedBy=None, stopCode=None), True),
         ("failed to start", event(stopCode="TaskFailedToStart"), True),
+        ("task without group", event(group=None), True),
+        ("job started by another Step Functions workflow", event(startedBy="AWS Step Functions"), True),
         ("our DCGM check task", event(startedBy="AWS Step Functions", group="family:gpu-recovery-dcgm-check"), False),
-        ("our DCGM check task without stopCode", event(startedBy="AWS Step Functions", stopCode=None), False),
+        ("our DCGM check task without stopCode", event(group="family:gpu-recovery-dcgm-check", stopCode=None), False),
         ("user stop", event(stopCode="UserInitiated"), False),
         ("user stop without startedBy", event(stopCode="UserInitiated", startedBy=None), False),
         ("service scaling in", event(stopCode="ServiceSchedulerInitiated"), False),
@@ -102,14 +105,14 @@ def test_other_source_or_detail_type_does_not_match(pattern: EventPattern) -> No
 
 
 def test_several_clusters() -> None:
-    pattern = EventPattern.load(json.dumps(task_failure_pattern([CLUSTER, OTHER_CLUSTER])))
+    pattern = EventPattern.load(json.dumps(task_failure_pattern([CLUSTER, OTHER_CLUSTER], DCGM_TASK_FAMILY)))
     assert matches(pattern, event(clusterArn=OTHER_CLUSTER))
 
 
 def test_rule_uses_the_same_pattern(template: Template, resources: dict[str, dict[str, Any]]) -> None:
     (rule,) = of_type(resources, "AWS::Events::Rule").values()
     deployed = rule["Properties"]["EventPattern"]
-    expected = task_failure_pattern(["<cluster>"])
+    expected = task_failure_pattern(["<cluster>"], DCGM_TASK_FAMILY)
     assert deployed["source"] == expected["source"]
     assert deployed["detail-type"] == expected["detail-type"]
     assert deployed["detail"]["$or"] == expected["detail"]["$or"]
@@ -135,4 +138,10 @@ def test_rule_and_classifier_ignore_the_same_tasks() -> None:
     """The rule filters our DCGM checks and never-GPU stop codes; ClassifyFailure repeats the check for manual
     and replayed inputs. The Lambda asset cannot import infra/, so the two lists are pinned equal here."""
     assert set(IGNORED_STOP_CODES) == NEVER_GPU_STOP_CODES
-    assert STEP_FUNCTIONS_STARTED_BY == CLASSIFIER_STARTED_BY
+    assert Settings.model_fields["dcgm_task_family"].default == DCGM_TASK_FAMILY
+
+
+def test_a_supplied_check_task_is_filtered_by_its_family() -> None:
+    pattern = EventPattern.load(json.dumps(task_failure_pattern([CLUSTER], "my-dcgm")))
+    assert not matches(pattern, event(group="family:my-dcgm"))
+    assert matches(pattern, event(group="family:gpu-recovery-dcgm-check"))

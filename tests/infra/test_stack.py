@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
 from infra.config import Config
 from infra.lambdas import POWERTOOLS_LAYER_PARAMETER
+from infra.stack import CONSOLE_HOSTS
 from infra.substitutions import STEP_FUNCTIONS
+from recovery.notify import CONSOLE_HOSTS as NOTIFICATION_CONSOLE_HOSTS
 from tests.infra.helpers import of_type
 
 Resources = dict[str, dict[str, Any]]
@@ -135,6 +138,26 @@ def test_dcgm_check_task_definition(template: Template, resources: Resources) ->
     assert container["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == "dcgm"
 
 
+def test_dcgm_check_can_read_the_kernel_log_and_run_root_diagnostics(resources: Resources) -> None:
+    (task,) = of_type(resources, "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    linux = container["LinuxParameters"]
+    assert sorted(linux["Capabilities"]["Add"]) == ["SYSLOG", "SYS_ADMIN"]
+    assert "Drop" not in linux["Capabilities"]
+    assert linux["Devices"] == [{"HostPath": "/dev/kmsg", "ContainerPath": "/dev/kmsg", "Permissions": ["read"]}]
+    assert container.get("Privileged") is not True
+    # The result line must not be dropped when the log buffer fills (ECS's default mode is non-blocking).
+    assert container["LogConfiguration"]["Options"]["mode"] == "blocking"
+
+
+def test_console_url_follows_the_partition(template: Template) -> None:
+    document = template.to_json()
+    assert document["Mappings"]["Console"]["aws-cn"] == {"host": "console.amazonaws.cn"}
+    url = json.dumps(document["Outputs"]["StateMachineConsoleUrl"]["Value"])
+    assert '"Fn::FindInMap": ["Console", {"Ref": "AWS::Partition"}, "host"]' in url
+    assert CONSOLE_HOSTS == NOTIFICATION_CONSOLE_HOSTS  # the Lambda asset cannot import infra/
+
+
 def test_outputs(template: Template) -> None:
     assert set(template.to_json()["Outputs"]) == {
         "StateMachineArn", "StateMachineConsoleUrl", "TaskTableName", "JobTableName", "NodeTableName",
@@ -214,9 +237,13 @@ def test_lambda_roles_are_least_privilege(resources: Resources) -> None:
         return {a for s in _role_statements(resources, prefix) for a in _actions(s)}
 
     assert "ecs:RunTask" not in actions("StepsClassifyFailureRole")
-    assert {"ecs:DescribeTasks", "ecs:ListTasks", "ecs:DescribeContainerInstances", "ecs:DescribeClusters"} <= actions(
-        "StepsClassifyFailureRole"
-    )
+    assert {
+        "ecs:DescribeTasks",
+        "ecs:ListTasks",
+        "ecs:DescribeContainerInstances",
+        "ecs:DescribeClusters",
+        "ec2:DescribeNetworkInterfaces",
+    } <= actions("StepsClassifyFailureRole")
     assert {"logs:GetLogEvents", "ecs:DescribeTaskDefinition"} <= actions("StepsAnalyzeDiagRole")
     assert {"ecs:RunTask", "ecs:TagResource", "iam:PassRole"} <= actions("StepsRestartJobRole")
     assert not {a for a in actions("StepsAcquireNodeRole") if not a.startswith(("dynamodb:", "xray:", "logs:"))}

@@ -40,6 +40,7 @@ def test_state_machine_loads_the_file_and_substitutes_every_key(
     # DefinitionBody.from_file ships the file as an asset; CloudFormation applies the substitutions.
     assert set(props["DefinitionSubstitutions"]) == set(SUBSTITUTION_KEYS)
     assert props["DefinitionSubstitutions"]["DcgmContainerName"] == "dcgm-check"
+    assert props["DefinitionSubstitutions"]["Partition"] == {"Ref": "AWS::Partition"}
     assembly = Path(default_app[0].synth().directory)
     shipped = assembly / f"asset.{props['DefinitionS3Location']['Key']}"
     assert shipped.read_text() == DEFINITION_FILE.read_text()

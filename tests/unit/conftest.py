@@ -24,6 +24,7 @@ from unit_helpers import (
     load_event,
 )
 
+from recovery import clock
 from recovery.settings import get_settings
 
 # Powertools reads its environment when the handler modules create their singletons at import.
@@ -43,6 +44,14 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The steps' waits, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(clock, "sleep", slept.append)
+    return slept
 
 
 @pytest.fixture

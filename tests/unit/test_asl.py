@@ -53,6 +53,11 @@ def test_every_substitution_is_used() -> None:
     assert set(SUBSTITUTION_KEYS) <= placeholders(ASL_TEXT)
 
 
+def test_every_arn_the_definition_builds_takes_the_partition() -> None:
+    literal = sorted(set(re.findall(r'"(arn:aws[a-z-]*:[^"]*)"', ASL_TEXT)))
+    assert not literal, f"use arn:${{Partition}}: in {literal}"
+
+
 def lambda_states() -> list[tuple[str, dict[str, Any]]]:
     return [(n, s) for n, (s, _) in ALL.items() if s["Type"] == "Task" and FUNCTION.match(s["Resource"])]
 
@@ -178,7 +183,7 @@ def test_every_choice_has_a_default() -> None:
 
 
 def test_dcgm_check_is_pinned_and_bounded() -> None:
-    [state] = [s for s, _ in ALL.values() if s.get("Resource") == "arn:aws:states:::ecs:runTask.sync"]
+    [state] = [s for s, _ in ALL.values() if s.get("Resource") == "arn:${Partition}:states:::ecs:runTask.sync"]
     params = state["Parameters"]
     [constraint] = params["PlacementConstraints"]
     assert constraint["Type"] == "memberOf"

@@ -185,3 +185,47 @@ def test_handle_error_before_classification(aws: None, context: FakeLambdaContex
     assert out["releasedJob"] is False
     assert out["releasedNodes"] == []
     assert out["notification"]["subject"] == "[GPU Recovery] ERROR unknown job: Lambda.Unknown"
+
+
+def test_tag_job_key_reads_tags_before_anything_stops_and_restart_keeps_them(
+    fleet: Fleet, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB_KEY", "tag:training-job")
+    ecs = boto3.client("ecs", region_name=REGION)
+    failed = fleet.stopped_task_in_ecs()
+    tags = [{"key": "team", "value": "research"}, {"key": "training-job", "value": "llm-7b"}]
+    for arn in (failed, fleet.sibling):
+        ecs.tag_resource(resourceArn=arn, tags=tags)
+    ecs.tag_resource(resourceArn=fleet.other_job_task, tags=[{"key": "training-job", "value": "other"}])
+    event = fleet.event()
+    event["detail"]["taskArn"] = failed  # the event carries no tags
+    classified = classify_failure.handler({"request": event, "execution": execution()}, context)
+    assert classified["job"]["jobId"] == "llm-7b"
+    assert set(classified["job"]["tasks"]) == {failed, fleet.sibling}
+    boto3.resource("dynamodb", region_name=REGION).Table(JOB_TABLE).update_item(
+        Key={"jobId": "llm-7b"},
+        UpdateExpression="SET lockOwner = :me",
+        ExpressionAttributeValues={":me": EXECUTION_ARN},
+    )
+    for arn in (failed, fleet.sibling):
+        ecs.stop_task(cluster=CLUSTER, task=arn)  # StopJobTasks: ECS deletes a stopped task's tags
+    out = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    assert out["outcome"] == "RESTARTED"
+    described = ecs.describe_tasks(cluster=CLUSTER, tasks=list(out["newTasks"].values()), include=["TAGS"])["tasks"]
+    assert len(described) == 2
+    for task in described:
+        assert sorted(task["tags"], key=lambda t: t["key"]) == tags
+
+
+def test_one_task_that_cannot_start_does_not_stop_the_others(fleet: Fleet, context: FakeLambdaContext) -> None:
+    classified = recovering(fleet, context)
+    boto3.resource("dynamodb", region_name=REGION).Table(TASK_TABLE).update_item(
+        Key={"taskArn": fleet.sibling},
+        UpdateExpression="SET taskDefinitionArn = :gone",
+        ExpressionAttributeValues={":gone": "arn:aws:ecs:us-east-1:123456789012:task-definition/deregistered:1"},
+    )
+    out = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    assert out["outcome"] == "RESTARTED"
+    assert set(out["newTasks"]) == {classified["failure"]["taskArn"]}
+    assert "could not start 1 task(s)" in out["reason"]
+    assert fleet.sibling.rsplit("/", 1)[-1] in out["reason"]

@@ -205,12 +205,37 @@ def test_analyze_reads_the_awslogs_stream(
     assert int(diag["expiresAt"]) > time.time() + 89 * 86400
 
 
-def test_analyze_without_log_stream_is_not_healthy(fleet: Fleet, context: FakeLambdaContext) -> None:
+def test_analyze_without_log_stream_is_not_healthy(
+    fleet: Fleet, context: FakeLambdaContext, sleeps: list[float]
+) -> None:
     node = fleet.instance_ids[0]
     acquire_node.handler(step(node=node), context)
     out = analyze_diag.handler(step(node=node, check=check_result(fleet, 0)), context)
     assert out["verdict"]["status"] == "INCONCLUSIVE"
     assert out["next"] == "RECHECK"
+    # It looked again for a short while before giving up: awslogs delivers after the task stopped.
+    assert sleeps == [analyze_diag.LOG_READ_INTERVAL_SECONDS] * (analyze_diag.LOG_READ_ATTEMPTS - 1)
+
+
+def test_analyze_waits_for_a_result_line_that_arrives_late(
+    fleet: Fleet, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = fleet.instance_ids[0]
+    acquire_node.handler(step(node=node), context)
+    check = check_result(fleet, 1)
+    stream = put_log(check["task"]["TaskArn"], ["dcgm-check: level 2 on 8 GPUs"])
+
+    def late_delivery(seconds: float) -> None:
+        boto3.client("logs", region_name=REGION).put_log_events(
+            logGroupName=DCGM_LOG_GROUP,
+            logStreamName=stream,
+            logEvents=[{"timestamp": int(time.time() * 1000) + 10, "message": "GPU_RECOVERY_RESULT "
+                        + json.dumps({"dcgmi": FAILING_DCGMI})}],
+        )  # fmt: skip
+
+    monkeypatch.setattr(analyze_diag.clock, "sleep", late_delivery)
+    out = analyze_diag.handler(step(node=node, check=check, rebootsInWindow=0), context)
+    assert (out["verdict"]["status"], out["next"]) == ("UNHEALTHY", "REBOOT")
 
 
 def test_analyze_placement_failure(fleet: Fleet, context: FakeLambdaContext) -> None:

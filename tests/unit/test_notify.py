@@ -21,8 +21,10 @@ def results() -> list[NodeResult]:
 
 def test_console_url_names_region_and_execution() -> None:
     url = console_url(ARN)
-    assert url.startswith("https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#")
+    assert url.startswith("https://console.aws.amazon.com/states/home?region=eu-west-1#")
     assert url.endswith(ARN)
+    china = "arn:aws-cn:states:cn-north-1:123456789012:execution:gpu-recovery:exec-1"
+    assert console_url(china).startswith("https://console.amazonaws.cn/states/home?region=cn-north-1#")
 
 
 def test_subject_is_short_ascii_and_triageable() -> None:

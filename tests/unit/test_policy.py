@@ -32,12 +32,17 @@ from recovery.policy import (
 
 CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/gpu-training"
 ME = "arn:aws:states:us-east-1:123456789012:execution:gpu-recovery:exec-1"
+DCGM_FAMILY = "gpu-recovery-dcgm-check"
 OTHER = "arn:aws:states:us-east-1:123456789012:execution:gpu-recovery:exec-2"
 
 
 def task(name: str = "task_stopped_gpu", **changes: Any) -> EcsTask:
     detail = load_event(name)["detail"] | changes
     return EcsTask.model_validate(detail)
+
+
+def classify(t: EcsTask, *, manual: bool = False, previous: dict[str, Any] | None = None) -> tuple[Decision, str]:
+    return classify_task(t, CLUSTER_ARN, manual=manual, previous=previous, dcgm_task_family=DCGM_FAMILY)
 
 
 # ---- classify_task ------------------------------------------------------------------------------
@@ -56,13 +61,31 @@ def task(name: str = "task_stopped_gpu", **changes: Any) -> EcsTask:
     ],
 )
 def test_classify_ignores_with_reason(fixture: str, reason: str) -> None:
-    decision, why = classify_task(task(fixture), CLUSTER_ARN, manual=False, previous=None)
+    decision, why = classify(task(fixture), manual=False, previous=None)
     assert decision == Decision.IGNORE
     assert why.startswith(f"{reason}: ")
 
 
+def test_job_started_by_another_step_functions_workflow_is_recovered() -> None:
+    # Step Functions stamps startedBy "AWS Step Functions" on every ecs:runTask.sync task, customers' too.
+    decision, _ = classify(task(startedBy="AWS Step Functions"))
+    assert decision == Decision.RECOVER
+
+
+def test_check_family_is_ours_whoever_started_it() -> None:
+    own = task("task_stopped_own_dcgm_check", startedBy="someone", group="adhoc")
+    assert classify(own)[1].startswith("OWN_DCGM_TASK: ")
+    assert classify(own, manual=True)[0] == Decision.IGNORE
+
+
+def test_a_supplied_check_family_is_ours() -> None:
+    supplied = task(taskDefinitionArn="arn:aws-cn:ecs:cn-north-1:123456789012:task-definition/my-dcgm:7")
+    decision, why = classify_task(supplied, CLUSTER_ARN, manual=False, previous=None, dcgm_task_family="my-dcgm")
+    assert (decision, why.split(":")[0]) == (Decision.IGNORE, "OWN_DCGM_TASK")
+
+
 def test_classify_recovers_gpu_failure() -> None:
-    decision, why = classify_task(task(), CLUSTER_ARN, manual=False, previous=None)
+    decision, why = classify(task(), manual=False, previous=None)
     assert decision == Decision.RECOVER
     assert "EssentialContainerExited" in why
     assert "trainer=1" in why
@@ -70,33 +93,33 @@ def test_classify_recovers_gpu_failure() -> None:
 
 def test_classify_duplicate_same_version() -> None:
     previous = {"lastEventVersion": 5, "recoveryExecution": ME}
-    decision, why = classify_task(task(), CLUSTER_ARN, manual=False, previous=previous)
+    decision, why = classify(task(), manual=False, previous=previous)
     assert decision == Decision.DUPLICATE
     assert "version 5" in why
 
 
 def test_classify_duplicate_newer_version_of_handled_task() -> None:
     previous = {"lastEventVersion": 4, "recoveryExecution": ME}
-    decision, why = classify_task(task(), CLUSTER_ARN, manual=False, previous=previous)
+    decision, why = classify(task(), manual=False, previous=previous)
     assert decision == Decision.DUPLICATE
     assert ME in why
 
 
 def test_classify_recorded_sibling_without_recovery_is_recovered() -> None:
     # A running sibling recorded by an earlier recovery (version 3) that now fails itself (version 5).
-    decision, _ = classify_task(task(), CLUSTER_ARN, manual=False, previous={"lastEventVersion": 3})
+    decision, _ = classify(task(), manual=False, previous={"lastEventVersion": 3})
     assert decision == Decision.RECOVER
 
 
 @pytest.mark.parametrize("fixture", ["task_stopped_exit0", "task_stopped_user_initiated", "task_running_gpu"])
 def test_manual_skips_exit_stop_and_status_checks(fixture: str) -> None:
-    decision, _ = classify_task(task(fixture), CLUSTER_ARN, manual=True, previous=None)
+    decision, _ = classify(task(fixture), manual=True, previous=None)
     assert decision == Decision.RECOVER
 
 
 def test_manual_skips_version_check() -> None:
     previous = {"lastEventVersion": 5, "recoveryExecution": OTHER}
-    assert classify_task(task(), CLUSTER_ARN, manual=True, previous=previous)[0] == Decision.RECOVER
+    assert classify(task(), manual=True, previous=previous)[0] == Decision.RECOVER
 
 
 @pytest.mark.parametrize(
@@ -108,7 +131,7 @@ def test_manual_skips_version_check() -> None:
     ],
 )
 def test_manual_still_refuses_what_is_not_ours(fixture: str, reason: str) -> None:
-    decision, why = classify_task(task(fixture), CLUSTER_ARN, manual=True, previous=None)
+    decision, why = classify(task(fixture), manual=True, previous=None)
     assert decision == Decision.IGNORE
     assert why.startswith(reason)
 

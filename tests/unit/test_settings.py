@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from recovery.settings import TASK_STOP_WAIT_SECONDS, Settings, get_settings
+from recovery.settings import TASK_STOP_POLL_MAX_ATTEMPTS, TASK_STOP_POLL_SECONDS, Settings, get_settings
 
 BASE = {"TASK_TABLE_NAME": "t", "JOB_TABLE_NAME": "j", "NODE_TABLE_NAME": "n", "ECS_CLUSTER_NAME": "c"}
 
@@ -60,14 +60,18 @@ def test_workflow_settings() -> None:
         "agentPollMaxAttempts",
         "nodeLockWaitSeconds",
         "nodeCheckConcurrency",
-        "taskStopWaitSeconds",
+        "taskStopPollSeconds",
+        "taskStopPollMaxAttempts",
         "terminateQuarantined",
         "gpuResetPollSeconds",
         "gpuResetPollMaxAttempts",
     }
     # The container environment override takes a string; the *Path fields take numbers.
     assert ws["diagLevel"] == "3"
-    assert ws["taskStopWaitSeconds"] == TASK_STOP_WAIT_SECONDS
+    assert (ws["taskStopPollSeconds"], ws["taskStopPollMaxAttempts"]) == (
+        TASK_STOP_POLL_SECONDS,
+        TASK_STOP_POLL_MAX_ATTEMPTS,
+    )
     assert all(type(ws[k]) is int for k in ws if k not in ("diagLevel", "terminateQuarantined"))
     assert ws["terminateQuarantined"] is True
 

@@ -132,7 +132,7 @@ class Fleet:
         detail = event["detail"]
         if detail["clusterArn"].endswith(f"/{CLUSTER}"):
             detail["containerInstanceArn"] = self.container_instances[0]
-            if detail["startedBy"] != "AWS Step Functions":
+            if not detail["taskDefinitionArn"].endswith(":task-definition/gpu-recovery-dcgm-check:3"):
                 detail["taskDefinitionArn"] = self.train_task_definition
         return event
 

@@ -1,0 +1,273 @@
+"""`gpu-recovery doctor` against a moto account laid out as the stack deploys it. moto has no IAM policy simulator,
+so `simulate` is replaced by one that allows everything except what a test denies."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cli_helpers import CliRun
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ecs.models import ecs_backends
+from moto.ssm.models import Parameter, ssm_backends
+
+from gpu_recovery.commands import doctor
+from gpu_recovery.iam_calls import CALLS, STATE_MACHINE
+from infra.config import POWERTOOLS_LAYER_PARAMETER
+from infra.substitutions import STEP_FUNCTIONS
+
+REGION = "us-east-1"
+STACK = "EcsGpuRecoveryStack"
+CLUSTER = "gpu-cluster"
+LOG_GROUP = "/ecs/gpu-recovery-dcgm-check"
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = {
+    "DRY_RUN": "false", "GPU_RESET_ENABLED": "false", "TERMINATE_QUARANTINED": "false",
+    "DCGM_LOG_GROUP": LOG_GROUP, "DCGM_CONTAINER_NAME": "dcgm-check",
+}  # fmt: skip
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("step.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+def _check_task(gpus: int, *, access: bool = True) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "dcgm-check",
+        "image": "nvcr.io/nvidia/cloud-native/dcgm:4.2.3-1-ubuntu22.04",
+        "memoryReservation": 1024,
+        "resourceRequirements": [{"type": "GPU", "value": str(gpus)}],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": LOG_GROUP, "awslogs-stream-prefix": "dcgm", "mode": "blocking"},
+        },
+    }
+    if access:
+        container["linuxParameters"] = {
+            "capabilities": {"add": ["SYS_ADMIN", "SYSLOG"]},
+            "devices": [{"hostPath": "/dev/kmsg", "containerPath": "/dev/kmsg", "permissions": ["read"]}],
+        }
+    return container
+
+
+@pytest.fixture
+def account() -> Iterator[dict[str, str]]:
+    """Every resource doctor looks at, as the stack creates it, all healthy."""
+    with mock_aws():
+        iam, ecs, ec2 = boto3.client("iam"), boto3.client("ecs"), boto3.client("ec2")
+        roles = {n: iam.create_role(RoleName=n, AssumeRolePolicyDocument="{}")["Role"]["Arn"] for n in ("sfn", "fn")}
+        functions = {
+            name: boto3.client("lambda").create_function(
+                FunctionName=f"{STACK}-Steps{name}",
+                Runtime="python3.12",
+                Role=roles["fn"],
+                Handler=f"{module}.handler",
+                Code={"ZipFile": _zip()},
+                Environment={"Variables": SETTINGS},
+            )["FunctionArn"]
+            for module, name in STEP_FUNCTIONS.items()
+        }
+        cluster = ecs.create_cluster(clusterName=CLUSTER)["cluster"]["clusterArn"]
+        for _ in range(2):
+            instance = ec2.run_instances(ImageId="ami-0gpu", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+            document = json.dumps({"instanceId": instance, "region": REGION})
+            ecs.register_container_instance(cluster=CLUSTER, instanceIdentityDocument=document)
+        for registered in ecs_backends[DEFAULT_ACCOUNT_ID][REGION].container_instances[CLUSTER].values():
+            # moto ignores totalResources; ECS registers a GPU instance's GPUs as a STRINGSET named GPU.
+            registered.registered_resources.append(
+                {"name": "GPU", "type": "STRINGSET", "stringSetValue": [f"GPU-{i}" for i in range(8)]}
+            )
+        task_definition = ecs.register_task_definition(
+            family="gpu-recovery-dcgm-check", containerDefinitions=[_check_task(8)]
+        )["taskDefinition"]["taskDefinitionArn"]
+        boto3.client("logs").create_log_group(logGroupName=LOG_GROUP)
+        definition = {
+            "StartAt": "ClassifyFailure",
+            "States": {
+                **{name: {"Type": "Task", "Resource": arn, "Next": "RunDcgmDiag"} for name, arn in functions.items()},
+                "RunDcgmDiag": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::ecs:runTask.sync",
+                    "Parameters": {"Cluster": cluster, "TaskDefinition": task_definition},
+                    "End": True,
+                },
+            },
+        }
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name=f"{STACK}-recovery", definition=json.dumps(definition), roleArn=roles["sfn"]
+        )["stateMachineArn"]
+        events = boto3.client("events")
+        events.put_rule(Name="TriggerRule", EventPattern=json.dumps({"source": ["aws.ecs"]}))
+        events.put_targets(Rule="TriggerRule", Targets=[{"Id": "recovery", "Arn": machine}])
+        queue = boto3.client("sqs").create_queue(QueueName="dlq")["QueueUrl"]
+        sns = boto3.client("sns")
+        topic = sns.create_topic(Name="ecs-gpu-recovery-notifications")["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
+        # PutParameter refuses names under /aws/ (reserved, as in AWS): put Powertools' public one in moto's store.
+        ssm_backends[DEFAULT_ACCOUNT_ID][REGION]._parameters[POWERTOOLS_LAYER_PARAMETER].append(
+            Parameter(
+                account_id=DEFAULT_ACCOUNT_ID,
+                name=POWERTOOLS_LAYER_PARAMETER,
+                parameter_type="String",
+                value=f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:18",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=0,
+                version=1,
+                data_type="text",
+            )
+        )
+        outputs = {
+            "StateMachineArn": machine, "TaskTableName": "ecs_task", "JobTableName": "ecs_job",
+            "NodeTableName": "ecs_node", "NotificationTopicArn": topic, "DeadLetterQueueUrl": queue,
+            "DcgmTaskDefinitionArn": task_definition,
+        }  # fmt: skip
+        template = {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+        }
+        boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+        yield outputs
+
+
+@pytest.fixture
+def denied(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
+    """(role name, action) pairs the fake simulator denies."""
+    refused: set[tuple[str, str]] = set()
+
+    def simulate(iam: Any, role_arn: str, actions: list[str], resource: str, context: dict[str, str]) -> list[str]:
+        if any(a.startswith("ecs:") for a in actions):
+            assert context["ecs:cluster"] == f"arn:aws:ecs:{REGION}:{DEFAULT_ACCOUNT_ID}:cluster/{CLUSTER}"
+        if "ecs:TagResource" in actions:
+            assert context["ecs:CreateAction"] == "RunTask"
+        return [a for a in actions if (role_arn.rsplit("/", 1)[-1], a) in refused]
+
+    monkeypatch.setattr(doctor, "simulate", simulate)
+    return refused
+
+
+def rows(out: str) -> dict[str, tuple[str, str]]:
+    """CHECK -> (STATUS, rest of the line)."""
+    found = {}
+    for line in out.splitlines()[1:]:
+        match = re.match(r"^(.+?)\s{2,}(PASS|WARN|FAIL)\s+(.*)$", line)
+        assert match, line
+        found[match.group(1)] = (match.group(2), match.group(3))
+    return found
+
+
+def test_a_healthy_deployment_passes_every_check(cli: CliRun, account: dict[str, str], denied: set[Any]) -> None:
+    code, out, err = cli("doctor")
+    assert (code, err) == (0, ""), out
+    table = rows(out)
+    assert {check: status for check, (status, _) in table.items()} == {
+        "stack": "PASS", "step lambdas": "PASS", "settings": "PASS",
+        **{f"permissions {p}": "PASS" for p in CALLS}, "powertools layer": "PASS", "cluster": "PASS",
+        "dcgm task": "PASS", "dcgm log group": "PASS", "event rule": "PASS", "dead-letter queue": "PASS",
+        "notifications": "PASS",
+    }  # fmt: skip
+    assert "DRY_RUN=false, GPU_RESET_ENABLED=false, TERMINATE_QUARANTINED=false" in table["settings"][1]
+    assert "2 GPU instances" in table["cluster"][1]
+
+
+def test_each_problem_is_a_fail_with_its_fix(cli: CliRun, account: dict[str, str], denied: set[Any]) -> None:
+    denied.add(("fn", "ecs:DescribeClusters"))
+    boto3.client("events").disable_rule(Name="TriggerRule")
+    boto3.client("sqs").send_message(QueueUrl=account["DeadLetterQueueUrl"], MessageBody="{}")
+    sns = boto3.client("sns")
+    for subscription in sns.list_subscriptions_by_topic(TopicArn=account["NotificationTopicArn"])["Subscriptions"]:
+        sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+    boto3.client("logs").delete_log_group(logGroupName=LOG_GROUP)
+    code, out, _ = cli("doctor")
+    assert code == 1
+    table = rows(out)
+    assert table["permissions ClassifyFailure"][0] == "FAIL"
+    assert (
+        f"ecs:DescribeClusters on arn:aws:ecs:{REGION}:{DEFAULT_ACCOUNT_ID}:cluster/{CLUSTER}"
+        in table["permissions ClassifyFailure"][1]
+    )
+    assert table["event rule"] == ("FAIL", table["event rule"][1])
+    assert "TriggerRule disabled" in table["event rule"][1]
+    assert table["dead-letter queue"][0] == "FAIL"
+    assert "1 events could not start a recovery" in table["dead-letter queue"][1]
+    assert table["notifications"][0] == "FAIL"
+    assert table["dcgm log group"][0] == "FAIL"
+    assert table["permissions StateMachine"][0] == "PASS"
+
+
+def test_a_check_task_that_does_not_fit_or_cannot_read_the_kernel_log(
+    cli: CliRun, account: dict[str, str], denied: set[Any]
+) -> None:
+    ecs = boto3.client("ecs")
+    bigger = ecs.register_task_definition(
+        family="gpu-recovery-dcgm-check", containerDefinitions=[_check_task(16, access=False)]
+    )["taskDefinition"]["taskDefinitionArn"]
+    boto3.client("cloudformation").update_stack(
+        StackName=STACK,
+        TemplateBody=json.dumps(
+            {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": {
+                k: {"Value": bigger if k == "DcgmTaskDefinitionArn" else v} for k, v in account.items()
+            }}
+        ),
+    )  # fmt: skip
+    code, out, _ = cli("doctor")
+    table = rows(out)
+    assert code == 1
+    assert table["dcgm task"][0] == "FAIL"
+    assert "reserves 16 GPUs; the cluster's instances have [8]" in table["dcgm task"][1]
+    assert "DCGM_GPU_COUNT=8" in table["dcgm task"][1]
+    assert table["dcgm task access"][0] == "WARN"
+    assert "SYSLOG, SYS_ADMIN, /dev/kmsg" in table["dcgm task access"][1]
+
+
+def test_without_the_simulator_permissions_are_warnings(
+    cli: CliRun, account: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: Any) -> list[str]:
+        raise boto3.client("iam").exceptions.ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "not allowed iam:SimulatePrincipalPolicy"}},
+            "SimulatePrincipalPolicy",
+        )
+
+    monkeypatch.setattr(doctor, "simulate", refuse)
+    code, out, _ = cli("doctor", "--json")
+    assert code == 0
+    checks = {row["check"]: row for row in json.loads(out)}
+    assert checks["permissions StateMachine"]["status"] == "WARN"
+    assert "AccessDenied" in checks["permissions StateMachine"]["detail"]
+
+
+def test_no_stack_is_one_fail(cli: CliRun, denied: set[Any]) -> None:
+    with mock_aws():
+        code, out, _ = cli("doctor", "--stack-name", "Missing")
+    assert code == 1
+    assert rows(out)["stack"][0] == "FAIL"
+
+
+def test_the_catalog_covers_every_call_of_the_definition() -> None:
+    """Each integration of statemachine/recovery.asl.json has its IAM action in the state machine's catalog."""
+    text = (ROOT / "statemachine" / "recovery.asl.json").read_text()
+    integrations = set(re.findall(r'"arn:\$\{Partition\}:states:::(?:aws-sdk:)?([a-z0-9]+):([A-Za-z]+)', text))
+    catalog = {c.action for c in CALLS[STATE_MACHINE]}
+    missing = {f"{svc}:{api[0].upper()}{api[1:]}" for svc, api in integrations} - catalog
+    assert not missing
+
+
+def test_permissions_page_lists_every_call_of_each_principal() -> None:
+    sections = re.split(r"^### ", (ROOT / "docs" / "permissions.md").read_text(), flags=re.M)
+    pages = {section.split(" ", 1)[0].split("\n", 1)[0]: section for section in sections[1:]}
+    for principal, calls in CALLS.items():
+        missing = {c.action for c in calls if f"`{c.action}`" not in pages[principal]}
+        assert not missing, f"docs/permissions.md, {principal}: {sorted(missing)}"
