@@ -11,11 +11,13 @@ STEP_FUNCTIONS_STARTED_BY = "AWS Step Functions"
 
 # Stop codes that are never a GPU fault: an operator or a service stopped the task, or EC2 reclaimed the host.
 # Siblings we stop ourselves while recovering a job stop with UserInitiated, so they are ignored too.
+# TaskFailedToStart: the task never ran (e.g. its image could not be pulled), so no GPU work failed.
 IGNORED_STOP_CODES: tuple[str, ...] = (
     "UserInitiated",
     "ServiceSchedulerInitiated",
     "SpotInterruption",
     "TerminationNotice",
+    "TaskFailedToStart",
 )
 
 

@@ -85,6 +85,8 @@ class StepLambdas(Construct):
         ecs_read = ["ecs:DescribeTasks", "ecs:DescribeContainerInstances"]
         self._allow(fn["classify_failure"], ecs_read, [cluster.tasks, cluster.container_instances], cluster)
         self._allow(fn["classify_failure"], ["ecs:ListTasks"], [cluster.container_instances], cluster)
+        # Which containers are essential decides whether a task exited cleanly.
+        self._allow(fn["classify_failure"], ["ecs:DescribeTaskDefinition"], ["*"])
         self._tables(fn["classify_failure"], tables.task_table, tables.job_table)
 
         self._tables(fn["acquire_node"], tables.node_table)
@@ -156,6 +158,8 @@ class StepLambdas(Construct):
         task_index = resource_finding(stack, f"{tables.task_table.table_arn}/index/*")
         cluster_tasks = resource_finding(stack, cluster.tasks)
         star_reasons = {
+            "classify_failure": " ecs:DescribeTaskDefinition has no resource-level permissions either (the failed "
+            "task's definition says which containers are essential).",
             "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
             "definition is read to find its log configuration).",
             "restart_job": " iam:PassRole is on * because the job's task definitions (and so their roles) are not "

@@ -86,10 +86,20 @@ class Ecs:
         pages = self.client.get_paginator("list_container_instances").paginate(cluster=self.cluster)
         return sum(len(page["containerInstanceArns"]) for page in pages)
 
+    def _container_definitions(self, task_definition_arn: str) -> list[dict[str, Any]]:
+        definition = self.client.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
+        return list(definition["containerDefinitions"])
+
+    def essential_containers(self, task_definition_arn: str) -> frozenset[str]:
+        """Names of the containers the task definition marks essential (ContainerDefinition.essential defaults
+        to true when omitted, per the ECS API reference)."""
+        return frozenset(
+            c["name"] for c in self._container_definitions(task_definition_arn) if c.get("essential", True)
+        )
+
     def log_location(self, task_definition_arn: str, container_name: str) -> tuple[str, str] | None:
         """(log group, stream prefix) of a container using the awslogs driver."""
-        definition = self.client.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
-        for container in definition["containerDefinitions"]:
+        for container in self._container_definitions(task_definition_arn):
             log = container.get("logConfiguration") or {}
             if container["name"] == container_name and log.get("logDriver") == "awslogs":
                 options = log.get("options", {})

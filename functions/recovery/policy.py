@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -23,10 +23,19 @@ from recovery.models import (
 
 # Stop codes ECS sets for stops that no GPU fault causes (the EventBridge rule filters them too; the
 # classifier repeats the check because manual and replayed inputs bypass the rule; the Lambda asset cannot
-# import infra/, so tests/infra/test_event_pattern.py pins the two lists equal).
+# import infra/, so tests/infra/test_event_pattern.py pins the two lists equal). The codes are botocore's ECS
+# TaskStopCode enum. TaskFailedToStart: the task never ran (image pull, placement, a missing secret), so no
+# GPU work failed. The other two codes stay recoverable: EssentialContainerExited (the GPU job crashed) and
+# InfrastructureHealth (ECS judged the host unhealthy, which a node check is there to confirm or clear; a
+# check never reboots a healthy node).
 NEVER_GPU_STOP_CODES = frozenset(
-    {"UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice"}
+    {"UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice", "TaskFailedToStart"}
 )
+# Groups ECS gives every task whose launcher named none: RunTask/StartTask use "family:<task family>", a
+# service uses "service:<service name>". Tasks sharing one of these are unrelated runs or interchangeable
+# replicas, never one multi-task job. A service's startedBy is "ecs-svc/<deployment id>", shared the same way.
+ECS_DEFAULT_GROUP_PREFIXES = ("family:", "service:")
+ECS_SERVICE_STARTED_BY_PREFIX = "ecs-svc/"
 # Step Functions starts every ecs:runTask.sync task with this startedBy: those are our own DCGM checks.
 STEP_FUNCTIONS_STARTED_BY = "AWS Step Functions"
 
@@ -40,11 +49,30 @@ class IgnoreReason(StrEnum):
     EXITED_CLEANLY = "EXITED_CLEANLY"
 
 
+def exited_cleanly(task: EcsTask, essential: Set[str] | None) -> bool:
+    """Whether the task ended as it should: every essential container exited 0. A non-essential sidecar's
+    exit code (or its lack of one) does not count: ECS stops a task when an essential container exits, and
+    the sidecar was merely stopped with it. `essential`: the names the task definition marks essential (None:
+    unknown, then every container that reported an exit code must have exited 0)."""
+    if essential is None:
+        codes = [c.exit_code for c in task.containers if c.exit_code is not None]
+        return bool(codes) and all(code == 0 for code in codes)
+    judged = [c for c in task.containers if c.name in essential]
+    return bool(judged) and all(c.exit_code == 0 for c in judged)
+
+
 def classify_task(
-    task: EcsTask, cluster_arn: str, *, manual: bool, previous: Mapping[str, Any] | None
+    task: EcsTask,
+    cluster_arn: str,
+    *,
+    manual: bool,
+    previous: Mapping[str, Any] | None,
+    essential: Callable[[], Set[str] | None] = lambda: None,
 ) -> tuple[Decision, str]:
     """RECOVER, IGNORE or DUPLICATE, with the reason an operator reads. A manual request is an operator's
-    judgement, so it skips the checks that second-guess it (exit code, stop code, event version)."""
+    judgement, so it skips the checks that second-guess it (exit code, stop code, event version).
+    `essential`: reads the essential container names of the task's definition (see exited_cleanly), only
+    when the exit codes are what is left to judge."""
     ignore: tuple[IgnoreReason, str] | None = None
     if task.cluster_arn != cluster_arn:
         ignore = (IgnoreReason.NOT_IN_CLUSTER, f"task runs in {task.cluster_arn}, not in {cluster_arn}")
@@ -56,8 +84,8 @@ def classify_task(
         ignore = (IgnoreReason.NOT_STOPPED, f"task is {task.last_status}, not STOPPED")
     elif not manual and task.stop_code in NEVER_GPU_STOP_CODES:
         ignore = (IgnoreReason.STOP_CODE_NOT_GPU, f"stop code {task.stop_code} is never a GPU fault")
-    elif not manual and task.containers and all(c.exit_code == 0 for c in task.containers):
-        ignore = (IgnoreReason.EXITED_CLEANLY, "every container exited with code 0")
+    elif not manual and exited_cleanly(task, essential()):
+        ignore = (IgnoreReason.EXITED_CLEANLY, "every essential container exited with code 0")
     if ignore:
         return Decision.IGNORE, f"{ignore[0].value}: {ignore[1]}"
     if not manual and previous is not None:
@@ -80,17 +108,19 @@ def describe_stop(task: EcsTask) -> str:
 
 
 def job_identity(task: EcsTask, job_key: str) -> tuple[str, bool]:
-    """(job id, whether an ECS service owns the tasks). Tasks without the key are a job of one."""
+    """(job id, whether an ECS service owns the tasks). Tasks without the key are a job of one, and so are
+    tasks whose key is one ECS fills in by default (see ECS_DEFAULT_GROUP_PREFIXES): a crashed service
+    replica or batch task must not stop its healthy namesakes."""
     value: str | None
     if job_key == "group":
-        value = task.group
+        value = None if (task.group or "").startswith(ECS_DEFAULT_GROUP_PREFIXES) else task.group
     elif job_key == "startedBy":
-        value = task.started_by
+        value = None if (task.started_by or "").startswith(ECS_SERVICE_STARTED_BY_PREFIX) else task.started_by
     else:
         tag = job_key.removeprefix("tag:")
         value = next((t["value"] for t in task.tags if t.get("key") == tag), None)
     managed_by_service = bool(
-        (task.group or "").startswith("service:") or (task.started_by or "").startswith("ecs-svc/")
+        (task.group or "").startswith("service:") or (task.started_by or "").startswith(ECS_SERVICE_STARTED_BY_PREFIX)
     )
     return (value or f"task:{task.task_id}"), managed_by_service
 

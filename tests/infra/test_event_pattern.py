@@ -80,7 +80,7 @@ def pattern() -> EventPattern:
         ("task without startedBy (plain RunTask)", event(startedBy=None), True),
         ("task without stopCode", event(stopCode=None), True),
         ("task without startedBy nor stopCode", event(startedBy=None, stopCode=None), True),
-        ("failed to start", event(stopCode="TaskFailedToStart"), True),
+        ("failed to start (image pull, placement): no GPU work ran", event(stopCode="TaskFailedToStart"), False),
         ("our DCGM check task", event(startedBy="AWS Step Functions", group="family:gpu-recovery-dcgm-check"), False),
         ("our DCGM check task without stopCode", event(startedBy="AWS Step Functions", stopCode=None), False),
         ("user stop", event(stopCode="UserInitiated"), False),
