@@ -39,3 +39,17 @@ def task_failure_pattern(cluster_arns: Sequence[str]) -> dict[str, Any]:
             "$or": [{"startedBy": s, "stopCode": c} for s in started_by for c in stop_code],
         },
     }
+
+
+# Ends of an execution that may leave locks or drained nodes behind (SUCCEEDED released everything).
+BAD_EXECUTION_ENDS: tuple[str, ...] = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def execution_ended_badly_pattern(state_machine_arns: Sequence[str]) -> dict[str, Any]:
+    """Step Functions "Execution Status Change" events (delivered to the default bus for Standard workflows)
+    of the given state machines' executions that ended FAILED, TIMED_OUT or ABORTED."""
+    return {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": list(state_machine_arns), "status": list(BAD_EXECUTION_ENDS)},
+    }

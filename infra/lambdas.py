@@ -1,4 +1,5 @@
-"""The six step Lambdas: one shared code asset (functions/), one function and one least-privilege role each."""
+"""The step Lambdas and the cleanup Lambda: one shared code asset (functions/), one function and one
+least-privilege role each."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention
 from infra.config import Config
 from infra.nag import acknowledge, resource_finding
-from infra.substitutions import STEP_FUNCTIONS
+from infra.substitutions import LAMBDAS
 from infra.tables import RecoveryTables
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -54,12 +55,12 @@ class StepLambdas(Construct):
         removal = removal_policy(config)
 
         self.functions: dict[str, lambda_.Function] = {}
-        for module, name in STEP_FUNCTIONS.items():
+        for module, name in LAMBDAS.items():
             role = iam.Role(
                 self,
                 f"{name}Role",
                 assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                description=f"{name} step Lambda of the GPU recovery workflow",
+                description=f"{name} Lambda of the GPU recovery workflow",
             )
             log_group = logs.LogGroup(
                 self, f"{name}Logs", retention=retention(config.LOG_RETENTION_DAYS), removal_policy=removal
@@ -125,7 +126,10 @@ class StepLambdas(Construct):
         )
         self._tables(fn["restart_job"], tables.task_table, tables.job_table)
 
-        self._tables(fn["handle_error"], tables.task_table, tables.job_table, tables.node_table)
+        # HandleError and CleanupExecution leave an interrupted node drained (SUSPECT) for a human.
+        for module in ("handle_error", "cleanup_execution"):
+            self._allow(fn[module], ["ecs:UpdateContainerInstancesState"], [cluster.container_instances], cluster)
+            self._tables(fn[module], tables.task_table, tables.job_table, tables.node_table)
 
         self._acknowledge(stack, tables, cluster, f"{dcgm_log_group}:log-stream:*", task_definitions)
 
@@ -181,7 +185,7 @@ class StepLambdas(Construct):
                 + star_reasons.get(module, ""),
                 ["Resource::*"],
             )
-            if module in {"classify_failure", "restart_job", "handle_error"}:
+            if module in {"classify_failure", "restart_job", "handle_error", "cleanup_execution"}:
                 acknowledge(
                     role,
                     "AwsSolutions-IAM5",
@@ -195,6 +199,14 @@ class StepLambdas(Construct):
             "their IDs are not known at deploy time.",
             [cluster_tasks, resource_finding(stack, cluster.container_instances)],
         )
+        for module in ("handle_error", "cleanup_execution"):
+            acknowledge(
+                self.functions[module].role,  # type: ignore[arg-type]
+                "AwsSolutions-IAM5",
+                "Drains (UpdateContainerInstancesState) the interrupted nodes of the watched cluster only (ARN "
+                "prefix plus ecs:cluster condition); their IDs are not known at deploy time.",
+                [resource_finding(stack, cluster.container_instances)],
+            )
         acknowledge(
             self.functions["analyze_diag"].role,  # type: ignore[arg-type]
             "AwsSolutions-IAM5",

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import Aws, CfnOutput, Stack
 from constructs import Construct
 
+from infra.cleanup import ExecutionCleanup
 from infra.cluster import ClusterArns
 from infra.config import Config
 from infra.dcgm_task import DcgmCheckTask
@@ -44,6 +45,13 @@ class EcsGpuRecoveryStack(Stack):
             dcgm=dcgm,
         )
         trigger = FailureTrigger(self, "Trigger", cluster_arn=cluster.cluster, state_machine=workflow.state_machine)
+        cleanup = ExecutionCleanup(
+            self,
+            "Cleanup",
+            state_machine=workflow.state_machine,
+            function=lambdas.functions["cleanup_execution"],
+            notifications=notifications,
+        )
 
         state_machine_arn = workflow.state_machine.state_machine_arn
         outputs = {
@@ -55,6 +63,7 @@ class EcsGpuRecoveryStack(Stack):
             "NodeTableName": tables.node_table.table_name,
             "NotificationTopicArn": notifications.topic.topic_arn,
             "DeadLetterQueueUrl": trigger.dead_letter_queue.queue_url,
+            "CleanupDeadLetterQueueUrl": cleanup.dead_letter_queue.queue_url,
             "DcgmTaskDefinitionArn": dcgm.task_definition_arn,
         }
         for name, value in outputs.items():

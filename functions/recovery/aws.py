@@ -1,4 +1,4 @@
-"""The one place that calls ECS and CloudWatch Logs. Everything here is I/O; no decisions."""
+"""The one place that calls ECS, CloudWatch Logs, Step Functions and SNS. Everything here is I/O; no decisions."""
 
 from __future__ import annotations
 
@@ -82,6 +82,16 @@ class Ecs:
         reasons = ", ".join(f.get("reason", "unknown") for f in response.get("failures", [])) or "no task started"
         return None, reasons
 
+    def drain(self, container_instance_arns: list[str]) -> list[str]:
+        """Set container instances DRAINING: ECS places no new task on them (and moves service tasks away).
+        Returns ECS's failure reasons, if any."""
+        if not container_instance_arns:
+            return []
+        response = self.client.update_container_instances_state(
+            cluster=self.cluster, containerInstances=container_instance_arns, status="DRAINING"
+        )
+        return [f"{f.get('arn', '?')}: {f.get('reason', '?')}" for f in response.get("failures", [])]
+
     def container_instance_count(self) -> int:
         pages = self.client.get_paginator("list_container_instances").paginate(cluster=self.cluster)
         return sum(len(page["containerInstanceArns"]) for page in pages)
@@ -105,6 +115,32 @@ class Ecs:
                 options = log.get("options", {})
                 return options["awslogs-group"], options.get("awslogs-stream-prefix", "")
         return None
+
+
+class StepFunctions:
+    @cached_property
+    def client(self) -> Any:
+        return boto3.client("stepfunctions")
+
+    def is_running(self, execution_arn: str) -> bool:
+        """Whether the execution still runs. One that does not exist (never did, or its history expired 90 days
+        after it closed: the Step Functions quota for Standard workflows) holds nothing any more."""
+        try:
+            return self.client.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+        except self.client.exceptions.ExecutionDoesNotExist:
+            return False
+
+
+class Sns:
+    def __init__(self, topic_arn: str) -> None:
+        self.topic_arn = topic_arn
+
+    @cached_property
+    def client(self) -> Any:
+        return boto3.client("sns")
+
+    def publish(self, subject: str, message: str) -> None:
+        self.client.publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
 
 
 class Logs:

@@ -191,6 +191,7 @@ class NodeOutcome(StrEnum):
     HEALTHY = "HEALTHY"
     REPAIRED = "REPAIRED"
     QUARANTINED = "QUARANTINED"
+    HELD = "HELD"  # the fleet breaker took it out of service for a human; never repaired or terminated
     SUSPECT = "SUSPECT"
     DRY_RUN = "DRY_RUN"
     BUSY = "BUSY"
@@ -242,6 +243,17 @@ class ErrorReport(CamelModel):
     released_job: bool
     released_nodes: list[str]
     notification: Notification
+
+
+class ExecutionStatusChange(CamelModel):
+    """The detail of EventBridge's "Step Functions Execution Status Change" event."""
+
+    execution_arn: str
+    state_machine_arn: str
+    name: str
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+    error: str | None = None
+    cause: str | None = None
 
 
 class InvalidInput(Exception):

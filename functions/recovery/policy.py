@@ -239,16 +239,23 @@ def decide_node_lock(
     failure_at: str | None,
     lock_waits: int,
     max_waits: int,
+    *,
+    owner_running: bool = True,
 ) -> tuple[LockOutcome, NodeResult | None]:
-    """Whether this execution may check the node now, must wait, or can reuse another's outcome."""
+    """Whether this execution may check the node now, must wait, or can reuse another's outcome.
+    `owner_running`: whether the execution holding the lock still runs; a dead owner's lock is taken over
+    (the caller does it atomically, conditional on that same owner)."""
     if state is None:
         return LockOutcome.ACQUIRED, None
     node_id = str(state["nodeId"])
-    if state.get("status") == "QUARANTINED":
-        reason = f"quarantined since {state.get('updatedAt')}: {state.get('reason', 'no reason recorded')}"
-        return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=NodeOutcome.QUARANTINED, reason=reason)
+    if state.get("status") in HELD_FOR_A_HUMAN:
+        outcome = HELD_FOR_A_HUMAN[str(state["status"])]
+        reason = (
+            f"{state['status'].lower()} since {state.get('updatedAt')}: {state.get('reason', 'no reason recorded')}"
+        )
+        return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=outcome, reason=reason)
     owner = state.get("lockOwner")
-    if owner and owner != me:
+    if owner and owner != me and owner_running:
         if lock_waits < max_waits:
             return LockOutcome.WAIT, None
         reason = f"still being repaired by {owner} after {lock_waits} waits"
@@ -266,6 +273,9 @@ def decide_node_lock(
         return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=outcome, reason=reason, handled_by=checked_by)
     return LockOutcome.ACQUIRED, None
 
+
+# Node statuses only a human clears (gpu-recovery node release): no recovery locks, checks or repairs them.
+HELD_FOR_A_HUMAN = {"QUARANTINED": NodeOutcome.QUARANTINED, "HELD": NodeOutcome.HELD}
 
 # Steps that take a node out of service to repair it: the fleet breaker bounds how many run at once.
 REPAIR_STEPS = frozenset({NodeStep.REBOOT, NodeStep.RESET_GPU})

@@ -10,7 +10,12 @@ import pytest
 from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 
-from infra.event_pattern import IGNORED_STOP_CODES, STEP_FUNCTIONS_STARTED_BY, task_failure_pattern
+from infra.event_pattern import (
+    IGNORED_STOP_CODES,
+    STEP_FUNCTIONS_STARTED_BY,
+    execution_ended_badly_pattern,
+    task_failure_pattern,
+)
 from recovery.policy import NEVER_GPU_STOP_CODES
 from recovery.policy import STEP_FUNCTIONS_STARTED_BY as CLASSIFIER_STARTED_BY
 from tests.infra.helpers import of_type
@@ -107,7 +112,7 @@ def test_several_clusters() -> None:
 
 
 def test_rule_uses_the_same_pattern(template: Template, resources: dict[str, dict[str, Any]]) -> None:
-    (rule,) = of_type(resources, "AWS::Events::Rule").values()
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "aws.ecs" in str(r)]
     deployed = rule["Properties"]["EventPattern"]
     expected = task_failure_pattern(["<cluster>"])
     assert deployed["source"] == expected["source"]
@@ -119,10 +124,10 @@ def test_rule_uses_the_same_pattern(template: Template, resources: dict[str, dic
 
 
 def test_rule_targets_state_machine_with_retry_and_dlq(resources: dict[str, dict[str, Any]]) -> None:
-    (rule,) = of_type(resources, "AWS::Events::Rule").values()
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "aws.ecs" in str(r)]
     (target,) = rule["Properties"]["Targets"]
     (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
-    (queue_id,) = of_type(resources, "AWS::SQS::Queue")
+    (queue_id,) = [q for q in of_type(resources, "AWS::SQS::Queue") if q.startswith("Trigger")]
     assert target["Arn"] == {"Ref": machine_id}
     assert "Input" not in target  # the whole event
     assert "InputPath" not in target
@@ -136,3 +141,18 @@ def test_rule_and_classifier_ignore_the_same_tasks() -> None:
     and replayed inputs. The Lambda asset cannot import infra/, so the two lists are pinned equal here."""
     assert set(IGNORED_STOP_CODES) == NEVER_GPU_STOP_CODES
     assert STEP_FUNCTIONS_STARTED_BY == CLASSIFIER_STARTED_BY
+
+
+def test_cleanup_rule_takes_executions_that_ended_badly(resources: dict[str, dict[str, Any]]) -> None:
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "aws.states" in str(r)]
+    deployed = rule["Properties"]["EventPattern"]
+    expected = execution_ended_badly_pattern(["<state machine>"])
+    assert deployed["detail-type"] == expected["detail-type"] == ["Step Functions Execution Status Change"]
+    assert deployed["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    (target,) = rule["Properties"]["Targets"]
+    assert "CleanupExecution" in json.dumps(target["Arn"])
+    pattern = EventPattern.load(json.dumps(execution_ended_badly_pattern(["arn:sm"])))
+    ended = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change"}
+    assert matches(pattern, ended | {"detail": {"stateMachineArn": "arn:sm", "status": "TIMED_OUT"}})
+    assert not matches(pattern, ended | {"detail": {"stateMachineArn": "arn:sm", "status": "SUCCEEDED"}})
+    assert not matches(pattern, ended | {"detail": {"stateMachineArn": "arn:other", "status": "FAILED"}})

@@ -25,6 +25,8 @@ from unit_helpers import (
     scan,
 )
 
+from recovery.aws import StepFunctions
+
 NODE_ID = "i-0a1b2c3d4e5f60718"
 CI_ARN = "arn:aws:ecs:us-east-1:123456789012:container-instance/gpu-training/8d0f1e2c3b4a59687766554433221100"
 TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/gpu-training/4f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c"
@@ -71,6 +73,7 @@ def test_acquire_then_other_waits_then_busy(
     aws: None, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NODE_LOCK_MAX_WAITS", "2")
+    monkeypatch.setattr(StepFunctions, "is_running", lambda self, arn: True)
     mine = acquire_node.handler(step(lockWaits=0), context)
     assert mine == {"outcome": "ACQUIRED", "lockWaits": 0, "rebootsInWindow": 0}
     assert state()["lockOwner"] == EXECUTION_ARN
@@ -85,6 +88,17 @@ def test_acquire_then_other_waits_then_busy(
     assert busy["result"]["handledBy"] == EXECUTION_ARN
     assert busy["result"]["containerInstanceArn"] == CI_ARN
     assert state()["lockOwner"] == EXECUTION_ARN
+
+
+def test_lock_of_an_execution_that_no_longer_runs_is_taken_over(aws: None, context: FakeLambdaContext) -> None:
+    acquire_node.handler(step(lockWaits=0), context)
+    # EXECUTION_ARN does not exist in Step Functions (aborted, or its history expired): it holds nothing.
+    taken = acquire_node.handler(step(OTHER_EXECUTION_ARN, lockWaits=0), context)
+    assert taken["outcome"] == "ACQUIRED"
+    assert state()["lockOwner"] == OTHER_EXECUTION_ARN
+    (row,) = history()
+    assert row["kind"] == "LOCK_TAKEN_OVER"
+    assert EXECUTION_ARN in row["detail"]["reason"]
 
 
 def test_acquire_quarantined_node_is_done(aws: None, context: FakeLambdaContext) -> None:

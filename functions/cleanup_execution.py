@@ -1,0 +1,82 @@
+"""CleanupExecution: an EventBridge rule sends every "Step Functions Execution Status Change" of the recovery
+state machine that ended FAILED, TIMED_OUT or ABORTED here. Whatever that execution still holds (its execution
+never reached HandleError, or HandleError itself failed) is put right: the job lock released (status ERROR),
+its nodes SUSPECT and drained, its fleet-breaker slots given back, and people told. An execution that
+cleaned up after itself holds nothing: then nothing is written and, unless it was stopped from outside
+(TIMED_OUT, ABORTED: HandleError never ran), nobody is paged twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from recovery import clock
+from recovery.abandon import suspend_nodes
+from recovery.aws import Ecs, Sns
+from recovery.models import CamelModel, ExecutionContext, ExecutionStatusChange
+from recovery.notify import error_notification
+from recovery.observability import logger, metrics, step_handler
+from recovery.settings import get_settings
+from recovery.tables import Tables
+
+# Ended without HandleError: nobody has been told yet.
+STOPPED_FROM_OUTSIDE = frozenset({"TIMED_OUT", "ABORTED"})
+
+
+class Cleanup(CamelModel):
+    execution_arn: str
+    status: str
+    released_jobs: list[str]
+    released_nodes: list[str]
+    released_slots: list[str]
+    notified: bool
+
+
+def clean_up(change: ExecutionStatusChange, ecs: Ecs, tables: Tables, sns: Sns) -> Cleanup:
+    me, now = change.execution_arn, clock.utcnow()
+    why = f"recovery {change.status}" + (f": {change.error}" if change.error else "")
+    jobs, nodes = tables.locked_by(me)
+    error_text = f"{change.status}: {change.error or ''} {change.cause or ''}".strip()
+    released_jobs = [job for job in jobs if tables.release_job_after_error(job, me, now.isoformat(), error_text)]
+    released_nodes = suspend_nodes(
+        [{"ec2InstanceId": n["nodeId"], "containerInstanceArn": n.get("containerInstanceArn")} for n in nodes],
+        me,
+        f"{why}, mid-way through its repair",
+        now=now,
+        cluster=ecs.cluster,
+        tables=tables,
+        ecs=ecs,
+    )
+    released_slots = [
+        node_id
+        for node_id, slot in tables.repair_slots(ecs.cluster).items()
+        if slot.get("by") == me and tables.release_repair_slot(ecs.cluster, node_id, me)
+    ]
+    notify = bool(released_jobs or released_nodes) or change.status in STOPPED_FROM_OUTSIDE
+    if notify:
+        execution = ExecutionContext(id=me, name=change.name)
+        job_id = ", ".join(released_jobs) or None
+        notification = error_notification(job_id, f"recovery {change.status}", error_text, execution, released_nodes)
+        sns.publish(notification.subject, notification.message)
+    metrics.add_metric(name="RecoveryCleanedUp", unit=MetricUnit.Count, value=1)
+    logger.warning(
+        "Execution ended badly", execution=me, status=change.status, jobs=released_jobs, nodes=released_nodes
+    )
+    return Cleanup(
+        execution_arn=me,
+        status=change.status,
+        released_jobs=released_jobs,
+        released_nodes=released_nodes,
+        released_slots=released_slots,
+        notified=notify,
+    )
+
+
+@step_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    change = ExecutionStatusChange.model_validate(event["detail"])
+    ecs = Ecs(settings.ecs_cluster_name)
+    return clean_up(change, ecs, Tables.from_settings(settings), Sns(settings.notification_topic_arn)).dump()

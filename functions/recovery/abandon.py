@@ -1,0 +1,31 @@
+"""What an execution that cannot finish leaves behind, put right: used by HandleError (the execution is failing)
+and by CleanupExecution (it already ended FAILED, TIMED_OUT or ABORTED without cleaning up)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from recovery.aws import Ecs
+from recovery.tables import Tables
+
+
+def suspend_nodes(
+    nodes: Iterable[dict[str, Any]], me: str, why: str, *, now: datetime, cluster: str, tables: Tables, ecs: Ecs
+) -> list[str]:
+    """Every node this execution still holds becomes SUSPECT, DRAINING and unlocked, with an ERROR history row:
+    it may be mid-reboot, drained or unverified, so it takes no work until a human looks (`gpu-recovery node
+    release`). Its fleet-breaker slot goes back. `nodes`: {ec2InstanceId, containerInstanceArn}. Returns the
+    node ids this execution held."""
+    suspended = []
+    for node in nodes:
+        node_id = str(node["ec2InstanceId"])
+        fields = {"status": "SUSPECT", "lastOutcome": "SUSPECT", "reason": why, "updatedAt": now.isoformat()}
+        if tables.update_node(node_id, me, fields, release=True):
+            tables.add_history(node_id, "ERROR", me, now, {"reason": why})
+            if node.get("containerInstanceArn"):
+                ecs.drain([str(node["containerInstanceArn"])])
+            suspended.append(node_id)
+        tables.release_repair_slot(cluster, node_id, me)
+    return suspended
