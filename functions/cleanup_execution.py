@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
-from recovery.abandon import suspend_nodes
+from recovery.abandon import release_everything
 from recovery.aws import Ecs, Sns
 from recovery.models import CamelModel, ExecutionContext, ExecutionStatusChange
 from recovery.notify import error_notification
@@ -35,41 +35,28 @@ class Cleanup(CamelModel):
 
 
 def clean_up(change: ExecutionStatusChange, ecs: Ecs, tables: Tables, sns: Sns) -> Cleanup:
-    me, now = change.execution_arn, clock.utcnow()
+    me = change.execution_arn
     why = f"recovery {change.status}" + (f": {change.error}" if change.error else "")
-    jobs, nodes = tables.locked_by(me)
-    error_text = f"{change.status}: {change.error or ''} {change.cause or ''}".strip()
-    released_jobs = [job for job in jobs if tables.release_job_after_error(job, me, now.isoformat(), error_text)]
-    released_nodes = suspend_nodes(
-        [{"ec2InstanceId": n["nodeId"], "containerInstanceArn": n.get("containerInstanceArn")} for n in nodes],
-        me,
-        f"{why}, mid-way through its repair",
-        now=now,
-        cluster=ecs.cluster,
-        tables=tables,
-        ecs=ecs,
-    )
-    released_slots = [
-        node_id
-        for node_id, slot in tables.repair_slots(ecs.cluster).items()
-        if slot.get("by") == me and tables.release_repair_slot(ecs.cluster, node_id, me)
-    ]
-    notify = bool(released_jobs or released_nodes) or change.status in STOPPED_FROM_OUTSIDE
+    released = release_everything(me, why, now=clock.utcnow(), cluster=ecs.cluster, tables=tables, ecs=ecs)
+    notify = bool(released.jobs or released.nodes) or change.status in STOPPED_FROM_OUTSIDE
     if notify:
-        execution = ExecutionContext(id=me, name=change.name)
-        job_id = ", ".join(released_jobs) or None
-        notification = error_notification(job_id, f"recovery {change.status}", error_text, execution, released_nodes)
+        cause = f"{change.status}: {change.error or ''} {change.cause or ''}".strip()
+        notification = error_notification(
+            ", ".join(released.jobs) or None,
+            f"recovery {change.status}",
+            cause,
+            ExecutionContext(id=me, name=change.name),
+            released.nodes,
+        )
         sns.publish(notification.subject, notification.message)
     metrics.add_metric(name="RecoveryCleanedUp", unit=MetricUnit.Count, value=1)
-    logger.warning(
-        "Execution ended badly", execution=me, status=change.status, jobs=released_jobs, nodes=released_nodes
-    )
+    logger.warning("Execution ended badly", execution=me, status=change.status, jobs=released.jobs)
     return Cleanup(
         execution_arn=me,
         status=change.status,
-        released_jobs=released_jobs,
-        released_nodes=released_nodes,
-        released_slots=released_slots,
+        released_jobs=released.jobs,
+        released_nodes=released.nodes,
+        released_slots=released.slots,
         notified=notify,
     )
 

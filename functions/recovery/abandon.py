@@ -4,6 +4,7 @@ and by CleanupExecution (it already ended FAILED, TIMED_OUT or ABORTED without c
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,3 +30,34 @@ def suspend_nodes(
             suspended.append(node_id)
         tables.release_repair_slot(cluster, node_id, me)
     return suspended
+
+
+@dataclass(frozen=True)
+class Released:
+    jobs: list[str]
+    nodes: list[str]
+    slots: list[str]
+
+
+def release_everything(me: str, why: str, *, now: datetime, cluster: str, tables: Tables, ecs: Ecs) -> Released:
+    """Everything execution `me` still holds, found by scanning (it may have died before it knew its job):
+    job locks removed (status ERROR, `why` as the reason), nodes suspended (see suspend_nodes), repair slots
+    given back. Conditional on `me` throughout, so running it twice, or on an execution that cleaned up after
+    itself, changes nothing."""
+    jobs, nodes = tables.locked_by(me)
+    released_jobs = [job for job in jobs if tables.release_job_after_error(job, me, now.isoformat(), why)]
+    released_nodes = suspend_nodes(
+        [{"ec2InstanceId": n["nodeId"], "containerInstanceArn": n.get("containerInstanceArn")} for n in nodes],
+        me,
+        f"{why} (mid-way through its repair)",
+        now=now,
+        cluster=cluster,
+        tables=tables,
+        ecs=ecs,
+    )
+    released_slots = [
+        node_id
+        for node_id, slot in tables.repair_slots(cluster).items()
+        if slot.get("by") == me and tables.release_repair_slot(cluster, node_id, me)
+    ]
+    return Released(released_jobs, released_nodes, released_slots)

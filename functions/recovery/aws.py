@@ -122,13 +122,18 @@ class StepFunctions:
     def client(self) -> Any:
         return boto3.client("stepfunctions")
 
-    def is_running(self, execution_arn: str) -> bool:
-        """Whether the execution still runs. One that does not exist (never did, or its history expired 90 days
-        after it closed: the Step Functions quota for Standard workflows) holds nothing any more."""
+    def status(self, execution_arn: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE; None for an execution Step Functions
+        does not know (never existed, or its history expired 90 days after it closed: the Step Functions quota
+        for Standard workflows)."""
         try:
-            return self.client.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+            return str(self.client.describe_execution(executionArn=execution_arn)["status"])
         except self.client.exceptions.ExecutionDoesNotExist:
-            return False
+            return None
+
+    def is_running(self, execution_arn: str) -> bool:
+        """Whether the execution still runs: one that does not holds nothing any more."""
+        return self.status(execution_arn) == "RUNNING"
 
 
 class Sns:

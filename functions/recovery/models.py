@@ -172,6 +172,8 @@ class NodeStep(StrEnum):
     SUSPECT = "SUSPECT"
     DRY_RUN = "DRY_RUN"
     RESET_GPU = "RESET_GPU"
+    HOLD = "HOLD"  # fleet breaker open: out of service for a human, never repaired or terminated
+    LOST = "LOST"  # this execution no longer owns the node: touch nothing more
 
 
 class Analysis(CamelModel):
@@ -195,6 +197,8 @@ class NodeOutcome(StrEnum):
     SUSPECT = "SUSPECT"
     DRY_RUN = "DRY_RUN"
     BUSY = "BUSY"
+    LOST = "LOST"  # an operator or a takeover took the node from this execution mid-repair
+    UNCHECKED = "UNCHECKED"  # dry run: the check could not run or be read, nothing was concluded or recorded
 
 
 class NodeResult(CamelModel):

@@ -151,6 +151,12 @@ def plan_node_step(
     if verdict.status == VerdictStatus.INCONCLUSIVE:
         if plan.inconclusive_checks == 0:
             return NodeStep.RECHECK, "check inconclusive: one more check"
+        if dry_run:
+            # The job was not stopped, so its GPUs were busy: nothing was observed, and nothing is recorded.
+            return (
+                NodeStep.DRY_RUN,
+                "dry run: two inconclusive checks (the job still holds the GPUs?): nothing observed",
+            )
         return NodeStep.SUSPECT, "two inconclusive checks: a human should look; not rebooting on a guess"
     if verdict.status == VerdictStatus.HEALTHY or verdict.action in (RepairAction.NONE, RepairAction.RESTART_APP):
         if after_reboot:
@@ -208,6 +214,13 @@ def gpu_reset_commands(gpu_indexes: Sequence[int]) -> list[str]:
     return ["set -e", *(f"nvidia-smi --gpu-reset -i {int(index)}" for index in gpu_indexes)]
 
 
+# Node outcomes that leave the node's state unknown to this execution.
+UNRESOLVED = frozenset({NodeOutcome.SUSPECT, NodeOutcome.BUSY, NodeOutcome.LOST, NodeOutcome.UNCHECKED})
+
+# Node statuses only a human clears (gpu-recovery node release): no recovery locks, checks or repairs them.
+HELD_FOR_A_HUMAN = {"QUARANTINED": NodeOutcome.QUARANTINED, "HELD": NodeOutcome.HELD}
+
+
 def decide_job(
     results: Sequence[NodeResult],
     restart_count: int,
@@ -218,8 +231,10 @@ def decide_job(
     """Restart only when a GPU fault was found and dealt with; restarting a crashing application loops."""
     outcomes = {r.outcome for r in results}
     # A dry run found the fault and recorded what it would do: decide the job as if it had.
-    gpu_fault_handled = bool(outcomes & {NodeOutcome.REPAIRED, NodeOutcome.QUARANTINED, NodeOutcome.DRY_RUN})
-    unresolved = sorted(r.node_id for r in results if r.outcome in (NodeOutcome.SUSPECT, NodeOutcome.BUSY))
+    gpu_fault_handled = bool(
+        outcomes & {NodeOutcome.REPAIRED, NodeOutcome.QUARANTINED, NodeOutcome.HELD, NodeOutcome.DRY_RUN}
+    )
+    unresolved = sorted(r.node_id for r in results if r.outcome in UNRESOLVED)
     if unresolved and not gpu_fault_handled:
         return JobOutcomeKind.FAILED, f"node(s) {', '.join(unresolved)} unresolved: a human should look"
     if not gpu_fault_handled and not restart_on_healthy:
@@ -274,9 +289,6 @@ def decide_node_lock(
     return LockOutcome.ACQUIRED, None
 
 
-# Node statuses only a human clears (gpu-recovery node release): no recovery locks, checks or repairs them.
-HELD_FOR_A_HUMAN = {"QUARANTINED": NodeOutcome.QUARANTINED, "HELD": NodeOutcome.HELD}
-
 # Steps that take a node out of service to repair it: the fleet breaker bounds how many run at once.
 REPAIR_STEPS = frozenset({NodeStep.REBOOT, NodeStep.RESET_GPU})
 
@@ -289,9 +301,10 @@ def repair_slots(cluster_size: int, max_percent: int) -> int:
 
 def breaker_open_step(in_repair: Sequence[str], slots: int) -> tuple[NodeStep, str]:
     """Too many nodes in repair at once: a fleet-wide cause (a driver or AMI rollout) is likelier than that many
-    bad GPUs, and repairing them all would take the cluster down. Hold the node out of service for a human."""
+    bad GPUs, and repairing them all would take the cluster down. Hold the node out of service for a human:
+    HOLD drains and pages, and never terminates (TERMINATE_QUARANTINED does not apply)."""
     return (
-        NodeStep.QUARANTINE,
+        NodeStep.HOLD,
         f"fleet breaker open: {len(in_repair)} of {slots} repair slot(s) in use "
         f"({', '.join(sorted(in_repair))}); held for a human instead of repaired",
     )

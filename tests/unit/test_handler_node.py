@@ -250,7 +250,7 @@ def test_reboot_counted_once_per_execution(aws: None, context: FakeLambdaContext
     acquire_node.handler(step(), context)
     first = record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
     retry = record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
-    assert (first, retry) == ({"counted": True}, {"counted": False})
+    assert (first, retry) == ({"counted": True, "owned": True}, {"counted": False, "owned": True})
     row = state()
     assert len(row["reboots"]) == 1
     assert row["status"] == "REBOOTING"
@@ -264,6 +264,7 @@ def test_reboot_counted_once_per_execution(aws: None, context: FakeLambdaContext
         ("RELEASE", "INITIAL", "HEALTHY", "HEALTHY"),
         ("RELEASE", "AFTER_REBOOT", "HEALTHY", "REPAIRED"),
         ("QUARANTINE", "INITIAL", "QUARANTINED", "QUARANTINED"),
+        ("HOLD", "INITIAL", "HELD", "HELD"),
         ("SUSPECT", "INITIAL", "SUSPECT", "SUSPECT"),
         ("DRY_RUN", "INITIAL", "UNHEALTHY", "DRY_RUN"),
     ],
@@ -288,8 +289,14 @@ def test_finish_sets_status_and_releases(
 def test_only_lock_owner_writes(aws: None, context: FakeLambdaContext) -> None:
     acquire_node.handler(step(), context)
     before = state()
-    assert record_node_state.handler(step(OTHER_EXECUTION_ARN, action="REBOOTING"), context) == {"counted": False}
-    record_node_state.handler(step(OTHER_EXECUTION_ARN, action="QUARANTINE", analysis=analysis("QUARANTINE")), context)
+    assert record_node_state.handler(step(OTHER_EXECUTION_ARN, action="REBOOTING"), context) == {
+        "counted": False,
+        "owned": False,
+    }
+    lost = record_node_state.handler(
+        step(OTHER_EXECUTION_ARN, action="QUARANTINE", analysis=analysis("QUARANTINE")), context
+    )
+    assert lost["outcome"] == "LOST"
     after = state()
     assert after == before
     assert after["lockOwner"] == EXECUTION_ARN
@@ -301,6 +308,32 @@ def test_finish_without_the_lock_writes_no_history(aws: None, context: FakeLambd
     record_node_state.handler(step(action="QUARANTINE", analysis=analysis("QUARANTINE")), context)
     record_node_state.handler(step(caller, action="QUARANTINE", analysis=analysis("QUARANTINE")), context)
     assert [h["kind"] for h in history()] == ["QUARANTINE"]
+
+
+def test_operator_quarantine_mid_recovery_ends_the_branch(aws: None, context: FakeLambdaContext) -> None:
+    # `gpu-recovery node quarantine --force` clears the lock; the workflow's next step must not reboot the node.
+    acquire_node.handler(step(), context)
+    table = boto3.resource("dynamodb", region_name=REGION).Table(NODE_TABLE)
+    table.update_item(
+        Key={"nodeId": NODE_ID, "recordKey": "STATE"},
+        UpdateExpression="SET #s = :q REMOVE lockOwner",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":q": "QUARANTINED"},
+    )
+    assert record_node_state.handler(step(action="REBOOTING"), context) == {"counted": False, "owned": False}
+    assert state()["status"] == "QUARANTINED"
+    assert state()["reboots"] == []
+
+
+def test_dry_run_records_no_verdict_it_did_not_observe(aws: None, context: FakeLambdaContext) -> None:
+    acquire_node.handler(step(), context)
+    inconclusive = analysis("DRY_RUN", status="INCONCLUSIVE", action="NONE")
+    out = record_node_state.handler(step(action="DRY_RUN", analysis=inconclusive), context)
+    assert out["outcome"] == "UNCHECKED"
+    row = state()
+    assert row["status"] == "UNCHECKED"  # not SUSPECT, not UNHEALTHY: the dry run saw nothing
+    assert "lastOutcome" not in row
+    assert "lockOwner" not in row
 
 
 def test_unknown_action_raises(aws: None, context: FakeLambdaContext) -> None:

@@ -328,11 +328,38 @@ def test_job_budget_exhausted_fails() -> None:
     assert "budget exhausted (3 of 3)" in reason
 
 
-@pytest.mark.parametrize("outcome", ["SUSPECT", "BUSY"])
+@pytest.mark.parametrize("outcome", ["SUSPECT", "BUSY", "LOST", "UNCHECKED"])
 def test_job_unresolved_only_fails(outcome: str) -> None:
     kind, reason = decide_job([result(outcome), result("HEALTHY", "i-2")], 0, 3, True, False)
     assert kind == JobOutcomeKind.FAILED
     assert "i-0a1b2c3d4e5f60718" in reason
+
+
+def test_job_with_a_node_held_by_the_breaker_restarts_elsewhere() -> None:
+    kind, _ = decide_job([result("HELD")], 0, 3, False, False)
+    assert kind == JobOutcomeKind.RESTARTED
+
+
+def test_dry_run_does_not_call_an_unplaceable_check_suspect() -> None:
+    # In a dry run the job is not stopped, so its GPUs are busy and the check cannot run: nothing was observed.
+    second = CheckPlan(phase="INITIAL", inconclusive_checks=1)
+    step, reason = plan_node_step(verdict("INCONCLUSIVE"), second, 0, 2, True)
+    assert step == NodeStep.DRY_RUN
+    assert "nothing observed" in reason
+    assert plan_node_step(verdict("INCONCLUSIVE"), second, 0, 2, False)[0] == NodeStep.SUSPECT
+
+
+def test_lock_of_a_dead_owner_is_acquired() -> None:
+    state = node_state(lockOwner=OTHER, status="REBOOTING")
+    assert decide_node_lock(state, ME, None, 0, 30, owner_running=False) == (LockOutcome.ACQUIRED, None)
+    assert decide_node_lock(state, ME, None, 0, 30, owner_running=True) == (LockOutcome.WAIT, None)
+
+
+def test_node_held_by_the_breaker_is_left_to_a_human() -> None:
+    outcome, result_ = decide_node_lock(node_state(status="HELD", reason="fleet breaker open"), ME, None, 0, 30)
+    assert outcome == LockOutcome.DONE
+    assert result_ is not None
+    assert result_.outcome == NodeOutcome.HELD
 
 
 def test_job_service_managed() -> None:

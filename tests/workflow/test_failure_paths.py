@@ -189,7 +189,7 @@ def test_job_lock_of_an_aborted_execution_is_released(stack_and_fleet: tuple[Loc
     (job,) = _items(stack.config.JOB_TABLE_NAME)
     assert "lockOwner" not in job
     assert job["status"] == "ERROR"
-    assert job["lastReason"].startswith(status)
+    assert status in job["lastReason"]
     (alert,) = stack.notifications()
     assert alert["subject"] == f"[GPU Recovery] ERROR job-a: recovery {status}"
 
@@ -217,3 +217,30 @@ def test_locks_of_an_owner_that_no_longer_runs_are_taken_over(stack_and_fleet: t
     (job,) = _items(stack.config.JOB_TABLE_NAME)
     assert "lockOwner" not in job
     assert job["status"] == "RUNNING"
+
+
+def test_operator_quarantine_mid_recovery_is_never_overwritten(stack_and_fleet: tuple[LocalStack, SimFleet]) -> None:
+    stack, fleet = stack_and_fleet
+    (task,) = fleet.job_tasks("job-a")
+    arn = stack.engine.start_execution(stack.state_machine_arn, "loses-node", fleet.fail_task(task, exit_code=1))
+    deadline = time.monotonic() + REAL_SECONDS
+    while not any(a == "dcgm_check_started" for _, a, _, _ in fleet.timeline()):
+        assert time.monotonic() < deadline, "the check never started"
+        time.sleep(0.01)
+    # `gpu-recovery node quarantine --force` while the check runs: status QUARANTINED, the recovery's lock cleared.
+    node_id = fleet.instance_id("node-1")
+    table = boto3.resource("dynamodb").Table(stack.config.NODE_TABLE_NAME)
+    table.update_item(
+        Key={"nodeId": node_id, "recordKey": "STATE"},
+        UpdateExpression="SET #s = :q, reason = :r REMOVE lockOwner",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":q": "QUARANTINED", ":r": "quarantined by an operator"},
+    )
+    assert stack.wait(arn, REAL_SECONDS)["status"] == "SUCCEEDED"
+    path = _path(stack, arn)
+    assert "NodeLockLost" in path
+    assert not {"DrainNode", "RebootInstance", "ReactivateNode"} & set(path)
+    assert fleet.actions()["reboots"] == {}
+    assert _state(stack)["status"] == "QUARANTINED"
+    (job,) = _items(stack.config.JOB_TABLE_NAME)
+    assert job["status"] == "FAILED"  # not restarted onto a node a human took out of service
