@@ -3,7 +3,8 @@ state machine that ended FAILED, TIMED_OUT or ABORTED here. Whatever that execut
 never reached HandleError, or HandleError itself failed) is put right: the job lock released (status ERROR),
 its nodes SUSPECT and drained, its fleet-breaker slots given back, and people told. An execution that
 cleaned up after itself holds nothing: then nothing is written and, unless it was stopped from outside
-(TIMED_OUT, ABORTED: HandleError never ran), nobody is paged twice."""
+(TIMED_OUT, ABORTED: HandleError never ran), nobody is paged twice. The failed task the execution handled is
+marked ERROR, as HandleError would."""
 
 from __future__ import annotations
 
@@ -37,7 +38,11 @@ class Cleanup(CamelModel):
 def clean_up(change: ExecutionStatusChange, ecs: Ecs, tables: Tables, sns: Sns) -> Cleanup:
     me = change.execution_arn
     why = f"recovery {change.status}" + (f": {change.error}" if change.error else "")
-    released = release_everything(me, why, now=clock.utcnow(), cluster=ecs.cluster, tables=tables, ecs=ecs)
+    now = clock.utcnow()
+    released = release_everything(me, why, now=now, cluster=ecs.cluster, tables=tables, ecs=ecs)
+    task_arn = change.failed_task_arn
+    if task_arn:
+        tables.mark_task(task_arn, "ERROR", now.isoformat(), handled_by=me)
     notify = bool(released.jobs or released.nodes) or change.status in STOPPED_FROM_OUTSIDE
     if notify:
         cause = f"{change.status}: {change.error or ''} {change.cause or ''}".strip()

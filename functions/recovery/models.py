@@ -3,6 +3,7 @@ and the ECS task as both EventBridge and DescribeTasks spell it (the same camelC
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -256,8 +257,21 @@ class ExecutionStatusChange(CamelModel):
     state_machine_arn: str
     name: str
     status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+    input: str | None = None  # the execution input as a JSON string: the ECS event or the manual request
     error: str | None = None
     cause: str | None = None
+
+    @property
+    def failed_task_arn(self) -> str | None:
+        """The task whose failure started the execution, from either input form."""
+        try:
+            request = json.loads(self.input or "null")
+        except ValueError:
+            return None
+        if not isinstance(request, dict):
+            return None
+        arn = (request.get("detail") or {}).get("taskArn") if "detail" in request else request.get("taskArn")
+        return arn if isinstance(arn, str) else None
 
 
 class InvalidInput(Exception):

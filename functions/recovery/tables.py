@@ -199,13 +199,17 @@ class Tables:
             ExpressionAttributeValues={":error": "ERROR", ":reason": error, ":now": now, ":me": me},
         )
 
-    def mark_task(self, task_arn: str, status: str, now: str) -> bool:
-        """Set a recorded task's recovery status; False when the task was never recorded."""
+    def mark_task(self, task_arn: str, status: str, now: str, *, handled_by: str | None = None) -> bool:
+        """Set a recorded task's recovery status; False when the task was never recorded (or, with
+        `handled_by`, when another execution handles its failure)."""
+        condition = Attr("taskArn").exists()
+        if handled_by:
+            condition = condition & Attr("recoveryExecution").eq(handled_by)
         return conditional_write(
             self.task.update_item,
             Key={"taskArn": task_arn},
             UpdateExpression="SET recoveryStatus = :s, updatedAt = :now",
-            ConditionExpression=Attr("taskArn").exists(),
+            ConditionExpression=condition,
             ExpressionAttributeValues={":s": status, ":now": now},
         )
 

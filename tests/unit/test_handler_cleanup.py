@@ -15,6 +15,7 @@ from unit_helpers import (
     NODE_TABLE,
     OTHER_EXECUTION_ARN,
     REGION,
+    TASK_TABLE,
     FakeLambdaContext,
     Fleet,
     scan,
@@ -22,6 +23,7 @@ from unit_helpers import (
 
 from recovery.settings import get_settings
 
+TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/gpu-training/4f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c"
 STATE_MACHINE = EXECUTION_ARN.rsplit(":", 1)[0].replace(":execution:", ":stateMachine:")
 
 
@@ -37,7 +39,7 @@ def status_change(status: str, arn: str = EXECUTION_ARN) -> dict[str, Any]:
             "status": status,
             "startDate": 1763608470000,
             "stopDate": 1763612070000,
-            "input": "{}",
+            "input": '{"taskArn": "' + TASK_ARN + '", "reason": "manual request", "dryRun": false}',
         },
     }
 
@@ -54,6 +56,9 @@ def held_by(owner: str, fleet: Fleet) -> None:
     """A job lock, a node mid-reboot (drained) and its fleet-breaker slot, all held by `owner`."""
     ddb = boto3.resource("dynamodb", region_name=REGION)
     ddb.Table(JOB_TABLE).put_item(Item={"jobId": "job-a", "status": "RECOVERING", "lockOwner": owner})
+    ddb.Table(TASK_TABLE).put_item(
+        Item={"taskArn": TASK_ARN, "jobId": "job-a", "recoveryExecution": owner, "recoveryStatus": "RECOVERING"}
+    )
     node = ddb.Table(NODE_TABLE)
     node.put_item(
         Item={
@@ -97,6 +102,8 @@ def test_timed_out_execution_is_cleaned_up_and_reported(fleet: Fleet, topic: str
     )["containerInstances"][0]
     assert ci["status"] == "DRAINING"
     assert published(topic) == 1
+    (task,) = scan(TASK_TABLE)
+    assert task["recoveryStatus"] == "ERROR"
     # A redelivered event finds nothing left: nothing is written again, but a timeout is still reported.
     again = cleanup_execution.handler(status_change("TIMED_OUT"), context)
     assert (again["releasedJobs"], again["releasedNodes"]) == ([], [])
@@ -118,3 +125,5 @@ def test_failed_execution_that_cleaned_up_after_itself_pages_nobody_twice(
     assert published(topic) == 0
     (job,) = scan(JOB_TABLE)
     assert job["lockOwner"] == OTHER_EXECUTION_ARN  # another execution's lock is never touched
+    (task,) = scan(TASK_TABLE)
+    assert task["recoveryStatus"] == "RECOVERING"  # another execution handles that failure
