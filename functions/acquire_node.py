@@ -1,4 +1,5 @@
-"""LockNode: take the node's repair lock, or wait for the execution that holds it, or reuse its outcome."""
+"""LockNode: take the node's repair lock, or wait for the execution that holds it, or reuse its outcome.
+A lock whose execution no longer runs (aborted, timed out, failed without cleaning up) is taken over."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
+from recovery.aws import StepFunctions
 from recovery.models import LockOutcome, NodeLock
 from recovery.observability import logger, step_handler
 from recovery.policy import decide_node_lock, reboots_in_window
@@ -15,27 +17,39 @@ from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
 
 
-def acquire(request: NodeStepRequest, settings: Settings, tables: Tables) -> NodeLock:
+def acquire(request: NodeStepRequest, settings: Settings, tables: Tables, executions: StepFunctions) -> NodeLock:
     node_id, me = request.node.ec2_instance_id, request.execution.id
     now = clock.utcnow()
+
+    def decide(state: dict[str, Any] | None) -> tuple[LockOutcome, Any, str | None]:
+        owner = (state or {}).get("lockOwner")
+        dead = owner if owner and owner != me and not executions.is_running(str(owner)) else None
+        outcome, result = decide_node_lock(
+            state,
+            me,
+            request.failure.stopped_at,
+            request.lock_waits,
+            settings.node_lock_max_waits,
+            owner_running=dead is None,
+        )
+        return outcome, result, dead
+
     state = tables.get_node(node_id)
-    outcome, result = decide_node_lock(
-        state, me, request.failure.stopped_at, request.lock_waits, settings.node_lock_max_waits
-    )
+    outcome, result, dead = decide(state)
     if outcome == LockOutcome.ACQUIRED and not tables.lock_node(
-        node_id, request.node.container_instance_arn, me, now.isoformat()
+        node_id, request.node.container_instance_arn, me, now.isoformat(), dead_owner=dead
     ):
         # Lost a race for the lock: decide again on what the winner wrote.
         state = tables.get_node(node_id)
-        outcome, result = decide_node_lock(
-            state, me, request.failure.stopped_at, request.lock_waits, settings.node_lock_max_waits
-        )
+        outcome, result, dead = decide(state)
         if outcome == LockOutcome.ACQUIRED:
-            outcome = LockOutcome.WAIT
+            outcome, dead = LockOutcome.WAIT, None
+    if outcome == LockOutcome.ACQUIRED and dead:
+        tables.add_history(node_id, "LOCK_TAKEN_OVER", me, now, {"reason": f"lock owner {dead} no longer runs"})
     if result is not None:
         result.container_instance_arn = request.node.container_instance_arn
     reboots = reboots_in_window((state or {}).get("reboots", []), now, settings.reboot_window_hours)
-    logger.info("Node lock", node_id=node_id, outcome=outcome.value, reboots_in_window=reboots)
+    logger.info("Node lock", node_id=node_id, outcome=outcome.value, reboots_in_window=reboots, taken_from=dead)
     return NodeLock(
         outcome=outcome,
         lock_waits=request.lock_waits + (1 if outcome == LockOutcome.WAIT else 0),
@@ -47,4 +61,5 @@ def acquire(request: NodeStepRequest, settings: Settings, tables: Tables) -> Nod
 @step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    return acquire(NodeStepRequest.model_validate(event), settings, Tables.from_settings(settings)).dump()
+    request = NodeStepRequest.model_validate(event)
+    return acquire(request, settings, Tables.from_settings(settings), StepFunctions()).dump()

@@ -89,12 +89,16 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
     findings = gpu_summary(verdict)
     if findings:
         reason = f"{reason} [{findings}]"
-    tables.update_node(
+    if not tables.update_node(
         node_id,
         me,
         {"lastVerdict": verdict.dump(), "lastCheckedAt": now.isoformat(), "lastCheckedBy": me},
         release=False,
-    )
+    ):
+        # An operator quarantined the node, or another execution took its lock over: act on nothing.
+        tables.release_repair_slot(settings.ecs_cluster_name, node_id, me)
+        logger.warning("Node lock lost", node_id=node_id, would_have=step.value)
+        return Analysis(verdict=verdict, next=NodeStep.LOST, reason=f"node lock lost before acting ({reason})")
     tables.add_history(
         node_id,
         "DIAGNOSIS",

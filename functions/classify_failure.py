@@ -4,7 +4,9 @@ record the task and its job. A malformed input raises InvalidInput before anythi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,7 +29,7 @@ from recovery.models import (
     TaskStateChangeEvent,
 )
 from recovery.observability import logger, metrics, step_handler
-from recovery.policy import classify_task, job_identity
+from recovery.policy import classify_task, exited_cleanly, job_identity
 from recovery.relaunch import fill_security_groups, launch_record, network_interface
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
@@ -102,9 +104,18 @@ def with_tags(task: EcsTask, ecs: Ecs) -> EcsTask:
     return task.model_copy(update={"tags": found[0].tags}) if found else task
 
 
-def job_tasks(task: EcsTask, job_id: str, settings: Settings, ecs: Ecs, tables: Tables) -> list[EcsTask]:
-    """The other tasks of the job: running ones, and ones that stopped in the same incident and were not
-    already restarted by an earlier recovery."""
+def job_tasks(
+    task: EcsTask,
+    job_id: str,
+    settings: Settings,
+    ecs: Ecs,
+    tables: Tables,
+    *,
+    essential: Callable[[str], frozenset[str]],
+) -> list[EcsTask]:
+    """The other tasks of the job: running ones, and ones that stopped abnormally in the same incident and were
+    not already restarted by an earlier recovery. A rank that had finished its work (every essential container
+    exited 0) is not part of the incident: it is neither checked nor restarted."""
     if job_id.startswith("task:"):
         return []
     failed_at = task.stopped_at or clock.utcnow()
@@ -113,6 +124,7 @@ def job_tasks(task: EcsTask, job_id: str, settings: Settings, ecs: Ecs, tables: 
         for other in ecs.recently_stopped_tasks()
         if other.stopped_at is not None
         and abs(other.stopped_at - failed_at) <= INCIDENT_WINDOW
+        and not exited_cleanly(other, essential(other.task_definition_arn))
         and not (tables.get_task(other.task_arn) or {}).get("restartedAs")
     ]
     return [
@@ -127,12 +139,15 @@ def classify(
 ) -> Classification:
     task, manual, reason, dry_run = read_request(request, settings, ecs)
     common: dict[str, Any] = {"dry_run": dry_run, "settings": settings.workflow_settings()}
+    # One job's tasks share a few task definitions: read each once.
+    essential = cache(ecs.essential_containers)
     decision, why = classify_task(
         task,
         ecs.cluster_arn,
         manual=manual,
         previous=tables.get_task(task.task_arn),
         dcgm_task_family=settings.dcgm_task_family,
+        essential=lambda: essential(task.task_definition_arn),
     )
     if decision != Decision.RECOVER:
         if decision == Decision.IGNORE:
@@ -146,7 +161,7 @@ def classify(
 
     task = with_tags(task, ecs)
     job_id, managed_by_service = job_identity(task, settings.job_key)
-    others = job_tasks(task, job_id, settings, ecs, tables)
+    others = job_tasks(task, job_id, settings, ecs, tables, essential=essential)
     instances = list(dict.fromkeys(t.container_instance_arn for t in [task, *others] if t.container_instance_arn))
     if len(instances) > settings.max_job_nodes:
         # Checked before anything is written: HandleError alerts, nothing is locked or drained.

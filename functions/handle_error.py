@@ -9,6 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
+from recovery.abandon import suspend_nodes
+from recovery.aws import Ecs
 from recovery.models import ErrorReport, ExecutionContext
 from recovery.notify import error_notification
 from recovery.observability import logger, metrics, step_handler
@@ -18,22 +20,22 @@ from recovery.tables import Tables
 CAUSE_KEPT = 1000  # enough to diagnose; DynamoDB items and SNS messages have size limits
 
 
-def handle(state: dict[str, Any], execution: ExecutionContext, cluster: str, tables: Tables) -> ErrorReport:
+def handle(state: dict[str, Any], execution: ExecutionContext, ecs: Ecs, tables: Tables) -> ErrorReport:
     error = state.get("error") or {}
     name, cause = str(error.get("Error", "Unknown")), str(error.get("Cause", ""))[:CAUSE_KEPT]
     me, now = execution.id, clock.utcnow()
     job = state.get("job") or {}
     job_id = job.get("jobId")
     released_job = bool(job_id) and tables.release_job_after_error(str(job_id), me, now.isoformat(), f"{name}: {cause}")
-    released_nodes = []
-    for node in job.get("nodes", []):
-        node_id = node["ec2InstanceId"]
-        # The node may be drained or mid-reboot: leave it for a human rather than guess it is healthy.
-        fields = {"status": "SUSPECT", "reason": f"recovery failed mid-way: {name}", "updatedAt": now.isoformat()}
-        if tables.update_node(node_id, me, fields, release=True):
-            tables.add_history(node_id, "ERROR", me, now, {"reason": f"{name}: {cause}"})
-            released_nodes.append(node_id)
-        tables.release_repair_slot(cluster, node_id, me)
+    released_nodes = suspend_nodes(
+        job.get("nodes", []),
+        me,
+        f"recovery failed mid-way: {name}",
+        now=now,
+        cluster=ecs.cluster,
+        tables=tables,
+        ecs=ecs,
+    )
     task_arn = (state.get("failure") or {}).get("taskArn")
     if task_arn:
         tables.mark_task(task_arn, "ERROR", now.isoformat())
@@ -47,4 +49,5 @@ def handle(state: dict[str, Any], execution: ExecutionContext, cluster: str, tab
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])
-    return handle(event.get("state") or {}, execution, settings.ecs_cluster_name, Tables.from_settings(settings)).dump()
+    ecs = Ecs(settings.ecs_cluster_name)
+    return handle(event.get("state") or {}, execution, ecs, Tables.from_settings(settings)).dump()

@@ -27,9 +27,14 @@ def client_token(execution_arn: str, task_arn: str) -> str:
     return hashlib.sha256(f"{execution_arn}|{task_arn}".encode()).hexdigest()[:RUN_TASK_CLIENT_TOKEN_LENGTH]
 
 
-def restart_tasks(request: JobRequest, ecs: Ecs, tables: Tables) -> tuple[dict[str, str], list[str]]:
-    me = request.execution.id
-    task_arns = list(dict.fromkeys([*request.job.tasks, *tables.joined_tasks(request.job.job_id, me)]))
+def restart_tasks(
+    request: JobRequest, ecs: Ecs, tables: Tables, taken_from: str | None
+) -> tuple[dict[str, str], list[str]]:
+    """Start the job's tasks again, with the tasks that joined this recovery (or joined the dead execution
+    whose job lock this one took over: `taken_from`)."""
+    me, job_id = request.execution.id, request.job.job_id
+    joined = [*tables.joined_tasks(job_id, me), *(tables.joined_tasks(job_id, taken_from) if taken_from else [])]
+    task_arns = list(dict.fromkeys([*request.job.tasks, *joined]))
     started: dict[str, str] = {}
     problems: list[str] = []
     for record in tables.get_tasks(task_arns):
@@ -60,7 +65,7 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
     if request.dry_run:
         reason = f"dry run: would be {kind.value} ({reason})"
     elif kind == JobOutcomeKind.RESTARTED:
-        new_tasks, problems = restart_tasks(request, ecs, tables)
+        new_tasks, problems = restart_tasks(request, ecs, tables, job.get("lockTakenFrom"))
         if problems:
             kind = JobOutcomeKind.RESTARTED if new_tasks else JobOutcomeKind.FAILED
             reason = f"{reason}; could not start {len(problems)} task(s): {'; '.join(problems)}"

@@ -16,8 +16,8 @@ from gpu_recovery.engine import LocalEngine
 from gpu_recovery.sim import SimFleet
 from gpu_recovery.stack_policies import StackPolicies, synthesized_template
 from infra.config import Config
-from infra.event_pattern import task_failure_pattern
-from infra.substitutions import STEP_FUNCTIONS, definition_substitutions, function_arn_key
+from infra.event_pattern import execution_ended_badly_pattern, task_failure_pattern
+from infra.substitutions import EVENT_FUNCTIONS, LAMBDAS, STEP_FUNCTIONS, definition_substitutions, function_arn_key
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
 # Quiet, local-only Powertools: no X-Ray daemon here, and the report says what happened.
@@ -31,10 +31,25 @@ class LocalStack:
     state_machine_arn: str
     topic_arn: str
     pattern: EventPattern
+    cleanup_function_arn: str
+    cleanup_pattern: EventPattern
 
     def matches(self, event: dict[str, Any]) -> bool:
         """Whether the EventBridge rule would start an execution for this event."""
         return bool(self.pattern.matches_event(event))  # type: ignore[arg-type]
+
+    def wait(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait for the execution to end, then deliver its "Execution Status Change" event as EventBridge does:
+        through the cleanup rule's pattern to CleanupExecution. Returns the final describe_execution."""
+        description = self.engine.wait(execution_arn, timeout)
+        event = status_change_event(description)
+        if self.cleanup_pattern.matches_event(event):  # type: ignore[arg-type]
+            response = boto3.client("lambda").invoke(
+                FunctionName=self.cleanup_function_arn, Payload=json.dumps(event).encode()
+            )
+            if response.get("FunctionError"):
+                raise RuntimeError(f"CleanupExecution failed: {response['Payload'].read().decode()}")
+        return description
 
     def notifications(self) -> list[dict[str, str]]:
         region, account = self.topic_arn.split(":")[3:5]
@@ -46,11 +61,32 @@ class LocalStack:
 
 def authorize(engine: LocalEngine, state_machine_arn: str, template: dict[str, Any]) -> None:
     """Every call of the step Lambdas and of the definition is authorized against the template's roles."""
-    names = {module: function_name(module) for module in STEP_FUNCTIONS}
+    names = {module: function_name(module) for module in LAMBDAS}
     policies = StackPolicies.resolve(template, engine.region, engine.account_id, names)
     for module, (role, log_group) in policies.functions.items():
         engine.authorizer.assign_function(names[module], policies.roles[role], log_group)
     engine.authorizer.assign_state_machine(state_machine_arn, policies.roles[policies.state_machine_role])
+
+
+def status_change_event(description: dict[str, Any]) -> dict[str, Any]:
+    """The EventBridge event Step Functions sends when a Standard workflow's execution changes status."""
+    detail = {
+        "executionArn": description["executionArn"],
+        "stateMachineArn": description["stateMachineArn"],
+        "name": description["name"],
+        "status": description["status"],
+        "input": description.get("input"),
+        "output": description.get("output"),
+        "error": description.get("error"),
+        "cause": description.get("cause"),
+    }
+    return {
+        "version": "0",
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "resources": [description["executionArn"]],
+        "detail": detail,
+    }
 
 
 def create_tables(config: Config) -> None:
@@ -101,10 +137,14 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
     topic_arn = boto3.client("sns").create_topic(Name=config.SNS_TOPIC_NAME)["TopicArn"]
     environment = config.lambda_environment() | {"DCGM_LOG_GROUP": fleet.dcgm_log_group, "LOG_LEVEL": "WARNING"}
     environment |= LOCAL_POWERTOOLS | {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+    # Only CleanupExecution reads it, but local handlers share one process environment (and cached settings).
+    environment |= {"NOTIFICATION_TOPIC_ARN": topic_arn}
     values = {
         function_arn_key(name): engine.deploy_function(function_name(module), f"{module}.handler", environment)
         for module, name in STEP_FUNCTIONS.items()
     }
+    (cleanup_module,) = EVENT_FUNCTIONS
+    cleanup_arn = engine.deploy_function(function_name(cleanup_module), f"{cleanup_module}.handler", environment)
     values |= {
         "Partition": "aws",
         "ClusterArn": fleet.cluster_arn,
@@ -119,4 +159,5 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
     )
     authorize(engine, state_machine_arn, synthesized_template(context))
     pattern = EventPattern.load(json.dumps(task_failure_pattern([fleet.cluster_arn], config.dcgm_task_family)))
-    return LocalStack(engine, config, state_machine_arn, topic_arn, pattern)
+    cleanup_pattern = EventPattern.load(json.dumps(execution_ended_badly_pattern([state_machine_arn])))
+    return LocalStack(engine, config, state_machine_arn, topic_arn, pattern, cleanup_arn, cleanup_pattern)

@@ -120,7 +120,7 @@ def _item(state: str, iteration: int | None, labels: dict[str, list[str]]) -> st
 
 
 def _report_execution(stack: LocalStack, fleet: SimFleet, arn: str) -> ExecutionReport:
-    description = stack.engine.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
+    description = stack.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
     visits = stack.engine.path(arn)
     history = stack.engine.history(arn)
     labels = _iteration_labels(history, fleet)

@@ -8,11 +8,13 @@ from typing import Any
 
 # Stop codes that are never a GPU fault: an operator or a service stopped the task, or EC2 reclaimed the host.
 # Siblings we stop ourselves while recovering a job stop with UserInitiated, so they are ignored too.
+# TaskFailedToStart: the task never ran (e.g. its image could not be pulled), so no GPU work failed.
 IGNORED_STOP_CODES: tuple[str, ...] = (
     "UserInitiated",
     "ServiceSchedulerInitiated",
     "SpotInterruption",
     "TerminationNotice",
+    "TaskFailedToStart",
 )
 
 
@@ -40,4 +42,18 @@ def task_failure_pattern(cluster_arns: Sequence[str], dcgm_task_family: str) -> 
             "clusterArn": list(cluster_arns),
             "$or": [{"group": g, "stopCode": c} for g in group for c in stop_code],
         },
+    }
+
+
+# Ends of an execution that may leave locks or drained nodes behind (SUCCEEDED released everything).
+BAD_EXECUTION_ENDS: tuple[str, ...] = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def execution_ended_badly_pattern(state_machine_arns: Sequence[str]) -> dict[str, Any]:
+    """Step Functions "Execution Status Change" events (delivered to the default bus for Standard workflows)
+    of the given state machines' executions that ended FAILED, TIMED_OUT or ABORTED."""
+    return {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": list(state_machine_arns), "status": list(BAD_EXECUTION_ENDS)},
     }

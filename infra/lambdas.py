@@ -1,4 +1,5 @@
-"""The six step Lambdas: one shared code asset (functions/), one function and one least-privilege role each."""
+"""The step Lambdas and the cleanup Lambda: one shared code asset (functions/), one function and one
+least-privilege role each."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention
 from infra.config import POWERTOOLS_LAYER_PARAMETER, Config
 from infra.nag import acknowledge, resource_finding
-from infra.substitutions import STEP_FUNCTIONS
+from infra.substitutions import LAMBDAS
 from infra.tables import RecoveryTables
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -50,12 +51,12 @@ class StepLambdas(Construct):
         removal = removal_policy(config)
 
         self.functions: dict[str, lambda_.Function] = {}
-        for module, name in STEP_FUNCTIONS.items():
+        for module, name in LAMBDAS.items():
             role = iam.Role(
                 self,
                 f"{name}Role",
                 assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                description=f"{name} step Lambda of the GPU recovery workflow",
+                description=f"{name} Lambda of the GPU recovery workflow",
             )
             log_group = logs.LogGroup(
                 self, f"{name}Logs", retention=retention(config.LOG_RETENTION_DAYS), removal_policy=removal
@@ -89,6 +90,8 @@ class StepLambdas(Construct):
         self._allow(fn["classify_failure"], ["ecs:ListTasks"], ["*"], cluster)
         # The security groups of the job's awsvpc tasks, so RestartJob can launch them into the same ones.
         self._allow(fn["classify_failure"], ["ec2:DescribeNetworkInterfaces"], ["*"])
+        # Which containers are essential decides whether a task exited cleanly.
+        self._allow(fn["classify_failure"], ["ecs:DescribeTaskDefinition"], ["*"])
         self._tables(fn["classify_failure"], READ_WRITE, tables.task_table, tables.job_table)
 
         self._tables(fn["acquire_node"], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.node_table)
@@ -128,10 +131,20 @@ class StepLambdas(Construct):
             tables.job_table,
         )
 
-        # HandleError only writes: conditional updates (locks, status) and history rows.
+        # HandleError and CleanupExecution leave an interrupted node drained (SUSPECT) for a human; HandleError
+        # only writes (conditional updates and history rows), CleanupExecution first finds what the execution held.
+        for module in ("handle_error", "cleanup_execution"):
+            self._allow(fn[module], ["ecs:UpdateContainerInstancesState"], [cluster.container_instances], cluster)
         self._tables(
             fn["handle_error"],
             ["dynamodb:PutItem", "dynamodb:UpdateItem"],
+            tables.task_table,
+            tables.job_table,
+            tables.node_table,
+        )
+        self._tables(
+            fn["cleanup_execution"],
+            [*READ_WRITE, "dynamodb:Scan"],
             tables.task_table,
             tables.job_table,
             tables.node_table,
@@ -171,8 +184,9 @@ class StepLambdas(Construct):
         cluster_tasks = resource_finding(stack, cluster.tasks)
         star_reasons = {
             "classify_failure": " ecs:ListTasks for a whole cluster is authorized against * (limited to the cluster by "
-            "the ecs:cluster condition); ec2:DescribeNetworkInterfaces has no resource-level permissions (it reads "
-            "the security groups of the job's awsvpc tasks).",
+            "the ecs:cluster condition); ec2:DescribeNetworkInterfaces and ecs:DescribeTaskDefinition have no "
+            "resource-level permissions (they read the security groups of the job's awsvpc tasks, and which "
+            "containers of the failed task's definition are essential).",
             "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
             "definition is read to find its log configuration).",
             "restart_job": " iam:PassRole is on * because the job's task definitions (and so their roles) are not "
@@ -194,7 +208,7 @@ class StepLambdas(Construct):
                 + star_reasons.get(module, ""),
                 ["Resource::*"],
             )
-            if module in {"classify_failure", "restart_job", "handle_error"}:
+            if module in {"classify_failure", "restart_job", "handle_error", "cleanup_execution"}:
                 acknowledge(
                     role,
                     "AwsSolutions-IAM5",
@@ -208,6 +222,14 @@ class StepLambdas(Construct):
             "their IDs are not known at deploy time.",
             [cluster_tasks, resource_finding(stack, cluster.container_instances)],
         )
+        for module in ("handle_error", "cleanup_execution"):
+            acknowledge(
+                self.functions[module].role,  # type: ignore[arg-type]
+                "AwsSolutions-IAM5",
+                "Drains (UpdateContainerInstancesState) the interrupted nodes of the watched cluster only (ARN "
+                "prefix plus ecs:cluster condition); their IDs are not known at deploy time.",
+                [resource_finding(stack, cluster.container_instances)],
+            )
         acknowledge(
             self.functions["analyze_diag"].role,  # type: ignore[arg-type]
             "AwsSolutions-IAM5",

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import Aws, CfnMapping, CfnOutput, Stack
 from constructs import Construct
 
+from infra.cleanup import ExecutionCleanup
 from infra.cluster import ClusterArns
 from infra.config import Config
 from infra.dcgm_task import DcgmCheckTask
@@ -56,6 +57,13 @@ class EcsGpuRecoveryStack(Stack):
             dcgm_task_family=config.dcgm_task_family,
             state_machine=workflow.state_machine,
         )
+        cleanup = ExecutionCleanup(
+            self,
+            "Cleanup",
+            state_machine=workflow.state_machine,
+            function=lambdas.functions["cleanup_execution"],
+            notifications=notifications,
+        )
 
         state_machine_arn = workflow.state_machine.state_machine_arn
         # The console's host differs per partition, as the ARNs do (the stack also deploys to aws-cn, aws-us-gov).
@@ -69,6 +77,7 @@ class EcsGpuRecoveryStack(Stack):
             "NodeTableName": tables.node_table.table_name,
             "NotificationTopicArn": notifications.topic.topic_arn,
             "DeadLetterQueueUrl": trigger.dead_letter_queue.queue_url,
+            "CleanupDeadLetterQueueUrl": cleanup.dead_letter_queue.queue_url,
             "DcgmTaskDefinitionArn": dcgm.task_definition_arn,
         }
         for name, value in outputs.items():

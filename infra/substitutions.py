@@ -20,6 +20,13 @@ STEP_FUNCTIONS: dict[str, str] = {
 }
 
 
+# Lambdas an EventBridge rule invokes, not the state machine: deployed beside the steps (same asset, same
+# settings), absent from the definition. CleanupExecution puts right what an execution that ended FAILED,
+# TIMED_OUT or ABORTED still holds.
+EVENT_FUNCTIONS: dict[str, str] = {"cleanup_execution": "CleanupExecution"}
+LAMBDAS: dict[str, str] = STEP_FUNCTIONS | EVENT_FUNCTIONS
+
+
 def function_arn_key(name: str) -> str:
     """The placeholder key of a step Lambda's ARN, e.g. ClassifyFailureFunctionArn."""
     return f"{name}FunctionArn"

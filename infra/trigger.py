@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -12,10 +15,40 @@ from constructs import Construct
 from infra.event_pattern import task_failure_pattern
 from infra.nag import acknowledge
 
-# StartExecution fails only on throttling or an outage; retry for a while, then keep the event in the DLQ where
+# A target fails only on throttling or an outage; retry for a while, then keep the event in the DLQ where
 # an operator can replay it (a failure event hours old still names the node to check).
-_MAX_EVENT_AGE = Duration.hours(6)
-_RETRY_ATTEMPTS = 20
+MAX_EVENT_AGE = Duration.hours(6)
+RETRY_ATTEMPTS = 20
+
+
+def rule_with_dead_letter_queue(
+    scope: Construct,
+    *,
+    description: str,
+    pattern: dict[str, Any],
+    target: Callable[[sqs.IQueue], events.IRuleTarget],
+) -> tuple[events.Rule, sqs.Queue]:
+    """A rule on the default bus whose target retries and then keeps the event in an encrypted queue."""
+    dead_letter_queue = sqs.Queue(
+        scope,
+        "DeadLetterQueue",
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    rule = events.Rule(
+        scope,
+        "Rule",
+        description=description,
+        event_pattern=events.EventPattern(
+            source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+        ),
+    )
+    rule.add_target(target(dead_letter_queue))
+    acknowledge(
+        dead_letter_queue, "AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the EventBridge target."
+    )
+    return rule, dead_letter_queue
 
 
 class FailureTrigger(Construct):
@@ -29,33 +62,12 @@ class FailureTrigger(Construct):
         state_machine: sfn.IStateMachine,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        pattern = task_failure_pattern([cluster_arn], dcgm_task_family)
-        self.rule = events.Rule(
-            self,
-            "Rule",
-            description="Stopped ECS tasks of the GPU cluster that may be GPU failures start a recovery",
-            event_pattern=events.EventPattern(
-                source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
-            ),
-        )
         # No input given: the execution receives the whole event, which ClassifyFailure normalises.
-        self.rule.add_target(
-            targets.SfnStateMachine(
-                state_machine,
-                dead_letter_queue=self.dead_letter_queue,
-                retry_attempts=_RETRY_ATTEMPTS,
-                max_event_age=_MAX_EVENT_AGE,
-            )
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the EventBridge target.",
+        self.rule, self.dead_letter_queue = rule_with_dead_letter_queue(
+            self,
+            description="Stopped ECS tasks of the GPU cluster that may be GPU failures start a recovery",
+            pattern=task_failure_pattern([cluster_arn], dcgm_task_family),
+            target=lambda queue: targets.SfnStateMachine(
+                state_machine, dead_letter_queue=queue, retry_attempts=RETRY_ATTEMPTS, max_event_age=MAX_EVENT_AGE
+            ),
         )

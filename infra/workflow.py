@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
-from aws_cdk import Aws, Stack
+from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -26,6 +28,47 @@ DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "rec
 _SYNC_RULE = "StepFunctionsGetEventsForECSTaskRule"
 # The SSM document the ResetGpu state runs (GPU_RESET_ENABLED).
 GPU_RESET_DOCUMENT = "AWS-RunShellScript"
+
+
+# Bounds the definition takes from functions/recovery/settings.py (the CDK app cannot import the Lambda code;
+# tests/infra/test_workflow.py pins them equal): WaitForTasksToStop, the GPU reset's polls, WaitBeforeRecheck.
+TASK_STOP_WAIT_SECONDS = 35
+GPU_RESET_POLL_BOUND_SECONDS = 10 * 30
+RECHECK_WAIT_SECONDS = 120
+# A Lambda step at worst: its timeout, plus the standard Retry's backoff (2+4+8+16+32 s).
+_RETRY_BACKOFF_SECONDS = 62
+# Lambda steps of one node at most (lock, analyses, records, release) and of the job (classify, restart, error).
+_NODE_LAMBDA_STEPS = 10
+_JOB_LAMBDA_STEPS = 4
+# Checks of one node at most: the first, a re-check of an inconclusive one, after a GPU reset, after a reboot.
+_CHECKS_PER_NODE = 4
+# Nodes beyond NODE_CHECK_CONCURRENCY wait for a free Map slot: the bound covers jobs of up to this many rounds.
+JOB_ROUNDS = 4
+
+
+def execution_timeout_seconds(config: Config) -> int:
+    """The state machine's TimeoutSeconds: the longest a recovery can take when every bound is reached (every
+    node waits out another repair's lock, needs every check, a GPU reset, a reboot and every agent poll), for a
+    job of up to JOB_ROUNDS x NODE_CHECK_CONCURRENCY nodes. Past it the execution is TIMED_OUT and
+    CleanupExecution releases what it holds: no execution keeps a lock forever."""
+    step = config.LAMBDA_TIMEOUT_SECONDS + _RETRY_BACKOFF_SECONDS
+    node = (
+        config.NODE_LOCK_MAX_WAITS * (config.NODE_LOCK_WAIT_SECONDS + step)
+        + _CHECKS_PER_NODE * config.DCGM_TIMEOUT_SECONDS
+        + GPU_RESET_POLL_BOUND_SECONDS
+        + RECHECK_WAIT_SECONDS
+        + config.REBOOT_WAIT_SECONDS
+        + config.AGENT_POLL_MAX_ATTEMPTS * config.AGENT_POLL_SECONDS
+        + _NODE_LAMBDA_STEPS * step
+    )
+    return math.ceil(_JOB_LAMBDA_STEPS * step + TASK_STOP_WAIT_SECONDS + JOB_ROUNDS * node)
+
+
+def definition_with_timeout(config: Config) -> str:
+    """The definition file with its TimeoutSeconds (a number from configuration, which the file itself cannot
+    hold: `${...}` substitutions are strings)."""
+    definition = json.loads(DEFINITION_FILE.read_text())
+    return json.dumps({**definition, "TimeoutSeconds": execution_timeout_seconds(config)}, indent=2)
 
 
 class RecoveryWorkflow(Construct):
@@ -84,13 +127,37 @@ class RecoveryWorkflow(Construct):
             self,
             "StateMachine",
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_file(str(DEFINITION_FILE)),
+            definition_body=sfn.DefinitionBody.from_string(definition_with_timeout(config)),
             definition_substitutions=substitutions,
             role=self.role,
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
         )
         self._acknowledge(stack, config, functions, cluster)
+        self._lock_liveness(stack, [self.role, *(functions[m].role for m in ("acquire_node",))])
+
+    def _lock_liveness(self, stack: Stack, roles: list[iam.IRole | None]) -> None:
+        """DescribeExecution of this state machine's executions: whether a lock's owner still runs (the job lock
+        in the definition, node locks in LockNode). A policy of its own, because the state machine depends on
+        the roles' default policies and its ARN in them would be a circular dependency."""
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        policy = iam.Policy(
+            self,
+            "LockLiveness",
+            statements=[iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])],
+            roles=[role for role in roles if role is not None],
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "Executions of this state machine only; their names exist only at run time.",
+            [resource_finding(stack, executions)],
+        )
 
     @staticmethod
     def _statements(
@@ -106,7 +173,7 @@ class RecoveryWorkflow(Construct):
         def arn(service: str, resource: str, name: str) -> str:
             return stack.format_arn(service=service, resource=resource, resource_name=name)
 
-        function_arns = [f.function_arn for f in functions.values()]
+        function_arns = [functions[module].function_arn for module in STEP_FUNCTIONS]
         ec2_actions = ["ec2:RebootInstances"]
         if config.TERMINATE_QUARANTINED:
             ec2_actions.append("ec2:TerminateInstances")
@@ -170,7 +237,7 @@ class RecoveryWorkflow(Construct):
     def _acknowledge(
         self, stack: Stack, config: Config, functions: dict[str, lambda_.Function], cluster: ClusterArns
     ) -> None:
-        findings = [resource_finding(stack, f"{f.function_arn}:*") for f in functions.values()]
+        findings = [resource_finding(stack, f"{functions[module].function_arn}:*") for module in STEP_FUNCTIONS]
         acknowledge(self.role, "AwsSolutions-IAM5", "Invoking the step Lambdas by version or alias (ARN:*).", findings)
         acknowledge(
             self.role,

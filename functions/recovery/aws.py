@@ -1,4 +1,4 @@
-"""The one place that calls ECS and CloudWatch Logs. Everything here is I/O; no decisions."""
+"""The one place that calls ECS, CloudWatch Logs, Step Functions and SNS. Everything here is I/O; no decisions."""
 
 from __future__ import annotations
 
@@ -78,14 +78,34 @@ class Ecs:
         reasons = ", ".join(f.get("reason", "unknown") for f in response.get("failures", [])) or "no task started"
         return None, reasons
 
+    def drain(self, container_instance_arns: list[str]) -> list[str]:
+        """Set container instances DRAINING: ECS places no new task on them (and moves service tasks away).
+        Returns ECS's failure reasons, if any."""
+        if not container_instance_arns:
+            return []
+        response = self.client.update_container_instances_state(
+            cluster=self.cluster, containerInstances=container_instance_arns, status="DRAINING"
+        )
+        return [f"{f.get('arn', '?')}: {f.get('reason', '?')}" for f in response.get("failures", [])]
+
     def container_instance_count(self) -> int:
         pages = self.client.get_paginator("list_container_instances").paginate(cluster=self.cluster)
         return sum(len(page["containerInstanceArns"]) for page in pages)
 
+    def _container_definitions(self, task_definition_arn: str) -> list[dict[str, Any]]:
+        definition = self.client.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
+        return list(definition["containerDefinitions"])
+
+    def essential_containers(self, task_definition_arn: str) -> frozenset[str]:
+        """Names of the containers the task definition marks essential (ContainerDefinition.essential defaults
+        to true when omitted, per the ECS API reference)."""
+        return frozenset(
+            c["name"] for c in self._container_definitions(task_definition_arn) if c.get("essential", True)
+        )
+
     def log_location(self, task_definition_arn: str, container_name: str) -> tuple[str, str] | None:
         """(log group, stream prefix) of a container using the awslogs driver."""
-        definition = self.client.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
-        for container in definition["containerDefinitions"]:
+        for container in self._container_definitions(task_definition_arn):
             log = container.get("logConfiguration") or {}
             if container["name"] == container_name and log.get("logDriver") == "awslogs":
                 options = log.get("options", {})
@@ -111,6 +131,37 @@ class Ec2:
             for page in pages
             for eni in page["NetworkInterfaces"]
         }
+
+
+class StepFunctions:
+    @cached_property
+    def client(self) -> Any:
+        return boto3.client("stepfunctions")
+
+    def status(self, execution_arn: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE; None for an execution Step Functions
+        does not know (never existed, or its history expired 90 days after it closed: the Step Functions quota
+        for Standard workflows)."""
+        try:
+            return str(self.client.describe_execution(executionArn=execution_arn)["status"])
+        except self.client.exceptions.ExecutionDoesNotExist:
+            return None
+
+    def is_running(self, execution_arn: str) -> bool:
+        """Whether the execution still runs: one that does not holds nothing any more."""
+        return self.status(execution_arn) == "RUNNING"
+
+
+class Sns:
+    def __init__(self, topic_arn: str) -> None:
+        self.topic_arn = topic_arn
+
+    @cached_property
+    def client(self) -> Any:
+        return boto3.client("sns")
+
+    def publish(self, subject: str, message: str) -> None:
+        self.client.publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
 
 
 class Logs:

@@ -3,6 +3,7 @@ and the ECS task as both EventBridge and DescribeTasks spell it (the same camelC
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -180,6 +181,8 @@ class NodeStep(StrEnum):
     SUSPECT = "SUSPECT"
     DRY_RUN = "DRY_RUN"
     RESET_GPU = "RESET_GPU"
+    HOLD = "HOLD"  # fleet breaker open: out of service for a human, never repaired or terminated
+    LOST = "LOST"  # this execution no longer owns the node: touch nothing more
 
 
 class Analysis(CamelModel):
@@ -199,9 +202,12 @@ class NodeOutcome(StrEnum):
     HEALTHY = "HEALTHY"
     REPAIRED = "REPAIRED"
     QUARANTINED = "QUARANTINED"
+    HELD = "HELD"  # the fleet breaker took it out of service for a human; never repaired or terminated
     SUSPECT = "SUSPECT"
     DRY_RUN = "DRY_RUN"
     BUSY = "BUSY"
+    LOST = "LOST"  # an operator or a takeover took the node from this execution mid-repair
+    UNCHECKED = "UNCHECKED"  # dry run: the check could not run or be read, nothing was concluded or recorded
 
 
 class NodeResult(CamelModel):
@@ -254,6 +260,30 @@ class ErrorReport(CamelModel):
 
 class JobTooLarge(Exception):
     """The job spans more nodes than MAX_JOB_NODES: its recovery could outgrow the execution's history."""
+
+
+class ExecutionStatusChange(CamelModel):
+    """The detail of EventBridge's "Step Functions Execution Status Change" event."""
+
+    execution_arn: str
+    state_machine_arn: str
+    name: str
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+    input: str | None = None  # the execution input as a JSON string: the ECS event or the manual request
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def failed_task_arn(self) -> str | None:
+        """The task whose failure started the execution, from either input form."""
+        try:
+            request = json.loads(self.input or "null")
+        except ValueError:
+            return None
+        if not isinstance(request, dict):
+            return None
+        arn = (request.get("detail") or {}).get("taskArn") if "detail" in request else request.get("taskArn")
+        return arn if isinstance(arn, str) else None
 
 
 class InvalidInput(Exception):

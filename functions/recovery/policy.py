@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -23,10 +23,19 @@ from recovery.models import (
 
 # Stop codes ECS sets for stops that no GPU fault causes (the EventBridge rule filters them too; the
 # classifier repeats the check because manual and replayed inputs bypass the rule; the Lambda asset cannot
-# import infra/, so tests/infra/test_event_pattern.py pins the two lists equal).
+# import infra/, so tests/infra/test_event_pattern.py pins the two lists equal). The codes are botocore's ECS
+# TaskStopCode enum. TaskFailedToStart: the task never ran (image pull, placement, a missing secret), so no
+# GPU work failed. The other two codes stay recoverable: EssentialContainerExited (the GPU job crashed) and
+# InfrastructureHealth (ECS judged the host unhealthy, which a node check is there to confirm or clear; a
+# check never reboots a healthy node).
 NEVER_GPU_STOP_CODES = frozenset(
-    {"UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice"}
+    {"UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice", "TaskFailedToStart"}
 )
+# Groups ECS gives every task whose launcher named none: RunTask/StartTask use "family:<task family>", a
+# service uses "service:<service name>". Tasks sharing one of these are unrelated runs or interchangeable
+# replicas, never one multi-task job. A service's startedBy is "ecs-svc/<deployment id>", shared the same way.
+ECS_DEFAULT_GROUP_PREFIXES = ("family:", "service:")
+ECS_SERVICE_STARTED_BY_PREFIX = "ecs-svc/"
 
 
 class IgnoreReason(StrEnum):
@@ -43,11 +52,31 @@ def task_family(task_definition_arn: str) -> str:
     return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
 
 
+def exited_cleanly(task: EcsTask, essential: Set[str] | None) -> bool:
+    """Whether the task ended as it should: every essential container exited 0. A non-essential sidecar's
+    exit code (or its lack of one) does not count: ECS stops a task when an essential container exits, and
+    the sidecar was merely stopped with it. `essential`: the names the task definition marks essential (None:
+    unknown, then every container that reported an exit code must have exited 0)."""
+    if essential is None:
+        codes = [c.exit_code for c in task.containers if c.exit_code is not None]
+        return bool(codes) and all(code == 0 for code in codes)
+    judged = [c for c in task.containers if c.name in essential]
+    return bool(judged) and all(c.exit_code == 0 for c in judged)
+
+
 def classify_task(
-    task: EcsTask, cluster_arn: str, *, manual: bool, previous: Mapping[str, Any] | None, dcgm_task_family: str
+    task: EcsTask,
+    cluster_arn: str,
+    *,
+    manual: bool,
+    previous: Mapping[str, Any] | None,
+    dcgm_task_family: str,
+    essential: Callable[[], Set[str] | None] = lambda: None,
 ) -> tuple[Decision, str]:
     """RECOVER, IGNORE or DUPLICATE, with the reason an operator reads. A manual request is an operator's
-    judgement, so it skips the checks that second-guess it (exit code, stop code, event version)."""
+    judgement, so it skips the checks that second-guess it (exit code, stop code, event version).
+    `essential`: reads the essential container names of the task's definition (see exited_cleanly), only
+    when the exit codes are what is left to judge."""
     ignore: tuple[IgnoreReason, str] | None = None
     if task.cluster_arn != cluster_arn:
         ignore = (IgnoreReason.NOT_IN_CLUSTER, f"task runs in {task.cluster_arn}, not in {cluster_arn}")
@@ -61,8 +90,8 @@ def classify_task(
         ignore = (IgnoreReason.NOT_STOPPED, f"task is {task.last_status}, not STOPPED")
     elif not manual and task.stop_code in NEVER_GPU_STOP_CODES:
         ignore = (IgnoreReason.STOP_CODE_NOT_GPU, f"stop code {task.stop_code} is never a GPU fault")
-    elif not manual and task.containers and all(c.exit_code == 0 for c in task.containers):
-        ignore = (IgnoreReason.EXITED_CLEANLY, "every container exited with code 0")
+    elif not manual and exited_cleanly(task, essential()):
+        ignore = (IgnoreReason.EXITED_CLEANLY, "every essential container exited with code 0")
     if ignore:
         return Decision.IGNORE, f"{ignore[0].value}: {ignore[1]}"
     if not manual and previous is not None:
@@ -85,17 +114,19 @@ def describe_stop(task: EcsTask) -> str:
 
 
 def job_identity(task: EcsTask, job_key: str) -> tuple[str, bool]:
-    """(job id, whether an ECS service owns the tasks). Tasks without the key are a job of one."""
+    """(job id, whether an ECS service owns the tasks). Tasks without the key are a job of one, and so are
+    tasks whose key is one ECS fills in by default (see ECS_DEFAULT_GROUP_PREFIXES): a crashed service
+    replica or batch task must not stop its healthy namesakes."""
     value: str | None
     if job_key == "group":
-        value = task.group
+        value = None if (task.group or "").startswith(ECS_DEFAULT_GROUP_PREFIXES) else task.group
     elif job_key == "startedBy":
-        value = task.started_by
+        value = None if (task.started_by or "").startswith(ECS_SERVICE_STARTED_BY_PREFIX) else task.started_by
     else:
         tag = job_key.removeprefix("tag:")
         value = next((t["value"] for t in task.tags if t.get("key") == tag), None)
     managed_by_service = bool(
-        (task.group or "").startswith("service:") or (task.started_by or "").startswith("ecs-svc/")
+        (task.group or "").startswith("service:") or (task.started_by or "").startswith(ECS_SERVICE_STARTED_BY_PREFIX)
     )
     return (value or f"task:{task.task_id}"), managed_by_service
 
@@ -126,6 +157,12 @@ def plan_node_step(
     if verdict.status == VerdictStatus.INCONCLUSIVE:
         if plan.inconclusive_checks == 0:
             return NodeStep.RECHECK, "check inconclusive: one more check"
+        if dry_run:
+            # The job was not stopped, so its GPUs were busy: nothing was observed, and nothing is recorded.
+            return (
+                NodeStep.DRY_RUN,
+                "dry run: two inconclusive checks (the job still holds the GPUs?): nothing observed",
+            )
         return NodeStep.SUSPECT, "two inconclusive checks: a human should look; not rebooting on a guess"
     if verdict.status == VerdictStatus.HEALTHY or verdict.action in (RepairAction.NONE, RepairAction.RESTART_APP):
         if after_reboot:
@@ -183,6 +220,13 @@ def gpu_reset_commands(gpu_indexes: Sequence[int]) -> list[str]:
     return ["set -e", *(f"nvidia-smi --gpu-reset -i {int(index)}" for index in gpu_indexes)]
 
 
+# Node outcomes that leave the node's state unknown to this execution.
+UNRESOLVED = frozenset({NodeOutcome.SUSPECT, NodeOutcome.BUSY, NodeOutcome.LOST, NodeOutcome.UNCHECKED})
+
+# Node statuses only a human clears (gpu-recovery node release): no recovery locks, checks or repairs them.
+HELD_FOR_A_HUMAN = {"QUARANTINED": NodeOutcome.QUARANTINED, "HELD": NodeOutcome.HELD}
+
+
 def decide_job(
     results: Sequence[NodeResult],
     restart_count: int,
@@ -193,8 +237,10 @@ def decide_job(
     """Restart only when a GPU fault was found and dealt with; restarting a crashing application loops."""
     outcomes = {r.outcome for r in results}
     # A dry run found the fault and recorded what it would do: decide the job as if it had.
-    gpu_fault_handled = bool(outcomes & {NodeOutcome.REPAIRED, NodeOutcome.QUARANTINED, NodeOutcome.DRY_RUN})
-    unresolved = sorted(r.node_id for r in results if r.outcome in (NodeOutcome.SUSPECT, NodeOutcome.BUSY))
+    gpu_fault_handled = bool(
+        outcomes & {NodeOutcome.REPAIRED, NodeOutcome.QUARANTINED, NodeOutcome.HELD, NodeOutcome.DRY_RUN}
+    )
+    unresolved = sorted(r.node_id for r in results if r.outcome in UNRESOLVED)
     if unresolved and not gpu_fault_handled:
         return JobOutcomeKind.FAILED, f"node(s) {', '.join(unresolved)} unresolved: a human should look"
     if not gpu_fault_handled and not restart_on_healthy:
@@ -214,16 +260,23 @@ def decide_node_lock(
     failure_at: str | None,
     lock_waits: int,
     max_waits: int,
+    *,
+    owner_running: bool = True,
 ) -> tuple[LockOutcome, NodeResult | None]:
-    """Whether this execution may check the node now, must wait, or can reuse another's outcome."""
+    """Whether this execution may check the node now, must wait, or can reuse another's outcome.
+    `owner_running`: whether the execution holding the lock still runs; a dead owner's lock is taken over
+    (the caller does it atomically, conditional on that same owner)."""
     if state is None:
         return LockOutcome.ACQUIRED, None
     node_id = str(state["nodeId"])
-    if state.get("status") == "QUARANTINED":
-        reason = f"quarantined since {state.get('updatedAt')}: {state.get('reason', 'no reason recorded')}"
-        return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=NodeOutcome.QUARANTINED, reason=reason)
+    if state.get("status") in HELD_FOR_A_HUMAN:
+        outcome = HELD_FOR_A_HUMAN[str(state["status"])]
+        reason = (
+            f"{state['status'].lower()} since {state.get('updatedAt')}: {state.get('reason', 'no reason recorded')}"
+        )
+        return LockOutcome.DONE, NodeResult(node_id=node_id, outcome=outcome, reason=reason)
     owner = state.get("lockOwner")
-    if owner and owner != me:
+    if owner and owner != me and owner_running:
         if lock_waits < max_waits:
             return LockOutcome.WAIT, None
         reason = f"still being repaired by {owner} after {lock_waits} waits"
@@ -254,9 +307,10 @@ def repair_slots(cluster_size: int, max_percent: int) -> int:
 
 def breaker_open_step(in_repair: Sequence[str], slots: int) -> tuple[NodeStep, str]:
     """Too many nodes in repair at once: a fleet-wide cause (a driver or AMI rollout) is likelier than that many
-    bad GPUs, and repairing them all would take the cluster down. Hold the node out of service for a human."""
+    bad GPUs, and repairing them all would take the cluster down. Hold the node out of service for a human:
+    HOLD drains and pages, and never terminates (TERMINATE_QUARANTINED does not apply)."""
     return (
-        NodeStep.QUARANTINE,
+        NodeStep.HOLD,
         f"fleet breaker open: {len(in_repair)} of {slots} repair slot(s) in use "
         f"({', '.join(sorted(in_repair))}); held for a human instead of repaired",
     )

@@ -22,6 +22,9 @@ TASK_STOP_POLL_MAX_ATTEMPTS = 30
 # GPU_RESET_POLL_MAX_ATTEMPTS times (nvidia-smi --gpu-reset takes seconds; 5 minutes is a generous bound).
 GPU_RESET_POLL_SECONDS = 10
 GPU_RESET_POLL_MAX_ATTEMPTS = 30
+# Wait before re-checking after an inconclusive check: long enough for a task that still held the GPUs to be
+# SIGKILLed (TASK_STOP_WAIT_SECONDS) and for a stale check of a dead execution to finish its level-2 run.
+RECHECK_WAIT_SECONDS = 120
 
 
 class Settings(BaseModel):
@@ -52,6 +55,8 @@ class Settings(BaseModel):
     gpu_reset_enabled: bool = Field(False, alias="GPU_RESET_ENABLED")
     max_nodes_in_repair_percent: int = Field(25, alias="MAX_NODES_IN_REPAIR_PERCENT", ge=1, le=100)
     history_ttl_days: int = Field(90, alias="HISTORY_TTL_DAYS", gt=0)
+    # Only CleanupExecution publishes itself (the state machine publishes for the steps).
+    notification_topic_arn: str = Field("", alias="NOTIFICATION_TOPIC_ARN")
 
     @field_validator("job_key")
     @classmethod
@@ -62,9 +67,11 @@ class Settings(BaseModel):
 
     def repair_lease(self) -> timedelta:
         """How long a fleet-breaker repair slot is held if its execution never gives it back (it crashed): the
-        longest a repair can take: a check, the reboot wait, every agent poll and the re-check."""
+        longest a repair can take: a check, a GPU reset and every poll of it, its re-check, the reboot wait,
+        every agent poll and the re-check after the reboot."""
         return timedelta(
-            seconds=2 * self.dcgm_timeout_seconds
+            seconds=3 * self.dcgm_timeout_seconds
+            + GPU_RESET_POLL_SECONDS * GPU_RESET_POLL_MAX_ATTEMPTS
             + self.reboot_wait_seconds
             + self.agent_poll_seconds * self.agent_poll_max_attempts
         )
@@ -85,6 +92,7 @@ class Settings(BaseModel):
             "terminateQuarantined": self.terminate_quarantined,
             "gpuResetPollSeconds": GPU_RESET_POLL_SECONDS,
             "gpuResetPollMaxAttempts": GPU_RESET_POLL_MAX_ATTEMPTS,
+            "recheckWaitSeconds": RECHECK_WAIT_SECONDS,
         }
 
 

@@ -200,13 +200,17 @@ class Tables:
             ExpressionAttributeValues={":error": "ERROR", ":reason": error, ":now": now, ":me": me},
         )
 
-    def mark_task(self, task_arn: str, status: str, now: str) -> bool:
-        """Set a recorded task's recovery status; False when the task was never recorded."""
+    def mark_task(self, task_arn: str, status: str, now: str, *, handled_by: str | None = None) -> bool:
+        """Set a recorded task's recovery status; False when the task was never recorded (or, with
+        `handled_by`, when another execution handles its failure)."""
+        condition = Attr("taskArn").exists()
+        if handled_by:
+            condition = condition & Attr("recoveryExecution").eq(handled_by)
         return conditional_write(
             self.task.update_item,
             Key={"taskArn": task_arn},
             UpdateExpression="SET recoveryStatus = :s, updatedAt = :now",
-            ConditionExpression=Attr("taskArn").exists(),
+            ConditionExpression=condition,
             ExpressionAttributeValues={":s": status, ":now": now},
         )
 
@@ -215,7 +219,12 @@ class Tables:
         item = self.node.get_item(Key={"nodeId": node_id, "recordKey": STATE_KEY}, ConsistentRead=True).get("Item")
         return plain(item) if item else None
 
-    def lock_node(self, node_id: str, container_instance_arn: str, me: str, now: str) -> bool:
+    def lock_node(
+        self, node_id: str, container_instance_arn: str, me: str, now: str, *, dead_owner: str | None = None
+    ) -> bool:
+        """Take the node's lock if it is free (or already ours), or, with `dead_owner`, take it over from that
+        execution, which no longer runs: atomic, so of two executions taking over the same dead lock one wins."""
+        free = f"(attribute_not_exists(lockOwner) OR lockOwner = :me{' OR lockOwner = :dead' if dead_owner else ''})"
         return conditional_write(
             self.node.update_item,
             Key={"nodeId": node_id, "recordKey": STATE_KEY},
@@ -223,8 +232,7 @@ class Tables:
                 "SET lockOwner = :me, lockedAt = :now, #status = :checking, containerInstanceArn = :ci, "
                 "updatedAt = :now, reboots = if_not_exists(reboots, :empty)"
             ),
-            ConditionExpression="(attribute_not_exists(lockOwner) OR lockOwner = :me) AND "
-            "(attribute_not_exists(#status) OR #status <> :quarantined)",
+            ConditionExpression=f"{free} AND (attribute_not_exists(#status) OR NOT #status IN (:held, :quarantined))",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
                 ":me": me,
@@ -233,8 +241,28 @@ class Tables:
                 ":ci": container_instance_arn,
                 ":empty": [],
                 ":quarantined": "QUARANTINED",
-            },
+                ":held": "HELD",
+            }
+            | ({":dead": dead_owner} if dead_owner else {}),
         )
+
+    def locked_by(self, execution_arn: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """The job ids and node STATE rows whose lock this execution holds (scans: run only when an execution
+        ended without releasing its locks, and both tables hold one row per job / node plus history)."""
+        jobs = self._scan(self.job, Attr("lockOwner").eq(execution_arn))
+        nodes = self._scan(self.node, Attr("recordKey").eq(STATE_KEY) & Attr("lockOwner").eq(execution_arn))
+        return sorted(str(job["jobId"]) for job in jobs), nodes
+
+    @staticmethod
+    def _scan(table: Any, condition: Any) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"FilterExpression": condition, "ConsistentRead": True}
+        items: list[dict[str, Any]] = []
+        while True:
+            page = table.scan(**kwargs)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return sorted(plain(items), key=lambda item: str(item.get("nodeId") or item.get("jobId")))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def update_node(self, node_id: str, me: str, fields: dict[str, Any], *, release: bool, guard: str = "") -> bool:
         """Update the STATE row this execution has locked; optionally release the lock. `guard` adds a
@@ -302,14 +330,11 @@ class Tables:
         condition = Attr("recordKey").eq(STATE_KEY)
         if status:
             condition = condition & Attr("status").eq(status)
-        kwargs: dict[str, Any] = {"FilterExpression": condition}
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self.node.scan(**kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return sorted(plain(items), key=lambda item: str(item["nodeId"]))
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._scan(self.node, condition)
+
+    def locked_jobs(self) -> list[dict[str, Any]]:
+        """Every job row that holds a lock (a scan, for operators)."""
+        return self._scan(self.job, Attr("lockOwner").exists())
 
     def set_node_by_operator(
         self, node_id: str, fields: dict[str, Any], *, seen: dict[str, Any] | None, remove_lock: bool
@@ -377,6 +402,12 @@ class Tables:
             ExpressionAttributeValues={":slot": {"by": me, "until": (now + lease).isoformat()}, ":slots": slots},
         )
         return taken, live
+
+    def repair_slots(self, cluster: str) -> dict[str, Any]:
+        """The fleet breaker's slots: node id -> {by, until}."""
+        key = {"nodeId": f"{FLEET_PREFIX}{cluster}", "recordKey": REPAIRS_KEY}
+        item = self.node.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+        return dict(plain(item.get("slots", {})))
 
     def release_repair_slot(self, cluster: str, node_id: str, me: str) -> bool:
         """Give back the node's repair slot if this execution holds it."""

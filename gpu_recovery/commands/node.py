@@ -20,6 +20,7 @@ from gpu_recovery.cli_output import (
     short_execution,
 )
 from recovery import clock
+from recovery.aws import StepFunctions
 
 NAME = "node"
 DESCRIBE_BATCH = 100
@@ -47,17 +48,9 @@ def container_instance(context: AwsContext, node_id: str, recorded: str | None) 
     return None
 
 
-def lock_is_live(context: AwsContext, owner: str) -> bool:
-    """Whether the execution holding the lock is still running (a stale lock's owner is not)."""
-    try:
-        return context.sfn.describe_execution(executionArn=owner)["status"] == "RUNNING"
-    except context.sfn.exceptions.ExecutionDoesNotExist:
-        return False
-
-
-def check_lock(context: AwsContext, node_id: str, state: dict[str, Any] | None, force: bool) -> str | None:
+def check_lock(node_id: str, state: dict[str, Any] | None, force: bool) -> str | None:
     owner = (state or {}).get("lockOwner")
-    if owner and not force and lock_is_live(context, str(owner)):
+    if owner and not force and StepFunctions().is_running(str(owner)):
         raise CommandError(
             f"node {node_id} is being repaired by {short_execution(owner)} (RUNNING): wait for it, "
             "stop it, or take the node anyway with --force",
@@ -131,7 +124,7 @@ def release(args: argparse.Namespace) -> int:
     state = known_state(context, node_id)
     if state is None:
         raise CommandError(f"unknown node {node_id}: no state recorded in {context.table_names['node']}", FAILED)
-    owner = check_lock(context, node_id, state, args.force)
+    owner = check_lock(node_id, state, args.force)
     ci = None if args.keep_draining else container_instance(context, node_id, state.get("containerInstanceArn"))
     if not args.keep_draining and ci is None:
         raise CommandError(
@@ -186,7 +179,7 @@ def quarantine(args: argparse.Namespace) -> int:
     if state and state.get("status") == "QUARANTINED":
         print(f"node {node_id} is already QUARANTINED: {state.get('reason', '')}")
         return OK
-    owner = check_lock(context, node_id, state, args.force)
+    owner = check_lock(node_id, state, args.force)
     who, now = context.who(), clock.utcnow()
     fields: dict[str, Any] = {
         "status": "QUARANTINED",

@@ -12,7 +12,9 @@ from gpu_recovery.cli_output import OK, command, format_time, print_json, render
 from recovery.policy import reboots_in_window
 
 NAME = "nodes"
-NODE_STATUSES = ("CHECKING", "REBOOTING", "HEALTHY", "QUARANTINED", "SUSPECT", "UNHEALTHY")
+NODE_STATUSES = (
+    "CHECKING", "REBOOTING", "RESETTING_GPU", "HEALTHY", "QUARANTINED", "HELD", "SUSPECT", "UNHEALTHY", "UNCHECKED",
+)  # fmt: skip
 
 
 def verdict_cell(row: dict[str, Any]) -> str:

@@ -100,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
     context = AwsContext(args)
     state_machine = context.state_machine_arn
     task = check_task(context, args.task_arn)
+    if task.get("lastStatus") != "STOPPED" and not (args.force or args.dry_run):
+        # A recovery stops every task of the job to free the GPUs for the check: never by surprise.
+        raise CommandError(
+            f"task {task['taskArn']} is {task.get('lastStatus')}: a recovery stops every task of its job; "
+            "pass --force to recover it anyway (or --dry-run, which stops nothing)",
+            FAILED,
+        )
     request = ManualRequest(task_arn=task["taskArn"], reason=args.reason, dry_run=args.dry_run).dump()
     name = new_execution_name(task["taskArn"], args.dry_run)
     started = context.sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(request))
@@ -131,13 +138,15 @@ def register(commands: Any) -> None:
             "Check that the task exists in the recovered cluster (DescribeTasks), then start an execution with the "
             'manual input {"taskArn", "reason", "dryRun"} and a readable unique name '
             "(manual[-dryrun]-<task id>-<UTC time>-<hex>). Prints the execution ARN and its console URL. "
-            "Exit codes: 0 started (with --wait: SUCCEEDED), 1 task not found / execution did not succeed, "
-            "2 usage error (malformed ARN, task of another cluster, deployment not found)."
+            "A task that is not STOPPED is refused without --force (a recovery stops every task of its job). "
+            "Exit codes: 0 started (with --wait: SUCCEEDED), 1 task not found / still running / execution did not "
+            "succeed, 2 usage error (malformed ARN, task of another cluster, deployment not found)."
         ),
     )
     parser.add_argument("task_arn", metavar="TASK_ARN", help="arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/TASK_ID")
     parser.add_argument("--reason", default="manual request", help="why (recorded in the execution input)")
     parser.add_argument("--dry-run", action="store_true", help="same decisions and notifications, no destructive call")
+    parser.add_argument("--force", action="store_true", help="recover a task that is still running (stops its job)")
     parser.add_argument("--wait", action="store_true", help="follow the execution to its end, printing each state")
     parser.add_argument("--poll-seconds", type=float, default=2.0, help="with --wait: seconds between polls")
     parser.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds (exit 1)")

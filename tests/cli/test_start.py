@@ -30,9 +30,16 @@ def test_start_uses_the_manual_input_and_a_readable_unique_name(deployment: Depl
 
 
 def test_start_json(deployment: Deployment, cli: CliRun) -> None:
-    code, out, _ = cli("start", deployment.tasks[1], "--json")
+    code, out, _ = cli("start", deployment.tasks[1], "--json", "--force")
     assert code == 0
     assert json.loads(out)["input"] == {"taskArn": deployment.tasks[1], "reason": "manual request", "dryRun": False}
+
+
+def test_a_running_task_is_not_recovered_without_force(deployment: Deployment, cli: CliRun) -> None:
+    code, _, err = cli("start", deployment.tasks[1])
+    assert code == 1
+    assert "is RUNNING: a recovery stops every task of its job; pass --force" in err
+    assert executions(deployment) == []
 
 
 def test_execution_names_follow_step_functions_rules() -> None:
@@ -85,7 +92,7 @@ def test_flags_and_environment_override_the_stack(
 ) -> None:
     monkeypatch.setenv("GPU_RECOVERY_STATE_MACHINE_ARN", deployment.state_machine_arn)
     monkeypatch.setenv("GPU_RECOVERY_CLUSTER", deployment.cluster_arn)
-    code, _, err = cli("start", deployment.tasks[0], "--stack-name", "NoSuchStack")
+    code, _, err = cli("start", deployment.tasks[0], "--stack-name", "NoSuchStack", "--force")
     assert (code, err) == (0, "")
 
 

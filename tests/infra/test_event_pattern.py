@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 
 from infra.config import DCGM_TASK_FAMILY
-from infra.event_pattern import IGNORED_STOP_CODES, task_failure_pattern
+from infra.event_pattern import IGNORED_STOP_CODES, execution_ended_badly_pattern, task_failure_pattern
 from recovery.policy import NEVER_GPU_STOP_CODES
 from recovery.settings import Settings
 from tests.infra.helpers import of_type
@@ -81,7 +81,7 @@ def pattern() -> EventPattern:
         ("task without startedBy (plain RunTask)", event(startedBy=None), True),
         ("task without stopCode", event(stopCode=None), True),
         ("task without startedBy nor stopCode", event(startedBy=None, stopCode=None), True),
-        ("failed to start", event(stopCode="TaskFailedToStart"), True),
+        ("failed to start (image pull, placement): no GPU work ran", event(stopCode="TaskFailedToStart"), False),
         ("task without group", event(group=None), True),
         ("job started by another Step Functions workflow", event(startedBy="AWS Step Functions"), True),
         ("our DCGM check task", event(startedBy="AWS Step Functions", group="family:gpu-recovery-dcgm-check"), False),
@@ -110,7 +110,7 @@ def test_several_clusters() -> None:
 
 
 def test_rule_uses_the_same_pattern(template: Template, resources: dict[str, dict[str, Any]]) -> None:
-    (rule,) = of_type(resources, "AWS::Events::Rule").values()
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "aws.ecs" in str(r)]
     deployed = rule["Properties"]["EventPattern"]
     expected = task_failure_pattern(["<cluster>"], DCGM_TASK_FAMILY)
     assert deployed["source"] == expected["source"]
@@ -122,10 +122,10 @@ def test_rule_uses_the_same_pattern(template: Template, resources: dict[str, dic
 
 
 def test_rule_targets_state_machine_with_retry_and_dlq(resources: dict[str, dict[str, Any]]) -> None:
-    (rule,) = of_type(resources, "AWS::Events::Rule").values()
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "aws.ecs" in str(r)]
     (target,) = rule["Properties"]["Targets"]
     (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
-    (queue_id,) = of_type(resources, "AWS::SQS::Queue")
+    (queue_id,) = [q for q in of_type(resources, "AWS::SQS::Queue") if q.startswith("Trigger")]
     assert target["Arn"] == {"Ref": machine_id}
     assert "Input" not in target  # the whole event
     assert "InputPath" not in target
@@ -145,3 +145,18 @@ def test_a_supplied_check_task_is_filtered_by_its_family() -> None:
     pattern = EventPattern.load(json.dumps(task_failure_pattern([CLUSTER], "my-dcgm")))
     assert not matches(pattern, event(group="family:my-dcgm"))
     assert matches(pattern, event(group="family:gpu-recovery-dcgm-check"))
+
+
+def test_cleanup_rule_takes_executions_that_ended_badly(resources: dict[str, dict[str, Any]]) -> None:
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "aws.states" in str(r)]
+    deployed = rule["Properties"]["EventPattern"]
+    expected = execution_ended_badly_pattern(["<state machine>"])
+    assert deployed["detail-type"] == expected["detail-type"] == ["Step Functions Execution Status Change"]
+    assert deployed["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    (target,) = rule["Properties"]["Targets"]
+    assert "CleanupExecution" in json.dumps(target["Arn"])
+    pattern = EventPattern.load(json.dumps(execution_ended_badly_pattern(["arn:sm"])))
+    ended = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change"}
+    assert matches(pattern, ended | {"detail": {"stateMachineArn": "arn:sm", "status": "TIMED_OUT"}})
+    assert not matches(pattern, ended | {"detail": {"stateMachineArn": "arn:sm", "status": "SUCCEEDED"}})
+    assert not matches(pattern, ended | {"detail": {"stateMachineArn": "arn:other", "status": "FAILED"}})

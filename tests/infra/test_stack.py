@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match, Template
 from infra.config import Config
 from infra.lambdas import POWERTOOLS_LAYER_PARAMETER
 from infra.stack import CONSOLE_HOSTS
-from infra.substitutions import STEP_FUNCTIONS
+from infra.substitutions import LAMBDAS
 from recovery.notify import CONSOLE_HOSTS as NOTIFICATION_CONSOLE_HOSTS
 from tests.infra.helpers import of_type
 
@@ -90,10 +90,10 @@ def test_dead_letter_queue_is_encrypted_and_ssl_only(template: Template) -> None
     )
 
 
-def test_six_step_lambdas(resources: Resources) -> None:
+def test_step_lambdas_and_the_cleanup_lambda(resources: Resources) -> None:
     functions = of_type(resources, "AWS::Lambda::Function")
     assert sorted(f["Properties"]["Handler"] for f in functions.values()) == sorted(
-        f"{module}.handler" for module in STEP_FUNCTIONS
+        f"{module}.handler" for module in LAMBDAS
     )
     expected_env = set(Config.load().lambda_environment()) | {"DCGM_LOG_GROUP"}
     roles = set()
@@ -104,11 +104,14 @@ def test_six_step_lambdas(resources: Resources) -> None:
         assert props["Timeout"] == 120, logical_id
         assert props["MemorySize"] == 512, logical_id
         assert props["TracingConfig"] == {"Mode": "Active"}, logical_id
-        assert set(props["Environment"]["Variables"]) == expected_env, logical_id
+        cleanup = props["Handler"] == "cleanup_execution.handler"
+        assert set(props["Environment"]["Variables"]) == expected_env | (
+            {"NOTIFICATION_TOPIC_ARN"} if cleanup else set()
+        )
         assert len(props["Layers"]) == 1, logical_id
         assert "LoggingConfig" in props, logical_id  # its own log group, with retention
         roles.add(props["Role"]["Fn::GetAtt"][0])
-    assert len(roles) == 6  # one role per function
+    assert len(roles) == len(LAMBDAS)  # one role per function
 
 
 def test_powertools_layer_is_the_pinned_public_one(template: Template) -> None:
@@ -161,7 +164,7 @@ def test_console_url_follows_the_partition(template: Template) -> None:
 def test_outputs(template: Template) -> None:
     assert set(template.to_json()["Outputs"]) == {
         "StateMachineArn", "StateMachineConsoleUrl", "TaskTableName", "JobTableName", "NodeTableName",
-        "NotificationTopicArn", "DeadLetterQueueUrl", "DcgmTaskDefinitionArn",
+        "NotificationTopicArn", "DeadLetterQueueUrl", "CleanupDeadLetterQueueUrl", "DcgmTaskDefinitionArn",
     }  # fmt: skip
 
 
@@ -246,7 +249,12 @@ def test_lambda_roles_are_least_privilege(resources: Resources) -> None:
     } <= actions("StepsClassifyFailureRole")
     assert {"logs:GetLogEvents", "ecs:DescribeTaskDefinition"} <= actions("StepsAnalyzeDiagRole")
     assert {"ecs:RunTask", "ecs:TagResource", "iam:PassRole"} <= actions("StepsRestartJobRole")
-    assert not {a for a in actions("StepsAcquireNodeRole") if not a.startswith(("dynamodb:", "xray:", "logs:"))}
+    # LockNode asks whether a lock's owner still runs, of this state machine's executions only.
+    assert {a for a in actions("StepsAcquireNodeRole") if not a.startswith(("dynamodb:", "xray:", "logs:"))} == {
+        "states:DescribeExecution"
+    }
+    assert {"ecs:UpdateContainerInstancesState", "sns:Publish"} <= actions("StepsCleanupExecutionRole")
+    assert "ecs:RunTask" not in actions("StepsCleanupExecutionRole")
     for statement in _role_statements(resources, "StepsRestartJobRole"):
         if "iam:PassRole" in _actions(statement):
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Any
 
 import pytest
-from aws_cdk import App
 
-from infra.stack import EcsGpuRecoveryStack
+from infra.config import Config
 from infra.substitutions import SUBSTITUTION_KEYS, definition_substitutions, placeholders
-from infra.workflow import DEFINITION_FILE
+from infra.workflow import (
+    DEFINITION_FILE,
+    GPU_RESET_POLL_BOUND_SECONDS,
+    JOB_ROUNDS,
+    RECHECK_WAIT_SECONDS,
+    TASK_STOP_WAIT_SECONDS,
+    execution_timeout_seconds,
+)
+from recovery import settings
 from tests.infra.helpers import of_type
 
 
@@ -33,17 +40,31 @@ def _machine(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return machine["Properties"]
 
 
-def test_state_machine_loads_the_file_and_substitutes_every_key(
-    default_app: tuple[App, EcsGpuRecoveryStack], resources: dict[str, dict[str, Any]]
-) -> None:
+def test_state_machine_loads_the_file_and_substitutes_every_key(resources: dict[str, dict[str, Any]]) -> None:
     props = _machine(resources)
-    # DefinitionBody.from_file ships the file as an asset; CloudFormation applies the substitutions.
+    # The file, with its TimeoutSeconds added; CloudFormation applies the substitutions.
     assert set(props["DefinitionSubstitutions"]) == set(SUBSTITUTION_KEYS)
     assert props["DefinitionSubstitutions"]["DcgmContainerName"] == "dcgm-check"
     assert props["DefinitionSubstitutions"]["Partition"] == {"Ref": "AWS::Partition"}
-    assembly = Path(default_app[0].synth().directory)
-    shipped = assembly / f"asset.{props['DefinitionS3Location']['Key']}"
-    assert shipped.read_text() == DEFINITION_FILE.read_text()
+    shipped = json.loads(props["DefinitionString"])
+    assert shipped == json.loads(DEFINITION_FILE.read_text()) | {"TimeoutSeconds": shipped["TimeoutSeconds"]}
+
+
+def test_execution_timeout_is_derived_from_the_bounds(resources: dict[str, dict[str, Any]]) -> None:
+    shipped = json.loads(_machine(resources)["DefinitionString"])
+    config = Config.load(context={}, env={})
+    assert shipped["TimeoutSeconds"] == execution_timeout_seconds(config)
+    # Defaults: a node at its worst (30 lock waits, 4 checks, reset, re-check wait, reboot, 20 agent polls, its
+    # Lambda steps) is about 3.9 hours; four rounds of nodes and the job's own steps make it about 15.6 hours.
+    assert 15 * 3600 < shipped["TimeoutSeconds"] < 16 * 3600
+    longer = Config.load(context={"DCGM_TIMEOUT_SECONDS": "1800"}, env={})
+    assert execution_timeout_seconds(longer) == execution_timeout_seconds(config) + JOB_ROUNDS * 4 * 900
+
+
+def test_bounds_copied_from_the_lambda_settings_are_the_same() -> None:
+    assert TASK_STOP_WAIT_SECONDS == settings.TASK_STOP_WAIT_SECONDS
+    assert GPU_RESET_POLL_BOUND_SECONDS == settings.GPU_RESET_POLL_SECONDS * settings.GPU_RESET_POLL_MAX_ATTEMPTS
+    assert RECHECK_WAIT_SECONDS == settings.RECHECK_WAIT_SECONDS
 
 
 def test_standard_type_logging_all_and_tracing(resources: dict[str, dict[str, Any]]) -> None:

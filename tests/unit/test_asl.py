@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gpu_recovery.engine.error_names import STATES_ERRORS, generic_error, service_errors
-from infra.substitutions import SUBSTITUTION_KEYS, placeholders
+from infra.substitutions import STEP_FUNCTIONS, SUBSTITUTION_KEYS, placeholders
 from recovery.models import NodeStep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +211,10 @@ def test_invalid_input_fails_by_name() -> None:
 def docstring_steps() -> dict[str, set[str]]:
     """State names a handler module's docstring names before its colon ("LockNode: ...", "A / B / C: ...")."""
     found = {}
+    # Step Lambdas only: CleanupExecution is invoked by an EventBridge rule, not by a state.
     for path in (ROOT / "functions").glob("*.py"):
+        if path.stem not in STEP_FUNCTIONS:
+            continue
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         head = doc.split(":", 1)[0]
         found[path.stem] = {n.strip() for n in head.split("/")}
@@ -236,3 +239,42 @@ def test_docstring_states_call_their_module() -> None:
     for module, names in docstring_steps().items():
         for name in names:
             assert ALL[name][0]["Resource"] == f"${{{arn[module]}FunctionArn}}", (module, name)
+
+
+def test_a_node_is_reactivated_only_immediately_before_its_check() -> None:
+    # ECS places nothing on a DRAINING instance, the check included: reactivation must lead straight to the check
+    # (which reserves every GPU), and nothing else may reactivate a node.
+    reactivations = [n for n, (s, _) in ALL.items() if s.get("Parameters", {}).get("Status") == "ACTIVE"]
+    assert sorted(reactivations) == ["ReactivateNode", "ReactivateNodeAfterGpuReset"]
+    assert all(ALL[n][0]["Next"] == "RunDcgmDiag" for n in reactivations)
+
+
+def test_destructive_node_steps_follow_a_check_of_ownership() -> None:
+    guarded = {
+        "DrainNode": "RebootRecorded",
+        "DrainNodeForGpuReset": "GpuResetRecorded",
+        "DrainNodeForQuarantine": "QuarantineRecorded",
+        "DrainHeldNode": "HoldRecorded",
+        "DrainSuspectNode": "SuspectRecorded",
+    }
+    for drain, choice in guarded.items():
+        assert ALL[choice][0]["Default"] == drain
+        (lost,) = ALL[choice][0]["Choices"]
+        assert lost["Next"] in {"NodeLockLost", "NodeChecked"}
+    assert ALL["DrainNode"][0]["Next"] == "RebootInstance"
+    assert ALL["DrainNodeForQuarantine"][0]["Next"] == "TerminateQuarantined"
+    assert "TerminateInstance" not in {ALL["DrainHeldNode"][0]["Next"]}
+
+
+def test_a_failed_result_notification_does_not_turn_the_job_into_an_error() -> None:
+    (catch,) = ASL["States"]["NotifyRecoveryResult"]["Catch"]
+    assert catch["Next"] == "ReleaseJobAfterNotificationFailed"
+    assert ASL["States"]["ReleaseJobAfterNotificationFailed"]["Next"] == "NotificationFailed"
+    assert ASL["States"]["NotificationFailed"]["Type"] == "Fail"
+
+
+def test_a_failing_error_handler_still_alerts() -> None:
+    for name in ("HandleError", "NotifyRecoveryError"):
+        (catch,) = ASL["States"][name]["Catch"]
+        assert catch["Next"] == "NotifyLastResort"
+    assert ASL["States"]["NotifyLastResort"]["Resource"] == "arn:aws:states:::sns:publish"

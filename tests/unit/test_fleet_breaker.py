@@ -25,7 +25,7 @@ def test_repair_slots_are_a_share_of_the_cluster_never_zero(cluster_size: int, p
 
 def test_an_open_breaker_holds_the_node_and_names_who_is_in_repair() -> None:
     step, reason = breaker_open_step(["i-b", "i-a"], 2)
-    assert step == NodeStep.QUARANTINE
+    assert step == NodeStep.HOLD
     assert "fleet breaker open: 2 of 2 repair slot(s) in use (i-a, i-b)" in reason
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import classify_failure
@@ -16,10 +17,11 @@ from unit_helpers import (
     Fleet,
     all_items,
     execution,
+    load_event,
     scan,
 )
 
-from recovery.models import InvalidInput, JobTooLarge
+from recovery.models import EcsTask, InvalidInput, JobTooLarge
 from recovery.settings import get_settings
 
 EMPTY: dict[str, list[Any]] = {"ecs_task": [], "ecs_job": [], "ecs_node": []}
@@ -166,3 +168,33 @@ def test_dry_run_from_configuration(fleet: Fleet, context: FakeLambdaContext, mo
     monkeypatch.setenv("DRY_RUN", "true")
     classify_failure.get_settings.cache_clear()
     assert classify(fleet.event(), context)["dryRun"] is True
+
+
+def _rank(name: str, **changes: Any) -> EcsTask:
+    detail = load_event("task_stopped_gpu")["detail"]
+    arn = detail["taskArn"].rsplit("/", 1)[0] + f"/{name}"
+    return EcsTask.model_validate(detail | {"taskArn": arn} | changes)
+
+
+def test_a_rank_that_had_completed_is_not_part_of_the_incident() -> None:
+    failed = _rank("failed")
+    finished = _rank("finished", containers=[{"name": "trainer", "exitCode": 0, "gpuIds": ["GPU-1"]}])
+    crashed = _rank("crashed")
+    running = _rank("running", lastStatus="RUNNING", stopCode=None, stoppedAt=None)
+    ecs = SimpleNamespace(running_tasks=lambda: [running], recently_stopped_tasks=lambda: [failed, finished, crashed])
+    tables = SimpleNamespace(get_task=lambda arn: None)
+    settings = get_settings()
+    others = classify_failure.job_tasks(
+        failed, "job-a", settings, ecs, tables, essential=lambda arn: frozenset({"trainer"})
+    )  # type: ignore[arg-type]
+    assert [t.task_arn.rsplit("/", 1)[-1] for t in others] == ["running", "crashed"]
+
+
+def test_tasks_in_the_ecs_default_family_group_are_each_a_job_of_one(fleet: Fleet, context: FakeLambdaContext) -> None:
+    event = fleet.event()
+    event["detail"]["group"] = "family:llm-train"
+    out = classify(event, context)
+    assert out["decision"] == "RECOVER"
+    assert out["job"]["jobId"].startswith("task:")
+    assert out["job"]["tasks"] == [event["detail"]["taskArn"]]
+    assert out["job"]["survivingTasks"] == []

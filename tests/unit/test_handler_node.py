@@ -25,6 +25,8 @@ from unit_helpers import (
     scan,
 )
 
+from recovery.aws import StepFunctions
+
 NODE_ID = "i-0a1b2c3d4e5f60718"
 CI_ARN = "arn:aws:ecs:us-east-1:123456789012:container-instance/gpu-training/8d0f1e2c3b4a59687766554433221100"
 TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/gpu-training/4f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c"
@@ -71,6 +73,7 @@ def test_acquire_then_other_waits_then_busy(
     aws: None, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NODE_LOCK_MAX_WAITS", "2")
+    monkeypatch.setattr(StepFunctions, "is_running", lambda self, arn: True)
     mine = acquire_node.handler(step(lockWaits=0), context)
     assert mine == {"outcome": "ACQUIRED", "lockWaits": 0, "rebootsInWindow": 0}
     assert state()["lockOwner"] == EXECUTION_ARN
@@ -85,6 +88,17 @@ def test_acquire_then_other_waits_then_busy(
     assert busy["result"]["handledBy"] == EXECUTION_ARN
     assert busy["result"]["containerInstanceArn"] == CI_ARN
     assert state()["lockOwner"] == EXECUTION_ARN
+
+
+def test_lock_of_an_execution_that_no_longer_runs_is_taken_over(aws: None, context: FakeLambdaContext) -> None:
+    acquire_node.handler(step(lockWaits=0), context)
+    # EXECUTION_ARN does not exist in Step Functions (aborted, or its history expired): it holds nothing.
+    taken = acquire_node.handler(step(OTHER_EXECUTION_ARN, lockWaits=0), context)
+    assert taken["outcome"] == "ACQUIRED"
+    assert state()["lockOwner"] == OTHER_EXECUTION_ARN
+    (row,) = history()
+    assert row["kind"] == "LOCK_TAKEN_OVER"
+    assert EXECUTION_ARN in row["detail"]["reason"]
 
 
 def test_acquire_quarantined_node_is_done(aws: None, context: FakeLambdaContext) -> None:
@@ -261,7 +275,7 @@ def test_reboot_counted_once_per_execution(aws: None, context: FakeLambdaContext
     acquire_node.handler(step(), context)
     first = record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
     retry = record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
-    assert (first, retry) == ({"counted": True}, {"counted": False})
+    assert (first, retry) == ({"counted": True, "owned": True}, {"counted": False, "owned": True})
     row = state()
     assert len(row["reboots"]) == 1
     assert row["status"] == "REBOOTING"
@@ -275,6 +289,7 @@ def test_reboot_counted_once_per_execution(aws: None, context: FakeLambdaContext
         ("RELEASE", "INITIAL", "HEALTHY", "HEALTHY"),
         ("RELEASE", "AFTER_REBOOT", "HEALTHY", "REPAIRED"),
         ("QUARANTINE", "INITIAL", "QUARANTINED", "QUARANTINED"),
+        ("HOLD", "INITIAL", "HELD", "HELD"),
         ("SUSPECT", "INITIAL", "SUSPECT", "SUSPECT"),
         ("DRY_RUN", "INITIAL", "UNHEALTHY", "DRY_RUN"),
     ],
@@ -299,8 +314,14 @@ def test_finish_sets_status_and_releases(
 def test_only_lock_owner_writes(aws: None, context: FakeLambdaContext) -> None:
     acquire_node.handler(step(), context)
     before = state()
-    assert record_node_state.handler(step(OTHER_EXECUTION_ARN, action="REBOOTING"), context) == {"counted": False}
-    record_node_state.handler(step(OTHER_EXECUTION_ARN, action="QUARANTINE", analysis=analysis("QUARANTINE")), context)
+    assert record_node_state.handler(step(OTHER_EXECUTION_ARN, action="REBOOTING"), context) == {
+        "counted": False,
+        "owned": False,
+    }
+    lost = record_node_state.handler(
+        step(OTHER_EXECUTION_ARN, action="QUARANTINE", analysis=analysis("QUARANTINE")), context
+    )
+    assert lost["outcome"] == "LOST"
     after = state()
     assert after == before
     assert after["lockOwner"] == EXECUTION_ARN
@@ -312,6 +333,32 @@ def test_finish_without_the_lock_writes_no_history(aws: None, context: FakeLambd
     record_node_state.handler(step(action="QUARANTINE", analysis=analysis("QUARANTINE")), context)
     record_node_state.handler(step(caller, action="QUARANTINE", analysis=analysis("QUARANTINE")), context)
     assert [h["kind"] for h in history()] == ["QUARANTINE"]
+
+
+def test_operator_quarantine_mid_recovery_ends_the_branch(aws: None, context: FakeLambdaContext) -> None:
+    # `gpu-recovery node quarantine --force` clears the lock; the workflow's next step must not reboot the node.
+    acquire_node.handler(step(), context)
+    table = boto3.resource("dynamodb", region_name=REGION).Table(NODE_TABLE)
+    table.update_item(
+        Key={"nodeId": NODE_ID, "recordKey": "STATE"},
+        UpdateExpression="SET #s = :q REMOVE lockOwner",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":q": "QUARANTINED"},
+    )
+    assert record_node_state.handler(step(action="REBOOTING"), context) == {"counted": False, "owned": False}
+    assert state()["status"] == "QUARANTINED"
+    assert state()["reboots"] == []
+
+
+def test_dry_run_records_no_verdict_it_did_not_observe(aws: None, context: FakeLambdaContext) -> None:
+    acquire_node.handler(step(), context)
+    inconclusive = analysis("DRY_RUN", status="INCONCLUSIVE", action="NONE")
+    out = record_node_state.handler(step(action="DRY_RUN", analysis=inconclusive), context)
+    assert out["outcome"] == "UNCHECKED"
+    row = state()
+    assert row["status"] == "UNCHECKED"  # not SUSPECT, not UNHEALTHY: the dry run saw nothing
+    assert "lastOutcome" not in row
+    assert "lockOwner" not in row
 
 
 def test_unknown_action_raises(aws: None, context: FakeLambdaContext) -> None:

@@ -25,6 +25,7 @@ from recovery.policy import (
     classify_task,
     decide_job,
     decide_node_lock,
+    exited_cleanly,
     job_identity,
     plan_node_step,
     reboots_in_window,
@@ -136,6 +137,47 @@ def test_manual_still_refuses_what_is_not_ours(fixture: str, reason: str) -> Non
     assert why.startswith(reason)
 
 
+def test_task_that_failed_to_start_is_not_a_gpu_failure() -> None:
+    # An image that cannot be pulled: the task never ran on a GPU.
+    failed = task(stopCode="TaskFailedToStart", stoppedReason="CannotPullContainerError: pull access denied")
+    decision, why = classify_task(failed, CLUSTER_ARN, manual=False, previous=None)
+    assert decision == Decision.IGNORE
+    assert why.startswith("STOP_CODE_NOT_GPU: ")
+
+
+def test_infrastructure_health_stop_is_checked() -> None:
+    decision, _ = classify_task(task(stopCode="InfrastructureHealth"), CLUSTER_ARN, manual=False, previous=None)
+    assert decision == Decision.RECOVER
+
+
+def _with_sidecar(trainer_exit: int | None, sidecar_exit: int | None) -> EcsTask:
+    detail = load_event("task_stopped_gpu")["detail"]
+    trainer = detail["containers"][0] | {"exitCode": trainer_exit}
+    sidecar = {"name": "log-router", "lastStatus": "STOPPED", "exitCode": sidecar_exit}
+    return EcsTask.model_validate(detail | {"containers": [trainer, sidecar]})
+
+
+@pytest.mark.parametrize("sidecar_exit", [None, 137, 0])
+def test_clean_exit_is_judged_on_essential_containers_only(sidecar_exit: int | None) -> None:
+    # The trainer finished; the log-router sidecar was stopped with the task (no exit code, or SIGKILL).
+    clean = _with_sidecar(0, sidecar_exit)
+    decision, why = classify_task(clean, CLUSTER_ARN, manual=False, previous=None, essential=lambda: {"trainer"})
+    assert decision == Decision.IGNORE
+    assert why.startswith("EXITED_CLEANLY: ")
+
+
+def test_essential_container_failure_is_recovered_whatever_the_sidecar_did() -> None:
+    failed = _with_sidecar(1, 0)
+    decision, _ = classify_task(failed, CLUSTER_ARN, manual=False, previous=None, essential=lambda: {"trainer"})
+    assert decision == Decision.RECOVER
+
+
+def test_exit_codes_without_the_definition_judge_the_containers_that_reported_one() -> None:
+    assert exited_cleanly(_with_sidecar(0, None), None)
+    assert not exited_cleanly(_with_sidecar(0, 1), None)
+    assert not exited_cleanly(_with_sidecar(None, None), None)
+
+
 # ---- job_identity -------------------------------------------------------------------------------
 def test_job_identity_group() -> None:
     assert job_identity(task(), "group") == ("job-a", False)
@@ -154,6 +196,20 @@ def test_job_identity_missing_key_is_a_job_of_one() -> None:
     job_id, _ = job_identity(task(), "tag:training-job")
     assert job_id == "task:4f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c"
     assert job_identity(task(group=None), "group")[0] == "task:4f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c"
+
+
+@pytest.mark.parametrize(
+    ("job_key", "changes"),
+    [
+        ("group", {"group": "family:llm-train"}),
+        ("group", {"group": "service:llm-inference"}),
+        ("startedBy", {"startedBy": "ecs-svc/9223370493064830016"}),
+    ],
+)
+def test_job_identity_ecs_default_keys_are_a_job_of_one(job_key: str, changes: dict[str, str]) -> None:
+    # ECS fills these in for every task launched without a group, or for every replica of a service:
+    # tasks sharing them are unrelated, and one crashing must not stop the others.
+    assert job_identity(task(**changes), job_key)[0] == "task:4f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c"
 
 
 @pytest.mark.parametrize("changes", [{"group": "service:llm-inference"}, {"startedBy": "ecs-svc/9223370493064830016"}])
@@ -295,11 +351,38 @@ def test_job_budget_exhausted_fails() -> None:
     assert "budget exhausted (3 of 3)" in reason
 
 
-@pytest.mark.parametrize("outcome", ["SUSPECT", "BUSY"])
+@pytest.mark.parametrize("outcome", ["SUSPECT", "BUSY", "LOST", "UNCHECKED"])
 def test_job_unresolved_only_fails(outcome: str) -> None:
     kind, reason = decide_job([result(outcome), result("HEALTHY", "i-2")], 0, 3, True, False)
     assert kind == JobOutcomeKind.FAILED
     assert "i-0a1b2c3d4e5f60718" in reason
+
+
+def test_job_with_a_node_held_by_the_breaker_restarts_elsewhere() -> None:
+    kind, _ = decide_job([result("HELD")], 0, 3, False, False)
+    assert kind == JobOutcomeKind.RESTARTED
+
+
+def test_dry_run_does_not_call_an_unplaceable_check_suspect() -> None:
+    # In a dry run the job is not stopped, so its GPUs are busy and the check cannot run: nothing was observed.
+    second = CheckPlan(phase="INITIAL", inconclusive_checks=1)
+    step, reason = plan_node_step(verdict("INCONCLUSIVE"), second, 0, 2, True)
+    assert step == NodeStep.DRY_RUN
+    assert "nothing observed" in reason
+    assert plan_node_step(verdict("INCONCLUSIVE"), second, 0, 2, False)[0] == NodeStep.SUSPECT
+
+
+def test_lock_of_a_dead_owner_is_acquired() -> None:
+    state = node_state(lockOwner=OTHER, status="REBOOTING")
+    assert decide_node_lock(state, ME, None, 0, 30, owner_running=False) == (LockOutcome.ACQUIRED, None)
+    assert decide_node_lock(state, ME, None, 0, 30, owner_running=True) == (LockOutcome.WAIT, None)
+
+
+def test_node_held_by_the_breaker_is_left_to_a_human() -> None:
+    outcome, result_ = decide_node_lock(node_state(status="HELD", reason="fleet breaker open"), ME, None, 0, 30)
+    assert outcome == LockOutcome.DONE
+    assert result_ is not None
+    assert result_.outcome == NodeOutcome.HELD
 
 
 def test_job_service_managed() -> None:

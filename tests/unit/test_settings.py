@@ -65,6 +65,7 @@ def test_workflow_settings() -> None:
         "terminateQuarantined",
         "gpuResetPollSeconds",
         "gpuResetPollMaxAttempts",
+        "recheckWaitSeconds",
     }
     # The container environment override takes a string; the *Path fields take numbers.
     assert ws["diagLevel"] == "3"
@@ -85,3 +86,8 @@ def test_get_settings_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None
 def test_gpu_reset_is_off_by_default() -> None:
     assert Settings.model_validate(BASE).gpu_reset_enabled is False
     assert Settings.model_validate(BASE | {"GPU_RESET_ENABLED": "true"}).gpu_reset_enabled is True
+
+
+def test_repair_lease_covers_a_gpu_reset_before_the_reboot() -> None:
+    # check (900) -> reset polls (300) -> check (900) -> reboot wait (180) + agent polls (600) -> check (900)
+    assert Settings.model_validate(BASE).repair_lease().total_seconds() == 3 * 900 + 300 + 180 + 600

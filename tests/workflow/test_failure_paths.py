@@ -1,10 +1,13 @@
-"""The workflow's unhappy paths, end to end on the local engine: a malformed input, and an unexpected error in
-the middle of a recovery (the one error handler releases the locks, alerts, and the execution fails with the
-original error)."""
+"""The workflow's unhappy paths, end to end on the local engine: a malformed input; an unexpected error in the
+middle of a recovery (the one error handler releases the locks, alerts, and the execution fails with the
+original error); executions that end badly, whose leftovers CleanupExecution puts right (their "Execution
+Status Change" event goes through the cleanup rule's pattern); a failing error handler that still alerts; and
+locks of an owner that no longer runs, taken over rather than joined."""
 
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -137,3 +140,135 @@ def test_one_nodes_failed_step_is_recorded_and_reported_while_the_others_go_on()
             (report,) = stack.notifications()
             assert bad in report["message"]
             assert "RuntimeError" in report["message"]
+
+
+REAL_SECONDS = 120.0
+
+
+def _state(stack: LocalStack) -> dict[str, Any]:
+    return next(row for row in _items(stack.config.NODE_TABLE_NAME) if row["recordKey"] == "STATE")
+
+
+def _abort(arn: str) -> None:
+    """StopExecution, as an operator would, from inside a step; what the step returns no longer matters."""
+    boto3.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
+    raise RuntimeError("stopped")
+
+
+def _abort_when(fleet: SimFleet, arn: str, action: str, target: str) -> None:
+    """Stop the execution (as an operator's StopExecution would) once the fleet has seen `action target`."""
+    deadline = time.monotonic() + REAL_SECONDS
+    while not any(a == action and t == target for _, a, t, _ in fleet.timeline()):
+        assert time.monotonic() < deadline, f"the fleet never saw {action} {target}"
+        time.sleep(0.01)
+    boto3.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
+
+
+def _container_instance_status(fleet: SimFleet) -> str:
+    ecs = boto3.client("ecs")
+    arns = ecs.list_container_instances(cluster=fleet.cluster_arn)["containerInstanceArns"]
+    return str(
+        ecs.describe_container_instances(cluster=fleet.cluster_arn, containerInstances=arns)["containerInstances"][0][
+            "status"
+        ]
+    )
+
+
+def test_when_error_handling_fails_too_people_are_told_and_cleanup_releases_everything(
+    stack_and_fleet: tuple[LocalStack, SimFleet],
+) -> None:
+    stack, fleet = stack_and_fleet
+    (task,) = fleet.job_tasks("job-a")
+    event = fleet.fail_task(task, exit_code=1)
+    # The node was rebooted; recording its outcome fails, and so does HandleError (a throttled table).
+    with (
+        mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")),
+        mock.patch("handle_error.handle", side_effect=RuntimeError("throttled")),
+    ):
+        arn = stack.engine.start_execution(stack.state_machine_arn, "double-fault", event)
+        assert stack.wait(arn, REAL_SECONDS)["status"] == "FAILED"
+    path = [visit.name for visit in stack.engine.path(arn)]
+    assert path[-3:] == ["HandleError", "NotifyLastResort", "RecoveryFailed"]
+
+    (job,) = _items(stack.config.JOB_TABLE_NAME)
+    assert "lockOwner" not in job
+    assert job["status"] == "ERROR"
+    state = _state(stack)
+    assert "lockOwner" not in state
+    assert state["status"] == "SUSPECT"  # rebooted but never verified: a human looks before it takes work
+    assert _container_instance_status(fleet) == "DRAINING"
+    subjects = [n["subject"] for n in stack.notifications()]
+    assert subjects == [
+        "[GPU Recovery] ERROR: a recovery failed and so did its error handling",
+        "[GPU Recovery] ERROR job-a: recovery FAILED",
+    ]
+
+
+def test_job_lock_of_an_aborted_execution_is_released(stack_and_fleet: tuple[LocalStack, SimFleet]) -> None:
+    stack, fleet = stack_and_fleet
+    (task,) = fleet.job_tasks("job-a")
+    arn = stack.engine.start_execution(stack.state_machine_arn, "aborted", fleet.fail_task(task, exit_code=1))
+    # An operator stops the execution while it decides the job, after every node was released.
+    with mock.patch("restart_job.decide_and_restart", side_effect=lambda *_: _abort(arn)):
+        status = stack.wait(arn, REAL_SECONDS)["status"]
+    # AWS ends it ABORTED, before HandleError; moto 5.2.5 ends a stopped execution FAILED, also before it.
+    assert status in {"ABORTED", "FAILED"}
+    assert "HandleError" not in [visit.name for visit in stack.engine.path(arn)]
+    (job,) = _items(stack.config.JOB_TABLE_NAME)
+    assert "lockOwner" not in job
+    assert job["status"] == "ERROR"
+    assert status in job["lastReason"]
+    (alert,) = stack.notifications()
+    assert alert["subject"] == f"[GPU Recovery] ERROR job-a: recovery {status}"
+
+
+def test_locks_of_an_owner_that_no_longer_runs_are_taken_over(stack_and_fleet: tuple[LocalStack, SimFleet]) -> None:
+    stack, fleet = stack_and_fleet
+    (task,) = fleet.job_tasks("job-a")
+    event = fleet.fail_task(task, exit_code=1)
+    dead = stack.engine.start_execution(stack.state_machine_arn, "dies", event)
+    _abort_when(fleet, dead, "dcgm_check_started", "node-1")
+    # No cleanup here (its event lost, or the cleanup itself failed): the locks stay with the dead execution.
+    # (AWS ends it ABORTED; moto 5.2.5 ends an execution stopped inside a Map iteration FAILED.)
+    assert stack.engine.wait(dead, REAL_SECONDS)["status"] in {"ABORTED", "FAILED"}
+    assert _state(stack)["lockOwner"] == dead
+
+    manual = {"taskArn": event["detail"]["taskArn"], "reason": "retry after the aborted recovery"}
+    arn = stack.engine.start_execution(stack.state_machine_arn, "takes-over", manual)
+    assert stack.wait(arn, REAL_SECONDS)["status"] == "SUCCEEDED"
+    path = [visit.name for visit in stack.engine.path(arn)]
+    assert "TakeOverJobLock" in path
+    assert "JoinExistingRecovery" not in path
+    assert "RebootInstance" in path, " ".join(path)  # the node was repaired, not left to the dead owner
+    history = [row for row in _items(stack.config.NODE_TABLE_NAME) if row.get("kind") == "LOCK_TAKEN_OVER"]
+    assert [row["executionArn"] for row in history] == [arn]
+    (job,) = _items(stack.config.JOB_TABLE_NAME)
+    assert "lockOwner" not in job
+    assert job["status"] == "RUNNING"
+
+
+def test_operator_quarantine_mid_recovery_is_never_overwritten(stack_and_fleet: tuple[LocalStack, SimFleet]) -> None:
+    stack, fleet = stack_and_fleet
+    (task,) = fleet.job_tasks("job-a")
+    arn = stack.engine.start_execution(stack.state_machine_arn, "loses-node", fleet.fail_task(task, exit_code=1))
+    deadline = time.monotonic() + REAL_SECONDS
+    while not any(a == "dcgm_check_started" for _, a, _, _ in fleet.timeline()):
+        assert time.monotonic() < deadline, "the check never started"
+        time.sleep(0.01)
+    # `gpu-recovery node quarantine --force` while the check runs: status QUARANTINED, the recovery's lock cleared.
+    node_id = fleet.instance_id("node-1")
+    table = boto3.resource("dynamodb").Table(stack.config.NODE_TABLE_NAME)
+    table.update_item(
+        Key={"nodeId": node_id, "recordKey": "STATE"},
+        UpdateExpression="SET #s = :q, reason = :r REMOVE lockOwner",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":q": "QUARANTINED", ":r": "quarantined by an operator"},
+    )
+    assert stack.wait(arn, REAL_SECONDS)["status"] == "SUCCEEDED"
+    path = _path(stack, arn)
+    assert "NodeLockLost" in path
+    assert not {"DrainNode", "RebootInstance", "ReactivateNode"} & set(path)
+    assert fleet.actions()["reboots"] == {}
+    assert _state(stack)["status"] == "QUARANTINED"
+    (job,) = _items(stack.config.JOB_TABLE_NAME)
+    assert job["status"] == "FAILED"  # not restarted onto a node a human took out of service
