@@ -31,8 +31,8 @@ GPU_RESET_DOCUMENT = "AWS-RunShellScript"
 
 
 # Bounds the definition takes from functions/recovery/settings.py (the CDK app cannot import the Lambda code;
-# tests/infra/test_workflow.py pins them equal): WaitForTasksToStop, the GPU reset's polls, WaitBeforeRecheck.
-TASK_STOP_WAIT_SECONDS = 35
+# tests/infra/test_workflow.py pins them equal): the task-stop polls, the GPU reset's polls, WaitBeforeRecheck.
+TASK_STOP_POLL_BOUND_SECONDS = 10 * 30
 GPU_RESET_POLL_BOUND_SECONDS = 10 * 30
 RECHECK_WAIT_SECONDS = 120
 # A Lambda step at worst: its timeout, plus the standard Retry's backoff (2+4+8+16+32 s).
@@ -42,14 +42,12 @@ _NODE_LAMBDA_STEPS = 10
 _JOB_LAMBDA_STEPS = 4
 # Checks of one node at most: the first, a re-check of an inconclusive one, after a GPU reset, after a reboot.
 _CHECKS_PER_NODE = 4
-# Nodes beyond NODE_CHECK_CONCURRENCY wait for a free Map slot: the bound covers jobs of up to this many rounds.
-JOB_ROUNDS = 4
 
 
 def execution_timeout_seconds(config: Config) -> int:
     """The state machine's TimeoutSeconds: the longest a recovery can take when every bound is reached (every
     node waits out another repair's lock, needs every check, a GPU reset, a reboot and every agent poll), for a
-    job of up to JOB_ROUNDS x NODE_CHECK_CONCURRENCY nodes. Past it the execution is TIMED_OUT and
+    job of MAX_JOB_NODES nodes (the largest recovered), checked NODE_CHECK_CONCURRENCY at a time. Past it the execution is TIMED_OUT and
     CleanupExecution releases what it holds: no execution keeps a lock forever."""
     step = config.LAMBDA_TIMEOUT_SECONDS + _RETRY_BACKOFF_SECONDS
     node = (
@@ -61,7 +59,12 @@ def execution_timeout_seconds(config: Config) -> int:
         + config.AGENT_POLL_MAX_ATTEMPTS * config.AGENT_POLL_SECONDS
         + _NODE_LAMBDA_STEPS * step
     )
-    return math.ceil(_JOB_LAMBDA_STEPS * step + TASK_STOP_WAIT_SECONDS + JOB_ROUNDS * node)
+    return math.ceil(_JOB_LAMBDA_STEPS * step + TASK_STOP_POLL_BOUND_SECONDS + job_rounds(config) * node)
+
+
+def job_rounds(config: Config) -> int:
+    """How many nodes each Map slot checks, one after another, for the largest job recovered."""
+    return math.ceil(config.MAX_JOB_NODES / config.NODE_CHECK_CONCURRENCY)
 
 
 def definition_with_timeout(config: Config) -> str:

@@ -23,7 +23,7 @@ TASK_STOP_POLL_MAX_ATTEMPTS = 30
 GPU_RESET_POLL_SECONDS = 10
 GPU_RESET_POLL_MAX_ATTEMPTS = 30
 # Wait before re-checking after an inconclusive check: long enough for a task that still held the GPUs to be
-# SIGKILLed (TASK_STOP_WAIT_SECONDS) and for a stale check of a dead execution to finish its level-2 run.
+# SIGKILLed (its stopTimeout) and for a stale check of a dead execution to finish its level-2 run.
 RECHECK_WAIT_SECONDS = 120
 
 

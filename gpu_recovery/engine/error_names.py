@@ -25,12 +25,15 @@ STATES_ERRORS: Final = frozenset(
     {"States.ALL", "States.TaskFailed", "States.Timeout", "States.Permissions", "States.Runtime",
      "States.DataLimitExceeded"}
 )  # fmt: skip
+# An integration's Resource in any partition (aws, aws-cn, aws-us-gov), or with the definition's ${Partition}
+# placeholder before substitution: the error names do not depend on it.
+_INTEGRATION: Final = re.compile(r"^arn:(?:[a-z-]+|\$\{Partition\}):states:::(?P<integration>.+)$")
 # Optimized integrations: (botocore service, operation, error prefix, generic error).
 _OPTIMIZED: Final = {
-    "arn:aws:states:::dynamodb:updateItem": ("dynamodb", "UpdateItem", "DynamoDB", "AmazonDynamoDBException"),
-    "arn:aws:states:::dynamodb:getItem": ("dynamodb", "GetItem", "DynamoDB", "AmazonDynamoDBException"),
-    "arn:aws:states:::sns:publish": ("sns", "Publish", "SNS", "AmazonSNSException"),
-    "arn:aws:states:::ecs:runTask.sync": ("ecs", "RunTask", "ECS", "AmazonECSException"),
+    "dynamodb:updateItem": ("dynamodb", "UpdateItem", "DynamoDB", "AmazonDynamoDBException"),
+    "dynamodb:getItem": ("dynamodb", "GetItem", "DynamoDB", "AmazonDynamoDBException"),
+    "sns:publish": ("sns", "Publish", "SNS", "AmazonSNSException"),
+    "ecs:runTask.sync": ("ecs", "RunTask", "ECS", "AmazonECSException"),
 }
 # runTask.sync also fails when ECS places no task ("Run Amazon ECS or Fargate tasks with Step Functions": a non-empty
 # Failures gives AmazonECS.Unknown) and when the task stops with a non-zero exit code (States.TaskFailed).
@@ -39,9 +42,17 @@ _RUN_TASK_SYNC_EXTRA: Final = frozenset({"AmazonECS.Unknown"})
 # and the function itself can die (Lambda.Unknown) or time out (Sandbox.Timedout).
 _LAMBDA: Final = ("lambda", "Invoke", "Lambda", "AWSLambdaException")
 _LAMBDA_EXTRA: Final = frozenset({"Lambda.SdkClientException", "Lambda.Unknown", "Sandbox.Timedout"})
-_AWS_SDK: Final = re.compile(r"^arn:aws:states:::aws-sdk:(?P<service>[a-z0-9]+):(?P<action>\w+)$")
+_AWS_SDK: Final = re.compile(r"^aws-sdk:(?P<service>[a-z0-9]+):(?P<action>\w+)$")
 # aws-sdk service names whose PascalCase is not the plain capitalisation (none used here yet besides these).
 _SDK_PREFIX: Final = {"dynamodb": "DynamoDb"}
+# aws-sdk service names that are not botocore's (the SDK for Java's client names, which Step Functions uses).
+_BOTOCORE_SERVICE: Final = {"sfn": "stepfunctions"}
+
+
+def _integration(resource: str) -> str:
+    """``arn:<partition>:states:::sns:publish`` -> ``sns:publish``; a Lambda function ARN stays as it is."""
+    match = _INTEGRATION.match(resource)
+    return match["integration"] if match else resource
 
 
 def exception_name(shape_name: str) -> str:
@@ -61,10 +72,11 @@ def sdk_prefix(service: str) -> str:
 
 def generic_error(resource: str) -> str:
     """The name of an error the service model does not declare, for a Task with this Resource."""
-    if resource in _OPTIMIZED:
-        _, _, prefix, generic = _OPTIMIZED[resource]
+    integration = _integration(resource)
+    if integration in _OPTIMIZED:
+        _, _, prefix, generic = _OPTIMIZED[integration]
         return f"{prefix}.{generic}"
-    match = _AWS_SDK.match(resource)
+    match = _AWS_SDK.match(integration)
     if match:
         prefix = sdk_prefix(match["service"])
         return f"{prefix}.{prefix}Exception"
@@ -73,11 +85,13 @@ def generic_error(resource: str) -> str:
 
 def service_errors(resource: str) -> frozenset[str]:
     """Every service error name a Task with this Resource can raise (``States.*`` and handler errors excluded)."""
-    if resource in _OPTIMIZED:
-        service, operation, prefix, _ = _OPTIMIZED[resource]
-        extra = _RUN_TASK_SYNC_EXTRA if resource.endswith(".sync") else frozenset()
-    elif match := _AWS_SDK.match(resource):
-        service, prefix, extra = match["service"], sdk_prefix(match["service"]), frozenset()
+    integration = _integration(resource)
+    if integration in _OPTIMIZED:
+        service, operation, prefix, _ = _OPTIMIZED[integration]
+        extra = _RUN_TASK_SYNC_EXTRA if integration.endswith(".sync") else frozenset()
+    elif match := _AWS_SDK.match(integration):
+        service = _BOTOCORE_SERVICE.get(match["service"], match["service"])
+        prefix, extra = sdk_prefix(match["service"]), frozenset()
         model = botocore.session.get_session().get_service_model(service)
         operation = next(name for name in model.operation_names if name.lower() == match["action"].lower())
     else:
@@ -89,11 +103,12 @@ def service_errors(resource: str) -> frozenset[str]:
 def integration_error(resource: str, error_class: str, modelled: bool) -> str:
     """The name Step Functions gives a service error: the modelled exception under the integration's prefix, or
     the generic name for an error the service model does not declare (botocore raises those as ClientError)."""
+    integration = _integration(resource)
     if not modelled:
         return generic_error(resource)
-    if resource in _OPTIMIZED:
-        prefix = _OPTIMIZED[resource][2]
-    elif match := _AWS_SDK.match(resource):
+    if integration in _OPTIMIZED:
+        prefix = _OPTIMIZED[integration][2]
+    elif match := _AWS_SDK.match(integration):
         prefix = sdk_prefix(match["service"])
     else:
         prefix = _LAMBDA[2]

@@ -44,4 +44,7 @@ def test_cfn_lint_reports_no_error(template: Template, tmp_path: Path) -> None:
     path.write_text(json.dumps(template.to_json()))
     matches = lint(path.read_text(), regions=["us-east-1"])
     errors = [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")]
-    assert not errors
+    # cfn-lint checks the ASL's Resource ARNs before CloudFormation applies DefinitionSubstitutions, so the
+    # definition's partition placeholder (arn:${Partition}:states:::...) reads as a malformed ARN to it.
+    substituted_later = [e for e in errors if e.startswith("E3601 'arn:${Partition}:states:::")]
+    assert not [e for e in errors if e not in substituted_later]

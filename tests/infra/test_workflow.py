@@ -12,10 +12,10 @@ from infra.substitutions import SUBSTITUTION_KEYS, definition_substitutions, pla
 from infra.workflow import (
     DEFINITION_FILE,
     GPU_RESET_POLL_BOUND_SECONDS,
-    JOB_ROUNDS,
     RECHECK_WAIT_SECONDS,
-    TASK_STOP_WAIT_SECONDS,
+    TASK_STOP_POLL_BOUND_SECONDS,
     execution_timeout_seconds,
+    job_rounds,
 )
 from recovery import settings
 from tests.infra.helpers import of_type
@@ -55,14 +55,18 @@ def test_execution_timeout_is_derived_from_the_bounds(resources: dict[str, dict[
     config = Config.load(context={}, env={})
     assert shipped["TimeoutSeconds"] == execution_timeout_seconds(config)
     # Defaults: a node at its worst (30 lock waits, 4 checks, reset, re-check wait, reboot, 20 agent polls, its
-    # Lambda steps) is about 3.9 hours; four rounds of nodes and the job's own steps make it about 15.6 hours.
-    assert 15 * 3600 < shipped["TimeoutSeconds"] < 16 * 3600
+    # Lambda steps) is about 3.9 hours; MAX_JOB_NODES=16 at 8 at a time is two rounds, about 7.8 hours in all.
+    assert job_rounds(config) == 2
+    assert 7.5 * 3600 < shipped["TimeoutSeconds"] < 8 * 3600
+    wider = Config.load(context={"NODE_CHECK_CONCURRENCY": "16"}, env={})
+    assert job_rounds(wider) == 1
+    assert execution_timeout_seconds(wider) < execution_timeout_seconds(config)
     longer = Config.load(context={"DCGM_TIMEOUT_SECONDS": "1800"}, env={})
-    assert execution_timeout_seconds(longer) == execution_timeout_seconds(config) + JOB_ROUNDS * 4 * 900
+    assert execution_timeout_seconds(longer) == execution_timeout_seconds(config) + job_rounds(config) * 4 * 900
 
 
 def test_bounds_copied_from_the_lambda_settings_are_the_same() -> None:
-    assert TASK_STOP_WAIT_SECONDS == settings.TASK_STOP_WAIT_SECONDS
+    assert TASK_STOP_POLL_BOUND_SECONDS == settings.TASK_STOP_POLL_SECONDS * settings.TASK_STOP_POLL_MAX_ATTEMPTS
     assert GPU_RESET_POLL_BOUND_SECONDS == settings.GPU_RESET_POLL_SECONDS * settings.GPU_RESET_POLL_MAX_ATTEMPTS
     assert RECHECK_WAIT_SECONDS == settings.RECHECK_WAIT_SECONDS
 

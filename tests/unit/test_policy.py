@@ -140,13 +140,15 @@ def test_manual_still_refuses_what_is_not_ours(fixture: str, reason: str) -> Non
 def test_task_that_failed_to_start_is_not_a_gpu_failure() -> None:
     # An image that cannot be pulled: the task never ran on a GPU.
     failed = task(stopCode="TaskFailedToStart", stoppedReason="CannotPullContainerError: pull access denied")
-    decision, why = classify_task(failed, CLUSTER_ARN, manual=False, previous=None)
+    decision, why = classify_task(failed, CLUSTER_ARN, manual=False, previous=None, dcgm_task_family=DCGM_FAMILY)
     assert decision == Decision.IGNORE
     assert why.startswith("STOP_CODE_NOT_GPU: ")
 
 
 def test_infrastructure_health_stop_is_checked() -> None:
-    decision, _ = classify_task(task(stopCode="InfrastructureHealth"), CLUSTER_ARN, manual=False, previous=None)
+    decision, _ = classify_task(
+        task(stopCode="InfrastructureHealth"), CLUSTER_ARN, manual=False, previous=None, dcgm_task_family=DCGM_FAMILY
+    )
     assert decision == Decision.RECOVER
 
 
@@ -161,14 +163,18 @@ def _with_sidecar(trainer_exit: int | None, sidecar_exit: int | None) -> EcsTask
 def test_clean_exit_is_judged_on_essential_containers_only(sidecar_exit: int | None) -> None:
     # The trainer finished; the log-router sidecar was stopped with the task (no exit code, or SIGKILL).
     clean = _with_sidecar(0, sidecar_exit)
-    decision, why = classify_task(clean, CLUSTER_ARN, manual=False, previous=None, essential=lambda: {"trainer"})
+    decision, why = classify_task(
+        clean, CLUSTER_ARN, manual=False, previous=None, essential=lambda: {"trainer"}, dcgm_task_family=DCGM_FAMILY
+    )
     assert decision == Decision.IGNORE
     assert why.startswith("EXITED_CLEANLY: ")
 
 
 def test_essential_container_failure_is_recovered_whatever_the_sidecar_did() -> None:
     failed = _with_sidecar(1, 0)
-    decision, _ = classify_task(failed, CLUSTER_ARN, manual=False, previous=None, essential=lambda: {"trainer"})
+    decision, _ = classify_task(
+        failed, CLUSTER_ARN, manual=False, previous=None, essential=lambda: {"trainer"}, dcgm_task_family=DCGM_FAMILY
+    )
     assert decision == Decision.RECOVER
 
 
