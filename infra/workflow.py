@@ -47,8 +47,8 @@ _CHECKS_PER_NODE = 4
 def execution_timeout_seconds(config: Config) -> int:
     """The state machine's TimeoutSeconds: the longest a recovery can take when every bound is reached (every
     node waits out another repair's lock, needs every check, a GPU reset, a reboot and every agent poll), for a
-    job of MAX_JOB_NODES nodes (the largest recovered), checked NODE_CHECK_CONCURRENCY at a time. Past it the execution is TIMED_OUT and
-    CleanupExecution releases what it holds: no execution keeps a lock forever."""
+    job of MAX_JOB_NODES nodes (the largest recovered), checked NODE_CHECK_CONCURRENCY at a time. Past it the
+    execution is TIMED_OUT and CleanupExecution releases what it holds: no execution keeps a lock forever."""
     step = config.LAMBDA_TIMEOUT_SECONDS + _RETRY_BACKOFF_SECONDS
     node = (
         config.NODE_LOCK_MAX_WAITS * (config.NODE_LOCK_WAIT_SECONDS + step)
