@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install test lint typecheck validate-asl unit workflow infra-test demo synth deploy bench clean
+.PHONY: help install test lint typecheck validate-asl unit workflow infra-test demo synth deploy bench generated clean
 
 help:
 	@echo "make test     lint, type-check, validate the ASL and run every test (installs what it needs)"
@@ -55,6 +55,10 @@ deploy: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Files generated from the code (tests fail when they are stale): the scenario JSON Schema.
+generated: $(VENV)/.installed
+	$(PY) -c 'from gpu_recovery import scenario; scenario.SCHEMA_FILE.write_text(scenario.render_schema())'
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

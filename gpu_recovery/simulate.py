@@ -152,17 +152,24 @@ def _check(scenario: Scenario, report: Report, fleet: SimFleet) -> list[str]:
     expect, problems = scenario.expect, []
     nodes = {fleet.node_name(row["nodeId"]): row for row in report.nodes if row["recordKey"] == "STATE"}
     for node, wanted in expect.nodes.items():
-        row = nodes.get(node, {})
-        if "status" in wanted and row.get("status") != wanted["status"]:
-            problems.append(f"node {node}: status {row.get('status')}, expected {wanted['status']}")
-        if "reboots" in wanted and report.actions["reboots"].get(node, 0) != wanted["reboots"]:
-            problems.append(
-                f"node {node}: {report.actions['reboots'].get(node, 0)} reboots, expected {wanted['reboots']}"
-            )
+        status = nodes.get(node, {}).get("status")
+        if wanted.status is not None and status != wanted.status:
+            problems.append(f"node {node}: status {status}, expected {wanted.status}")
+        for action in ("reboots", "terminations", "gpu_resets"):
+            count, expected = report.actions[action].get(node, 0), getattr(wanted, action)
+            if expected is not None and count != expected:
+                problems.append(f"node {node}: {count} {action}, expected {expected}")
     jobs = {row["jobId"]: row for row in report.jobs}
-    for job, status in expect.jobs.items():
-        if jobs.get(job, {}).get("status") != status:
-            problems.append(f"job {job}: status {jobs.get(job, {}).get('status')}, expected {status}")
+    for job in expect.jobs:
+        wanted_job, status = expect.job(job), jobs.get(job, {}).get("status")
+        if wanted_job.status is not None and status != wanted_job.status:
+            problems.append(f"job {job}: status {status}, expected {wanted_job.status}")
+        for action in ("tasks_started", "tasks_stopped"):
+            count, expected = report.actions[action].get(job, 0), getattr(wanted_job, action)
+            if expected is not None and count != expected:
+                problems.append(f"job {job}: {count} {action}, expected {expected}")
+    entered = {state for e in report.executions for state in e.path}
+    problems += [f"state {state} was entered, expected never" for state in expect.never if state in entered]
     worked = sum(1 for e in report.executions if WORK_STATE in e.path and "JoinExistingRecovery" not in e.path)
     if expect.executions_that_did_work is not None and worked != expect.executions_that_did_work:
         problems.append(f"{worked} executions did recovery work, expected {expect.executions_that_did_work}")

@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         loaded = [scenarios.load(name) for name in names]
     except scenarios.ScenarioError as error:
-        print(f"gpu-recovery simulate: {error}", file=sys.stderr)
+        for line in str(error).splitlines():
+            print(f"gpu-recovery simulate: {line}", file=sys.stderr)
         return 2
     # Powertools warns when a step emits no metric; in the simulator metrics are off on purpose.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
