@@ -41,7 +41,8 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
             except ContextError as error:
                 return fail(name, str(error), USAGE)
             except (NoCredentialsError, NoRegionError) as error:
-                return fail(name, f"{error} (configure AWS credentials/region, or --profile / --region)", USAGE)
+                # The environment lacks what AWS needs, the command line is fine: a failure, not a usage error.
+                return fail(name, f"{error} (configure AWS credentials/region, or --profile / --region)", FAILED)
             except ClientError as error:
                 detail = error.response.get("Error", {})
                 return fail(name, f"{detail.get('Code', 'Error')}: {detail.get('Message', error)}", FAILED)

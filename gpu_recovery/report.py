@@ -3,10 +3,8 @@ console's graph), what was done to the fleet, what people were told, and the fin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gpu_recovery.simulate import Report
+from gpu_recovery.cli_output import format_duration, render_table
+from gpu_recovery.simulate import WORK_STATE, Report
 
 
 def render(report: Report) -> str:
@@ -35,3 +33,35 @@ def render(report: Report) -> str:
     lines.append(f"state transitions: {report.transitions}")
     lines += [f"  FAILED EXPECTATION: {failure}" for failure in report.failures]
     return "\n".join(lines)
+
+
+def recovery_seconds(report: Report) -> float:
+    """Time to recovery: the longest execution that did recovery work, in simulated seconds."""
+    return max((e.sim_seconds for e in report.executions if WORK_STATE in e.path), default=0.0)
+
+
+def progress_line(report: Report, number: int, total: int) -> str:
+    """One line as a scenario finishes (and one more per failed expectation)."""
+    reboots = sum(report.actions.get("reboots", {}).values())
+    line = (
+        f"[{number}/{total}] {'PASS' if report.passed else 'FAIL'}  {report.scenario}: recovered in "
+        f"{format_duration(recovery_seconds(report))} (simulated), {reboots} reboot(s), "
+        f"{report.transitions} transitions"
+    )
+    return "\n".join([line, *(f"    FAILED EXPECTATION: {failure}" for failure in report.failures)])
+
+
+def summary_table(reports: list[Report]) -> str:
+    rows = [
+        [
+            r.scenario,
+            "PASS" if r.passed else "FAIL",
+            format_duration(recovery_seconds(r)),
+            sum(r.actions.get("reboots", {}).values()),
+            r.transitions,
+        ]
+        for r in reports
+    ]
+    passed = sum(r.passed for r in reports)
+    table = render_table(rows, ["SCENARIO", "RESULT", "TIME TO RECOVERY (SIM)", "REBOOTS", "TRANSITIONS"])
+    return f"{table}\n{passed} passed, {len(reports) - passed} failed"

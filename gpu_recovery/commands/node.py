@@ -227,7 +227,6 @@ def register(commands: Any) -> None:
     )
     history_parser.add_argument("instance", metavar="INSTANCE", help="EC2 instance id, e.g. i-0abc…")
     history_parser.add_argument("--limit", type=int, default=0, help="only the last N rows")
-    history_parser.add_argument("--json", action="store_true", help="print JSON")
     aws_context.add_arguments(history_parser)
     history_parser.set_defaults(func=history)
 

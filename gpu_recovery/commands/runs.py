@@ -141,6 +141,5 @@ def register(commands: Any) -> None:
         "--since", type=parse_duration, metavar="DURATION", help="only executions started within, e.g. 30m, 6h, 7d"
     )
     parser.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
     aws_context.add_arguments(parser)
     parser.set_defaults(func=run)

@@ -203,6 +203,5 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("execution", metavar="EXECUTION", help="execution name (see `runs`) or ARN")
     parser.add_argument("--full", action="store_true", help="print error causes in full (default: first 300 chars)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
     aws_context.add_arguments(parser)
     parser.set_defaults(func=run)

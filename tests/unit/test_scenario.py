@@ -129,11 +129,6 @@ def test_unreadable_yaml_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(raised.value)
 
 
-def test_unknown_scenario_is_a_clear_error() -> None:
-    with pytest.raises(scenarios.ScenarioError, match="no scenario file or shipped scenario named 'nope'"):
-        scenarios.load("nope")
-
-
 class _Fleet:
     @staticmethod
     def node_name(node_id: str) -> str:
