@@ -11,10 +11,18 @@ from typing import Any
 
 
 def run(args: argparse.Namespace) -> int:
-    # The scenario models and the runner load moto and the simulated fleet: only for this command.
-    from gpu_recovery import report as reports  # noqa: PLC0415
-    from gpu_recovery import scenario as scenarios  # noqa: PLC0415
-    from gpu_recovery.simulate import run as run_scenario  # noqa: PLC0415
+    # The scenario models and the runner load moto and the simulated fleet (the [sim] extra): only here.
+    try:
+        from gpu_recovery import report as reports  # noqa: PLC0415
+        from gpu_recovery import scenario as scenarios  # noqa: PLC0415
+        from gpu_recovery.simulate import run as run_scenario  # noqa: PLC0415
+    except ModuleNotFoundError as error:
+        print(
+            f"gpu-recovery simulate: needs the [sim] extra ({error.name} is not installed): "
+            "pipx install 'ecs-gpu-recovery[sim]' (or pip install 'ecs-gpu-recovery[sim]')",
+            file=sys.stderr,
+        )
+        return 1
 
     names = args.scenario or scenarios.shipped()
     try:
