@@ -63,9 +63,11 @@ deploy: install
 bench: install
 	$(BIN)/python -m bench
 
-# Files generated from the code (tests fail when they are stale): the scenario JSON Schema.
+# Files generated from the code (tests fail when they are stale): the scenario JSON Schema and the workflow
+# diagram (Mermaid, from the definition).
 generated: $(VENV)/.installed
 	$(PY) -c 'from gpu_recovery import scenario; scenario.SCHEMA_FILE.write_text(scenario.render_schema())'
+	$(PY) -c 'from gpu_recovery import diagram; diagram.DIAGRAM_DOC.write_text(diagram.document())'
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
