@@ -3,6 +3,7 @@ console's graph), what was done to the fleet, what people were told, and the fin
 
 from __future__ import annotations
 
+from gpu_recovery import timeline
 from gpu_recovery.cli_output import format_duration, render_table
 from gpu_recovery.simulate import WORK_STATE, Report
 
@@ -31,6 +32,7 @@ def render(report: Report) -> str:
     lines.append("ecs_job:")
     lines += [f"  {row['jobId']}: {row.get('status')} ({row.get('lastReason', '')})" for row in report.jobs]
     lines.append(f"state transitions: {report.transitions}")
+    lines += ["timeline (simulated, states that took at least 2% of the time):", timeline.text(bars(report))]
     lines += [f"  FAILED EXPECTATION: {failure}" for failure in report.failures]
     return "\n".join(lines)
 
@@ -65,3 +67,13 @@ def summary_table(reports: list[Report]) -> str:
     passed = sum(r.passed for r in reports)
     table = render_table(rows, ["SCENARIO", "RESULT", "TIME TO RECOVERY (SIM)", "REBOOTS", "TRANSITIONS"])
     return f"{table}\n{passed} passed, {len(reports) - passed} failed"
+
+
+def bars(report: Report) -> list[timeline.Bar]:
+    """The timeline of the executions that did recovery work, on the scenario's simulated clock."""
+    working = [e for e in report.executions if WORK_STATE in e.path]
+    return [
+        bar
+        for number, execution in enumerate(working, 1)
+        for bar in timeline.from_visits(execution.visits, f"#{number} " if len(working) > 1 else "")
+    ]

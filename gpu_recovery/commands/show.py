@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from gpu_recovery import aws_context
+from gpu_recovery import aws_context, timeline
 from gpu_recovery.aws_context import AwsContext
 from gpu_recovery.cli_output import (
     FAILED,
@@ -116,6 +116,7 @@ def view(description: dict[str, Any], walked: Walk, full: bool) -> str:
         out.append(f"Outcome    {summary['outcome']}")
 
     out += ["", "Path", *path_lines(walked)]
+    out += ["", "Timeline (states that took at least 2% of the time)", timeline.text(timeline.from_walk(walked))]
     return "\n".join(out + sections(walked, output, cause_limit))
 
 
@@ -187,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return OK
     print(view(description, walked, args.full))
+    if args.timeline:
+        timeline.write(args.timeline, timeline.from_walk(walked), f"{description['name']} ({description['status']})")
+        print(f"Timeline written to {args.timeline}")
     return OK
 
 
@@ -203,5 +207,6 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("execution", metavar="EXECUTION", help="execution name (see `runs`) or ARN")
     parser.add_argument("--full", action="store_true", help="print error causes in full (default: first 300 chars)")
+    parser.add_argument("--timeline", metavar="FILE", help="also write the per-node timeline as an SVG file")
     aws_context.add_arguments(parser)
     parser.set_defaults(func=run)

@@ -15,6 +15,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from gpu_recovery import report as reports  # noqa: PLC0415
         from gpu_recovery import scenario as scenarios  # noqa: PLC0415
+        from gpu_recovery import timeline  # noqa: PLC0415
         from gpu_recovery.simulate import run as run_scenario  # noqa: PLC0415
     except ModuleNotFoundError as error:
         print(
@@ -25,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     names = args.scenario or scenarios.shipped()
+    if args.timeline and len(names) != 1:
+        print("gpu-recovery simulate: --timeline needs exactly one --scenario", file=sys.stderr)
+        return 2
     try:
         loaded = [scenarios.load(name) for name in names]
     except scenarios.ScenarioError as error:
@@ -44,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
             # One line as each scenario finishes (the whole set takes minutes); details on request.
             line = reports.render(report) if args.details else reports.progress_line(report, number, len(loaded))
             print(line, flush=True)
+    if args.timeline:
+        timeline.write(args.timeline, reports.bars(done[0]), f"scenario {done[0].scenario} (simulated time)")
+        print(f"Timeline written to {args.timeline}", file=sys.stderr)
     passed = all(r.passed for r in done)
     if args.json:
         print(json.dumps({"passed": passed, "scenarios": [r.to_json() for r in done]}, indent=2, default=str))
@@ -68,6 +75,9 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--details", action="store_true", help="print each scenario's executions, actions and final rows"
+    )
+    parser.add_argument(
+        "--timeline", metavar="FILE", help="write the scenario's per-node timeline as an SVG file (one --scenario)"
     )
     parser.add_argument("--speed", type=float, default=200.0, help="simulated seconds per real second")
     parser.set_defaults(func=run)

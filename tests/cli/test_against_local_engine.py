@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from unittest import mock
 
 import boto3
@@ -52,7 +53,7 @@ def local() -> Iterator[Local]:
         get_settings.cache_clear()
 
 
-def test_start_wait_follows_a_recovery_to_the_end(local: Local, cli: CliRun) -> None:
+def test_start_wait_follows_a_recovery_to_the_end(local: Local, cli: CliRun, tmp_path: Path) -> None:
     bad = local.fleet.instance_id("bad")
     [task] = [t for t in local.fleet.job_tasks("job-a") if _on(local, t) == bad]
     local.fleet.fail_task(task, exit_code=1, reason="Xid 79")
@@ -74,7 +75,7 @@ def test_start_wait_follows_a_recovery_to_the_end(local: Local, cli: CliRun) -> 
     name = lines[1].split()[-1].rsplit(":", 1)[-1]
 
     check_runs(local, cli, name, bad)
-    check_show(local, cli, name, bad)
+    check_show(local, cli, name, bad, tmp_path)
     check_nodes(local, cli, bad)
 
 
@@ -97,10 +98,14 @@ def check_runs(local: Local, cli: CliRun, name: str, bad: str) -> None:
     assert "no recovery executions match" in out
 
 
-def check_show(local: Local, cli: CliRun, name: str, bad: str) -> None:
-    """show: path with timings, verdicts with findings, actions, the caught DCGM failure."""
-    code, out, _ = cli("show", name, *local.flags)
+def check_show(local: Local, cli: CliRun, name: str, bad: str, tmp_path: Path) -> None:
+    """show: path with timings, verdicts with findings, actions, the caught DCGM failure, the timeline."""
+    svg = tmp_path / "timeline.svg"
+    code, out, _ = cli("show", name, "--timeline", str(svg), *local.flags)
     assert code == 0
+    timeline = out.split("\nTimeline (")[1].split("\n\n")[0]
+    assert f"{bad}  WaitForReboot" in timeline
+    assert f"<title>{bad} WaitForReboot: " in svg.read_text()
     assert "Status     SUCCEEDED" in out
     assert "Outcome    RESTARTED" in out
     assert f"[{bad}]" in out
