@@ -12,7 +12,7 @@ from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
 from recovery.diagnosis import check_task, gpu_summary, reset_targets, verdict_from_check
 from recovery.models import Analysis, NodeStep
-from recovery.observability import logger, metrics, step_handler
+from recovery.observability import count_by, logger, metrics, step_handler
 from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_commands, plan_node_step, repair_slots
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
@@ -52,6 +52,7 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
     task_gpu_ids = request.failure.gpu_ids if request.failure.ec2_instance_id == node_id else None
     log_text = check_output(request.check, container, ecs, logs)
     verdict = verdict_from_check(request.check, log_text, container, task_gpu_ids)
+    count_by("NodeVerdict", "Action", verdict.action.value)
     reset_gpus = reset_targets(verdict)
     step, reason = plan_node_step(
         verdict,

@@ -11,6 +11,7 @@ from infra.cluster import ClusterArns
 from infra.config import Config
 from infra.dcgm_task import DcgmCheckTask
 from infra.lambdas import StepLambdas
+from infra.monitoring import Monitoring
 from infra.notifications import Notifications
 from infra.tables import RecoveryTables
 from infra.trigger import FailureTrigger
@@ -44,6 +45,16 @@ class EcsGpuRecoveryStack(Stack):
             dcgm=dcgm,
         )
         trigger = FailureTrigger(self, "Trigger", cluster_arn=cluster.cluster, state_machine=workflow.state_machine)
+        Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            state_machine=workflow.state_machine,
+            functions=lambdas.functions,
+            dead_letter_queue=trigger.dead_letter_queue,
+            topic=notifications.topic,
+            topic_key=notifications.key,
+        )
 
         state_machine_arn = workflow.state_machine.state_machine_arn
         outputs = {
