@@ -157,3 +157,17 @@ def test_classify_offline_needs_the_cluster_and_an_event(tmp_path: Path, deploym
     code, _, err = cli("classify", str(manual), "--offline", "--cluster", "gpu-cluster")
     assert code == 2
     assert "a manual request needs DescribeTasks" in err
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    script = (
+        "import sys\n"
+        "from gpu_recovery import cli\n"
+        "from gpu_recovery.commands import diagnose\n"
+        "def closed(args):\n"
+        "    raise BrokenPipeError\n"
+        "diagnose.run = closed\n"
+        "sys.exit(cli.main(['diagnose', 'x']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (1, "")
