@@ -8,7 +8,9 @@ PY := $(BIN)/python
 # current jsii the second); it changes nothing we rely on.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export AWS_DEFAULT_REGION ?= us-east-1
+# The local engine, tests and the offline synth need some region; deploy must use the user's own (profile,
+# AWS_REGION / AWS_DEFAULT_REGION), so only these targets get a default.
+test demo bench synth: export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: help install test lint typecheck validate-asl unit workflow infra-test demo synth deploy bench generated lock clean
 

@@ -60,3 +60,18 @@ def test_context_and_env_overrides_reach_the_template() -> None:
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
     assert "ec2:TerminateInstances" in actions
+
+
+def test_unknown_upper_case_context_key_warns() -> None:
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**os.environ, "CDK_CONTEXT_JSON": '{"DRYRUN": "true", "@aws-cdk/core:x": true, "lowercase": 1}'},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "warning: context key DRYRUN is not a setting and is ignored (did you mean DRY_RUN?); see docs/configuration.md"
+    ]
