@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -12,6 +14,7 @@ from cli_helpers import CliRun, Deployment
 from moto import mock_aws
 
 from gpu_recovery.cli_output import parse_duration
+from gpu_recovery.executions import summarize
 
 
 def start(deployment: Deployment, name: str, task_arn: str) -> str:
@@ -81,3 +84,25 @@ def test_no_stack(cli: CliRun) -> None:
         code, _, err = cli("runs")
     assert code == 2
     assert "cannot read stack 'EcsGpuRecoveryStack'" in err
+
+
+def test_runs_hides_ignored_and_duplicate_executions_unless_asked(deployment: Deployment, cli: CliRun) -> None:
+    for name in ("recovery", "ignored", "duplicate"):
+        start(deployment, name, deployment.tasks[0])
+    decisions = {"ignored": "IGNORE", "duplicate": "DUPLICATE"}
+
+    def summaries(context: object, executions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows = []
+        for execution in executions:
+            output = {"decision": decisions.get(execution["name"], "RECOVER"), "reason": "why"}
+            described = execution | {"status": "SUCCEEDED", "output": json.dumps(output)}
+            rows.append(summarize(described))
+        return rows
+
+    with mock.patch("gpu_recovery.commands.runs.summaries", summaries):
+        code, out, _ = cli("runs")
+        assert code == 0
+        assert [line.split()[-1] for line in out.splitlines()[1:-1]] == ["recovery"]
+        assert out.splitlines()[-1] == "(2 ignored or duplicate not shown: --all)"
+        _, out, _ = cli("runs", "--all", "--json")
+        assert {r["name"] for r in json.loads(out)} == {"recovery", "ignored", "duplicate"}
