@@ -4,7 +4,7 @@ history are in test_against_local_engine.py)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
@@ -14,7 +14,8 @@ from cli_helpers import CliRun, Deployment
 from moto import mock_aws
 
 from gpu_recovery.cli_output import parse_duration
-from gpu_recovery.executions import summarize
+from gpu_recovery.commands.show import sections
+from gpu_recovery.executions import Failure, Visit, Walk, summarize
 
 
 def start(deployment: Deployment, name: str, task_arn: str) -> str:
@@ -106,3 +107,32 @@ def test_runs_hides_ignored_and_duplicate_executions_unless_asked(deployment: De
         assert out.splitlines()[-1] == "(2 ignored or duplicate not shown: --all)"
         _, out, _ = cli("runs", "--all", "--json")
         assert {r["name"] for r in json.loads(out)} == {"recovery", "ignored", "duplicate"}
+
+
+def test_show_separates_real_errors_from_what_the_workflow_handled() -> None:
+    start_at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(seconds: int) -> datetime:
+        return start_at + timedelta(seconds=seconds)
+
+    lambda_cause = json.dumps({"errorType": "LookupError", "errorMessage": "no cluster", "stackTrace": ["x"] * 50})
+    walked = Walk(
+        visits=[
+            Visit("RunDcgmDiag", "Task", (), at(0), at(10)),
+            Visit("AnalyzeDiag", "Task", (), at(11), at(12)),
+            Visit("RestartJob", "Task", (), at(13), at(14)),
+            Visit("HandleError", "Task", (), at(15), at(16)),
+        ],
+        failures=[
+            Failure(
+                "RunDcgmDiag", (), at(10), "States.TaskFailed", json.dumps({"StopCode": "X", "TaskArn": "t"}), True
+            ),
+            Failure("RestartJob", (), at(14), "LookupError", lambda_cause, True),
+        ],
+        started=start_at,
+    )
+    text = "\n".join(sections(walked, {}, 300))
+    errors = text.split("\nErrors\n")[1].split("\n\n")[0]
+    assert errors.strip() == "+14s  RestartJob: LookupError: no cluster"
+    handled = text.split("caught or retried, not errors)\n")[1]
+    assert handled.strip() == "+10s  RunDcgmDiag: States.TaskFailed: ECS task stopped: X -> AnalyzeDiag"
