@@ -1,22 +1,21 @@
-"""The simulate report as an operator reads it: each execution's path with simulated timings (like the
-console's graph), what was done to the fleet, what people were told, and the final table rows."""
+"""The simulate report as an operator reads it: each execution rendered as `show` renders a deployed one (on the
+simulated clock), what was done to the fleet, what people were told, and the final table rows."""
 
 from __future__ import annotations
 
 from gpu_recovery import timeline
 from gpu_recovery.cli_output import format_duration, render_table
+from gpu_recovery.commands.show import view
+from gpu_recovery.executions import walk
 from gpu_recovery.simulate import WORK_STATE, Report
 
 
 def render(report: Report) -> str:
+    """Each execution as `show` renders one (path with durations, timeline, verdicts, actions, errors), then
+    what the scenario did to the fleet, what people were told, the final table rows and failed expectations."""
     lines = [f"=== {report.scenario}: {'PASS' if report.passed else 'FAIL'} ==="]
     for execution in report.executions:
-        lines.append(f"execution {execution.name}: {execution.status} in {execution.sim_seconds:.0f} sim s")
-        for visit in execution.visits:
-            where = f"  [{visit['item']}]" if visit.get("item") else ""
-            lines.append(f"  {visit['entered_at_sim']:>7.0f}s  {visit['name']}{where}")
-        if execution.error:
-            lines.append(f"  error: {execution.error}: {execution.cause}")
+        lines += ["", view(execution.description, walk(execution.history), full=False), ""]
     lines.append("actions:")
     for action, counts in report.actions.items():
         if counts:
@@ -32,7 +31,6 @@ def render(report: Report) -> str:
     lines.append("ecs_job:")
     lines += [f"  {row['jobId']}: {row.get('status')} ({row.get('lastReason', '')})" for row in report.jobs]
     lines.append(f"state transitions: {report.transitions}")
-    lines += ["timeline (simulated, states that took at least 2% of the time):", timeline.text(bars(report))]
     lines += [f"  FAILED EXPECTATION: {failure}" for failure in report.failures]
     return "\n".join(lines)
 

@@ -48,6 +48,9 @@ class ExecutionReport:
     calls: dict[str, int]
     error: str | None = None
     cause: str | None = None
+    # DescribeExecution and the history on the simulated clock: what `show` renders (not in the JSON report).
+    description: dict[str, Any] = field(default_factory=dict, repr=False)
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -65,7 +68,10 @@ class Report:
     filtered_events: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        for execution in document["executions"]:
+            del execution["description"], execution["history"]
+        return document
 
 
 def _execution_name(event: dict[str, Any], copy: int) -> str:
@@ -131,6 +137,9 @@ def _report_execution(stack: LocalStack, fleet: SimFleet, arn: str) -> Execution
         calls=dict(Counter(kind for e in history if (kind := _task_kind(e)))),
         error=description.get("error"),
         cause=description.get("cause"),
+        # moto's start and stop dates are real time; the history is on the simulated clock.
+        description=dict(description) | {"startDate": history[0]["timestamp"], "stopDate": history[-1]["timestamp"]},
+        history=history,
     )
 
 

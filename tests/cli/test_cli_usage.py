@@ -171,3 +171,23 @@ def test_a_closed_pipe_ends_quietly() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stderr) == (1, "")
+
+
+@pytest.mark.slow
+def test_simulate_json_is_one_document_and_details_render_like_show(tmp_path: Path) -> None:
+    def simulate(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "gpu_recovery.cli", "simulate", "--scenario", "dry-run", *argv]
+        return subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp_path)
+
+    as_json = simulate("--json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["passed"] is True
+    assert [s["scenario"] for s in document["scenarios"]] == ["dry-run"]
+    svg = tmp_path / "t.svg"
+    details = simulate("--details", "--timeline", str(svg))
+    assert details.returncode == 0, details.stderr
+    for section in ("\nPath\n", "\nTimeline (", "\nVerdicts (AnalyzeDiag)\n", "\nActions\n", "\nnotifications:\n"):
+        assert section in details.stdout
+    assert details.stdout.rstrip().endswith("1 passed, 0 failed")
+    assert svg.read_text().startswith("<svg")

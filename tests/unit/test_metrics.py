@@ -20,7 +20,7 @@ from unit_helpers import ENV, FakeLambdaContext, Fleet, execution
 from infra.monitoring import CUSTOM_METRICS
 from recovery.aws import Ecs
 from recovery.models import NodeStep
-from recovery.observability import metrics
+from recovery.observability import count_by, metrics
 from recovery.settings import get_settings
 from recovery.tables import Tables
 
@@ -123,3 +123,12 @@ def test_fleet_breaker_open(fleet: Fleet) -> None:
     assert step_taken == NodeStep.QUARANTINE
     assert "FleetBreakerOpen" in metrics.metric_set
     metrics.clear_metrics()
+
+
+def test_nothing_is_printed_when_metrics_are_off(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The simulator turns metrics off; its --json output must stay one JSON document.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    count_by("NodeVerdict", "Action", "REBOOT")
+    assert capsys.readouterr().out == ""
