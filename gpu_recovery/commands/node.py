@@ -15,6 +15,7 @@ from gpu_recovery.cli_output import (
     CommandError,
     command,
     format_time,
+    instance_id,
     print_json,
     render_table,
     short_execution,
@@ -225,7 +226,7 @@ def register(commands: Any) -> None:
         description="The node's STATE and its history rows, oldest first. Exit codes: 0 ok, 1 unknown node, "
         "2 usage error.",
     )
-    history_parser.add_argument("instance", metavar="INSTANCE", help="EC2 instance id, e.g. i-0abc…")
+    history_parser.add_argument("instance", metavar="INSTANCE", type=instance_id, help="EC2 instance id, e.g. i-0abc…")
     history_parser.add_argument("--limit", type=int, default=0, help="only the last N rows")
     aws_context.add_arguments(history_parser)
     history_parser.set_defaults(func=history)
@@ -241,7 +242,7 @@ def register(commands: Any) -> None:
             "Exit codes: 0 released (or nothing to release), 1 unknown node / refused / ECS error, 2 usage error."
         ),
     )
-    release_parser.add_argument("instance", metavar="INSTANCE", help="EC2 instance id")
+    release_parser.add_argument("instance", metavar="INSTANCE", type=instance_id, help="EC2 instance id")
     release_parser.add_argument("--reason", required=True, help="what was fixed (recorded in history)")
     release_parser.add_argument("--keep-draining", action="store_true", help="do not set the container instance ACTIVE")
     release_parser.add_argument("--reset-reboots", action="store_true", help="also forget its counted reboots")
@@ -260,7 +261,7 @@ def register(commands: Any) -> None:
             "refused / ECS error, 2 usage error."
         ),
     )
-    quarantine_parser.add_argument("instance", metavar="INSTANCE", help="EC2 instance id")
+    quarantine_parser.add_argument("instance", metavar="INSTANCE", type=instance_id, help="EC2 instance id")
     quarantine_parser.add_argument("--reason", required=True, help="why (recorded in history)")
     quarantine_parser.add_argument("--force", action="store_true", help="take the lock of a running execution")
     aws_context.add_arguments(quarantine_parser)

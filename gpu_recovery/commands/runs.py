@@ -16,7 +16,9 @@ from gpu_recovery.cli_output import (
     command,
     format_duration,
     format_time,
+    instance_id,
     parse_duration,
+    positive_int,
     print_json,
     render_table,
     to_datetime,
@@ -141,11 +143,13 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--status", choices=STATUSES, type=str.upper, help="only executions with this status")
     parser.add_argument("--job", metavar="JOB_ID", help="only executions that handled this job")
-    parser.add_argument("--node", metavar="INSTANCE_ID", help="only executions that checked or acted on this node")
+    parser.add_argument(
+        "--node", metavar="INSTANCE_ID", type=instance_id, help="only executions that checked or acted on this node"
+    )
     parser.add_argument(
         "--since", type=parse_duration, metavar="DURATION", help="only executions started within, e.g. 30m, 6h, 7d"
     )
-    parser.add_argument("--limit", type=int, default=50, help="look at the newest this many (default 50)")
+    parser.add_argument("--limit", type=positive_int, default=50, help="look at the newest this many (default 50)")
     parser.add_argument(
         "--all", action="store_true", help="also list executions that ignored their event or found it a duplicate"
     )

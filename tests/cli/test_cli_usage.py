@@ -191,3 +191,20 @@ def test_simulate_json_is_one_document_and_details_render_like_show(tmp_path: Pa
         assert section in details.stdout
     assert details.stdout.rstrip().endswith("1 passed, 0 failed")
     assert svg.read_text().startswith("<svg")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["node", "history", "node-1"], "'node-1' is not an EC2 instance id"),
+        (["node", "release", "i-123", "--reason", "fixed"], "'i-123' is not an EC2 instance id"),
+        (["runs", "--node", "i-XYZ45678"], "'i-XYZ45678' is not an EC2 instance id"),
+        (["runs", "--limit", "0"], "'0' is not a whole number of at least 1"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_before_any_aws_call(
+    no_aws: None, cli: CliRun, argv: list[str], message: str
+) -> None:
+    code, _, err = cli(*argv)
+    assert code == 2
+    assert message in err
