@@ -34,7 +34,7 @@ CUSTOM_METRICS = (*OUTCOMES, *NODE_ACTIONS, TIME_TO_RECOVERY, VERDICT)
 
 
 class Monitoring(Construct):
-    """Dashboard `<STACK_NAME>-recovery` and one alarm per condition a human must look at, each notifying the
+    """Dashboard `<STACK_NAME>-<region>` and one alarm per condition a human must look at, each notifying the
     topic: executions failed or timed out, a message in the dead-letter queue, a node quarantined, the fleet
     breaker open."""
 
@@ -76,7 +76,9 @@ class Monitoring(Construct):
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=f"{config.STACK_NAME}-recovery",
+            # Dashboards are global to the account, not regional (AWS::CloudWatch::Dashboard): the same stack
+            # deployed in two regions needs two names.
+            dashboard_name=f"{config.STACK_NAME}-{Aws.REGION}",
             widgets=[
                 [
                     cloudwatch.GraphWidget(

@@ -24,7 +24,9 @@ def dashboard_body(resources: Resources) -> str:
 
 def test_dashboard_shows_every_metric(resources: Resources) -> None:
     ((_, dashboard),) = of_type(resources, "AWS::CloudWatch::Dashboard").items()
-    assert dashboard["Properties"]["DashboardName"] == "EcsGpuRecoveryStack-recovery"
+    assert dashboard["Properties"]["DashboardName"] == {
+        "Fn::Join": ["", ["EcsGpuRecoveryStack-", {"Ref": "AWS::Region"}]]
+    }
     body = dashboard_body(resources)
     for name in CUSTOM_METRICS:
         assert f'"{name}"' in body or f'MetricName=\\"{name}\\"' in body, name
