@@ -90,10 +90,6 @@ class Event(_Strict):
     duplicates: int = Field(default=0, ge=0)
 
 
-# Scenario events are this model; the runner reads their fields.
-FailureEvent = Event
-
-
 class TimingsModel(_Strict):
     """Simulated seconds a DCGM check runs, a reboot keeps the ECS agent away and a GPU reset takes."""
 

@@ -19,7 +19,7 @@ import boto3
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
 from gpu_recovery.local_stack import DEFINITION, LocalStack, deploy
-from gpu_recovery.scenario import FailureEvent, Scenario
+from gpu_recovery.scenario import Event, Scenario
 from gpu_recovery.sim import SimFleet
 from recovery import clock as step_clock
 from recovery.settings import get_settings
@@ -278,7 +278,7 @@ def _wait_for_action(fleet: SimFleet, after: str) -> None:
         time.sleep(ACTION_POLL_REAL_SECONDS)
 
 
-def _fail(fleet: SimFleet, spec: FailureEvent) -> dict[str, Any]:
+def _fail(fleet: SimFleet, spec: Event) -> dict[str, Any]:
     node_instance = fleet.instance_id(spec.node)
     tasks = [t for t in fleet.job_tasks(spec.job) if _task_instance(t, fleet) == node_instance]
     if not tasks:
