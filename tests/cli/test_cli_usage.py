@@ -208,3 +208,18 @@ def test_bad_arguments_are_usage_errors_before_any_aws_call(
     code, _, err = cli(*argv)
     assert code == 2
     assert message in err
+
+
+def test_an_invalid_scenario_is_one_line_per_problem(tmp_path: Path, cli: CliRun) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nnodes: {count: 1}\njobs: [{name: job-a, nodes: [node-1]}]\n"
+        "events: [{job: job-b, node: node-1}]\nconfig: {DRYRUN: true}\n"
+    )
+    code, out, err = cli("simulate", "--scenario", str(bad))
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == [
+        f"gpu-recovery simulate: {bad}: events.0.job: no job named 'job-b' (jobs: job-a)",
+        f"gpu-recovery simulate: {bad}: config.DRYRUN: not a configuration name (see docs/configuration.md)",
+    ]
