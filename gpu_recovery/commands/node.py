@@ -125,6 +125,15 @@ def history(args: argparse.Namespace) -> int:
 
 
 # ---- release / quarantine -------------------------------------------------------------------------------
+def done(args: argparse.Namespace, node_id: str, lines: list[str]) -> int:
+    """What a node action did: a line per change for people, or with --json one document."""
+    if args.json:
+        print_json({"nodeId": node_id, "action": args.action, "done": lines})
+    else:
+        print("\n".join(lines))
+    return OK
+
+
 @command(f"{NAME} release")
 def release(args: argparse.Namespace) -> int:
     context = AwsContext(args)
@@ -142,8 +151,10 @@ def release(args: argparse.Namespace) -> int:
         )
     table_clean = state.get("status") == "HEALTHY" and not owner and not args.reset_reboots
     if table_clean and (ci is None or ci.get("status") == "ACTIVE"):
-        print(f"node {node_id} is HEALTHY, unlocked{' and ACTIVE' if ci else ''}: nothing to release")
-        return OK
+        return done(
+            args, node_id, [f"node {node_id} is HEALTHY, unlocked{' and ACTIVE' if ci else ''}: nothing to release"]
+        )
+    said: list[str] = []
     who, now = context.who(), clock.utcnow()
     if not table_clean:
         fields: dict[str, Any] = {
@@ -162,14 +173,14 @@ def release(args: argparse.Namespace) -> int:
         if args.reset_reboots:
             detail["resetReboots"] = len(state.get("reboots", []))
         context.tables.add_operator_history(node_id, "RELEASE", who, now, detail)
-        print(
+        said.append(
             f"node {node_id}: {state.get('status')} -> HEALTHY"
             + (f", lock of {short_execution(owner)} cleared" if owner else "")
         )
     if ci is not None:
         set_ecs_state(context, ci, "ACTIVE")
-        print(f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> ACTIVE")
-    return OK
+        said.append(f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> ACTIVE")
+    return done(args, node_id, said)
 
 
 @command(f"{NAME} quarantine")
@@ -185,8 +196,7 @@ def quarantine(args: argparse.Namespace) -> int:
             FAILED,
         )
     if state and state.get("status") == "QUARANTINED":
-        print(f"node {node_id} is already QUARANTINED: {state.get('reason', '')}")
-        return OK
+        return done(args, node_id, [f"node {node_id} is already QUARANTINED: {state.get('reason', '')}"])
     owner = check_lock(context, node_id, state, args.force)
     who, now = context.who(), clock.utcnow()
     fields: dict[str, Any] = {
@@ -203,13 +213,15 @@ def quarantine(args: argparse.Namespace) -> int:
     if owner:
         detail["clearedLock"] = owner
     context.tables.add_operator_history(node_id, "QUARANTINE", who, now, {k: v for k, v in detail.items() if v})
-    print(f"node {node_id}: {(state or {}).get('status', 'unrecorded')} -> QUARANTINED")
+    said = [f"node {node_id}: {(state or {}).get('status', 'unrecorded')} -> QUARANTINED"]
     if ci is not None:
         set_ecs_state(context, ci, "DRAINING")
-        print(f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> DRAINING")
+        said.append(
+            f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> DRAINING"
+        )
     else:
-        print(f"(not a container instance of {context.cluster_name}: nothing to drain)")
-    return OK
+        said.append(f"(not a container instance of {context.cluster_name}: nothing to drain)")
+    return done(args, node_id, said)
 
 
 def register(commands: Any) -> None:
