@@ -8,9 +8,11 @@ PY := $(BIN)/python
 # current jsii the second); it changes nothing we rely on.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export AWS_DEFAULT_REGION ?= us-east-1
+# The local engine, tests and the offline synth need some region; deploy must use the user's own (profile,
+# AWS_REGION / AWS_DEFAULT_REGION), so only these targets get a default.
+test demo bench synth: export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install test lint typecheck validate-asl unit workflow infra-test demo synth deploy bench clean
+.PHONY: help install test lint typecheck validate-asl unit workflow infra-test demo synth deploy bench generated lock clean
 
 help:
 	@echo "make test     lint, type-check, validate the ASL and run every test (installs what it needs)"
@@ -19,11 +21,18 @@ help:
 	@echo "make deploy   cdk deploy (needs AWS credentials and a bootstrapped account)"
 	@echo "make bench    speed and cost benchmarks (bench/)"
 
-$(VENV)/.installed: pyproject.toml
+# The locked, hashed dependency set first (the same versions on every machine), then the project itself with
+# the locked setuptools (no build isolation: nothing unlocked is downloaded).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-resolve requirements.lock after changing a pin in pyproject.toml (the lock is what install uses).
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --generate-hashes --universal --python-version 3.11 \
+		-o requirements.lock
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -57,6 +66,12 @@ deploy: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Files generated from the code (tests fail when they are stale): the scenario JSON Schema and the workflow
+# diagram (Mermaid, from the definition).
+generated: $(VENV)/.installed
+	$(PY) -c 'from gpu_recovery import scenario; scenario.SCHEMA_FILE.write_text(scenario.render_schema())'
+	$(PY) -c 'from gpu_recovery import diagram; diagram.DIAGRAM_DOC.write_text(diagram.document())'
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

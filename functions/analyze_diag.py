@@ -12,7 +12,7 @@ from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
 from recovery.diagnosis import RESULT_MARKER, check_task, gpu_summary, instant, reset_targets, verdict_from_check
 from recovery.models import Analysis, NodeStep
-from recovery.observability import logger, metrics, step_handler
+from recovery.observability import count_by, logger, metrics, step_handler
 from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_commands, plan_node_step, repair_slots
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
@@ -70,6 +70,7 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
     # After a successful GPU reset the XIDs that led to it are history (a failed reset escalates anyway).
     after_reset = request.check_plan.phase == "AFTER_RESET" and request.check_plan.reset_status is None
     verdict = verdict_from_check(request.check, log_text, container, task_gpu_ids, since=since, after_reset=after_reset)
+    count_by("NodeVerdict", "Action", verdict.action.value)
     reset_gpus = reset_targets(verdict)
     step, reason = plan_node_step(
         verdict,

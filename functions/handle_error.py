@@ -41,7 +41,8 @@ def handle(state: dict[str, Any], execution: ExecutionContext, ecs: Ecs, tables:
         tables.mark_task(task_arn, "ERROR", now.isoformat())
     metrics.add_metric(name="RecoveryError", unit=MetricUnit.Count, value=1)
     logger.error("Recovery failed", error=name, cause=cause, job_id=job_id, released_nodes=released_nodes)
-    notification = error_notification(job_id, name, cause, execution, released_nodes)
+    # The whole cause: the alert extracts the error from it (a cut JSON document could not be read).
+    notification = error_notification(job_id, name, str(error.get("Cause", "")), execution, released_nodes)
     return ErrorReport(released_job=released_job, released_nodes=released_nodes, notification=notification)
 
 

@@ -4,6 +4,7 @@ GPU fault was found and dealt with and the budget allows; otherwise mark it FAIL
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -90,6 +91,10 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
         metrics.add_metric(
             name="JobFailed" if kind == JobOutcomeKind.FAILED else "JobRestarted", unit=MetricUnit.Count, value=1
         )
+        if kind == JobOutcomeKind.RESTARTED and request.failure.stopped_at:
+            # Time to recovery: from the failed task's stop to its job running again.
+            down = clock.utcnow() - datetime.fromisoformat(request.failure.stopped_at)
+            metrics.add_metric(name="TimeToRecovery", unit=MetricUnit.Seconds, value=down.total_seconds())
     logger.info("Job decided", job_id=job_id, outcome=kind.value, reason=reason, restarted=len(new_tasks))
     return outcome
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import botocore.session
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
 FaultError = Literal["throttling", "server_error", "access_denied", "crash"]
@@ -92,22 +92,3 @@ class ApiFault(BaseModel):
             return call <= self.count
         assert self.rate is not None
         return int(call * self.rate) > int((call - 1) * self.rate)
-
-
-def parse_api_faults(raw: Any, node_names: set[str]) -> list[ApiFault]:
-    """The validated rules, or ValueError with one line naming the rule and the field."""
-    if not isinstance(raw, list):
-        raise ValueError("api_faults is a list of rules")
-    rules = []
-    for index, item in enumerate(raw):
-        try:
-            rule = ApiFault.model_validate(item)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            field = f".{where}" if where else ""
-            raise ValueError(f"api_faults[{index}]{field}: {first['msg']}") from None
-        if rule.node is not None and rule.node not in node_names:
-            raise ValueError(f"api_faults[{index}].node: unknown node {rule.node!r}")
-        rules.append(rule)
-    return rules

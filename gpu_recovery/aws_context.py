@@ -64,8 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         CLUSTER_FLAG, help=f"ECS cluster name or ARN (env {CLUSTER_ENV}; default: the deployed state machine's)"
     )
-    group.add_argument("--region", help="AWS region (default: the usual boto3 settings, e.g. AWS_REGION)")
-    group.add_argument("--profile", help="AWS profile (default: the usual boto3 settings, e.g. AWS_PROFILE)")
 
 
 def walk_states(states: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -81,10 +79,13 @@ def walk_states(states: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, A
 class AwsContext:
     """The deployment's resources, resolved lazily: a command only looks up what it uses."""
 
-    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, args: argparse.Namespace, environ: Mapping[str, str] | None = None, region: str | None = None
+    ) -> None:
+        """``region``: where the thing acted on lives (a task ARN's region), used unless --region is given."""
         self.args = args
         self.environ = os.environ if environ is None else environ
-        profile, region = getattr(args, "profile", None), getattr(args, "region", None)
+        profile, region = getattr(args, "profile", None), getattr(args, "region", None) or region
         if profile or region:
             # The step code (recovery.tables) uses boto3's default session: configure that one.
             try:

@@ -17,6 +17,7 @@ from gpu_recovery.aws_context import ContextError
 
 OK, FAILED, USAGE = 0, 1, 2
 _DURATION = re.compile(r"(\d+)([smhdw])")
+_INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -41,7 +42,8 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
             except ContextError as error:
                 return fail(name, str(error), USAGE)
             except (NoCredentialsError, NoRegionError) as error:
-                return fail(name, f"{error} (configure AWS credentials/region, or --profile / --region)", USAGE)
+                # The environment lacks what AWS needs, the command line is fine: a failure, not a usage error.
+                return fail(name, f"{error} (configure AWS credentials/region, or --profile / --region)", FAILED)
             except ClientError as error:
                 detail = error.response.get("Error", {})
                 return fail(name, f"{detail.get('Code', 'Error')}: {detail.get('Message', error)}", FAILED)
@@ -65,6 +67,20 @@ def parse_duration(text: str) -> timedelta:
     if not parts or "".join(n + u for n, u in parts) != compact:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 2h, 7d or 1h30m")
     return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+
+
+def instance_id(text: str) -> str:
+    """An EC2 instance id, `i-` and 8 or 17 hex digits (argparse type: a bad value is a usage error, before any
+    AWS call). https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html"""
+    if not _INSTANCE_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an EC2 instance id (i- and 8 or 17 hex digits)")
+    return text
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def to_datetime(value: Any) -> datetime | None:

@@ -296,6 +296,7 @@ def summarize(description: dict[str, Any], task_row: dict[str, Any] | None = Non
         "nodes": nodes,
         "nodeOutcomes": results,
         "outcome": outcome,
+        "ignored": decision in ("IGNORE", "DUPLICATE"),
         "reason": (outcome_doc or {}).get("reason") or description.get("cause"),
         "durationSeconds": (end - start).total_seconds() if start and end else None,
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -13,13 +12,13 @@ from moto.events.models import EventPattern
 from moto.sns.models import sns_backends
 
 from gpu_recovery.engine import LocalEngine
+from gpu_recovery.resources import DEFINITION
 from gpu_recovery.sim import SimFleet
 from gpu_recovery.stack_policies import StackPolicies, synthesized_template
 from infra.config import Config
 from infra.event_pattern import execution_ended_badly_pattern, task_failure_pattern
 from infra.substitutions import EVENT_FUNCTIONS, LAMBDAS, STEP_FUNCTIONS, definition_substitutions, function_arn_key
 
-DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
 # Quiet, local-only Powertools: no X-Ray daemon here, and the report says what happened.
 LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
 

@@ -20,7 +20,7 @@ from moto.moto_api._internal import mock_random
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
 from gpu_recovery.local_stack import DEFINITION, LocalStack, deploy
-from gpu_recovery.scenario import FailureEvent, Scenario
+from gpu_recovery.scenario import Event, Scenario
 from gpu_recovery.sim import SimFleet
 from recovery import clock as step_clock
 from recovery import tables as step_tables
@@ -52,6 +52,9 @@ class ExecutionReport:
     calls: dict[str, int]
     error: str | None = None
     cause: str | None = None
+    # DescribeExecution and the history on the simulated clock: what `show` renders (not in the JSON report).
+    description: dict[str, Any] = field(default_factory=dict, repr=False)
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -69,7 +72,10 @@ class Report:
     filtered_events: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        for execution in document["executions"]:
+            del execution["description"], execution["history"]
+        return document
 
 
 def _execution_name(event: dict[str, Any], copy: int) -> str:
@@ -135,6 +141,9 @@ def _report_execution(stack: LocalStack, fleet: SimFleet, arn: str) -> Execution
         calls=dict(Counter(kind for e in history if (kind := _task_kind(e)))),
         error=description.get("error"),
         cause=description.get("cause"),
+        # moto's start and stop dates are real time; the history is on the simulated clock.
+        description=dict(description) | {"startDate": history[0]["timestamp"], "stopDate": history[-1]["timestamp"]},
+        history=history,
     )
 
 
@@ -156,17 +165,24 @@ def _check(scenario: Scenario, report: Report, fleet: SimFleet) -> list[str]:
     expect, problems = scenario.expect, []
     nodes = {fleet.node_name(row["nodeId"]): row for row in report.nodes if row["recordKey"] == "STATE"}
     for node, wanted in expect.nodes.items():
-        row = nodes.get(node, {})
-        if "status" in wanted and row.get("status") != wanted["status"]:
-            problems.append(f"node {node}: status {row.get('status')}, expected {wanted['status']}")
-        if "reboots" in wanted and report.actions["reboots"].get(node, 0) != wanted["reboots"]:
-            problems.append(
-                f"node {node}: {report.actions['reboots'].get(node, 0)} reboots, expected {wanted['reboots']}"
-            )
+        status = nodes.get(node, {}).get("status")
+        if wanted.status is not None and status != wanted.status:
+            problems.append(f"node {node}: status {status}, expected {wanted.status}")
+        for action in ("reboots", "terminations", "gpu_resets"):
+            count, expected = report.actions[action].get(node, 0), getattr(wanted, action)
+            if expected is not None and count != expected:
+                problems.append(f"node {node}: {count} {action}, expected {expected}")
     jobs = {row["jobId"]: row for row in report.jobs}
-    for job, status in expect.jobs.items():
-        if jobs.get(job, {}).get("status") != status:
-            problems.append(f"job {job}: status {jobs.get(job, {}).get('status')}, expected {status}")
+    for job in expect.jobs:
+        wanted_job, status = expect.job(job), jobs.get(job, {}).get("status")
+        if wanted_job.status is not None and status != wanted_job.status:
+            problems.append(f"job {job}: status {status}, expected {wanted_job.status}")
+        for action in ("tasks_started", "tasks_stopped"):
+            count, expected = report.actions[action].get(job, 0), getattr(wanted_job, action)
+            if expected is not None and count != expected:
+                problems.append(f"job {job}: {count} {action}, expected {expected}")
+    entered = {state for e in report.executions for state in e.path}
+    problems += [f"state {state} was entered, expected never" for state in expect.never if state in entered]
     worked = sum(1 for e in report.executions if WORK_STATE in e.path and "JoinExistingRecovery" not in e.path)
     if expect.executions_that_did_work is not None and worked != expect.executions_that_did_work:
         problems.append(f"{worked} executions did recovery work, expected {expect.executions_that_did_work}")
@@ -272,7 +288,7 @@ def _wait_for_action(fleet: SimFleet, after: str) -> None:
         raise TimeoutError(f"the fleet never saw {after!r} in {ACTION_WAIT_SIM_SECONDS:.0f} simulated seconds")
 
 
-def _fail(fleet: SimFleet, spec: FailureEvent) -> dict[str, Any]:
+def _fail(fleet: SimFleet, spec: Event) -> dict[str, Any]:
     node_instance = fleet.instance_id(spec.node)
     tasks = [t for t in fleet.job_tasks(spec.job) if _task_instance(t, fleet) == node_instance]
     if not tasks:

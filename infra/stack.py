@@ -12,6 +12,7 @@ from infra.cluster import ClusterArns
 from infra.config import Config
 from infra.dcgm_task import DcgmCheckTask
 from infra.lambdas import StepLambdas
+from infra.monitoring import Monitoring
 from infra.notifications import Notifications
 from infra.tables import RecoveryTables
 from infra.trigger import FailureTrigger
@@ -63,6 +64,16 @@ class EcsGpuRecoveryStack(Stack):
             state_machine=workflow.state_machine,
             function=lambdas.functions["cleanup_execution"],
             notifications=notifications,
+        )
+        Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            state_machine=workflow.state_machine,
+            functions=lambdas.functions,
+            dead_letter_queue=trigger.dead_letter_queue,
+            topic=notifications.topic,
+            topic_key=notifications.key,
         )
 
         state_machine_arn = workflow.state_machine.state_machine_arn

@@ -1,4 +1,9 @@
-"""Notifications: a subject someone can triage from a phone, and a JSON body with everything else."""
+"""Notifications: a subject someone can triage from a phone, a plain-text email, and a JSON document with
+everything else for machines.
+
+The topic is published with MessageStructure=json (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html):
+the message is a JSON object whose `default` string goes to every protocol without its own key (SQS, Lambda,
+HTTP, email-json) and whose `email` string is what email subscribers read."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from typing import Any
 from recovery.models import ExecutionContext, JobOutcomeKind, NodeOutcome, NodeResult, Notification
 
 SNS_SUBJECT_LIMIT = 100  # SNS rejects longer subjects
+CAUSE_IN_JSON = 4000  # the JSON document keeps this much of a cause; the email has the extracted error
+CAUSE_IN_TEXT = 500  # a cause that is no known error document, shown as text
 PREFIX = "[GPU Recovery]"
 # The console's host per partition (the execution ARN says which); infra/stack.py uses the same table for its
 # console URL output, and tests/infra/test_stack.py pins the two equal.
@@ -52,7 +59,7 @@ def recovery_notification(
 ) -> Notification:
     mode = "DRY RUN " if dry_run else ""
     subject = _subject(f"{PREFIX} {mode}{job_id} {outcome.value}: {node_summary(results)}")
-    body: dict[str, Any] = {
+    document: dict[str, Any] = {
         "jobId": job_id,
         "outcome": outcome.value,
         "reason": reason,
@@ -62,18 +69,73 @@ def recovery_notification(
         "newTasks": new_tasks,
         "execution": {"arn": execution.id, "name": execution.name, "consoleUrl": console_url(execution.id)},
     }
-    return Notification(subject=subject, message=json.dumps(body, indent=2, sort_keys=True))
+    text = [
+        f"{'DRY RUN (nothing was changed): ' if dry_run else ''}job {job_id} {outcome.value}.",
+        f"Why: {reason}",
+        "",
+        "Nodes:",
+        *(f"  {r.node_id}  {r.outcome.value}  {r.reason}" for r in results),
+        "",
+        f"Failed task: {failed_task}",
+        *(f"Restarted as: {new}" for new in new_tasks.values()),
+        *_execution_lines(execution),
+    ]
+    return Notification(subject=subject, message=_structured(document, text))
 
 
 def error_notification(
     job_id: str | None, error: str, cause: str, execution: ExecutionContext, released: list[str]
 ) -> Notification:
     subject = _subject(f"{PREFIX} ERROR {job_id or 'unknown job'}: {error}")
-    body = {
+    summary = error_summary(error, cause)
+    document = {
         "jobId": job_id,
         "error": error,
-        "cause": cause,
+        "summary": summary,
+        "cause": cause[:CAUSE_IN_JSON],
         "locksReleased": released,
         "execution": {"arn": execution.id, "name": execution.name, "consoleUrl": console_url(execution.id)},
     }
-    return Notification(subject=subject, message=json.dumps(body, indent=2, sort_keys=True))
+    text = [
+        f"The recovery of job {job_id or '(not identified yet)'} failed.",
+        f"Error: {summary}",
+        "",
+        "Released for a human (status SUSPECT): " + (", ".join(released) if released else "no node"),
+        *_execution_lines(execution),
+    ]
+    return Notification(subject=subject, message=_structured(document, text))
+
+
+def _execution_lines(execution: ExecutionContext) -> list[str]:
+    return ["", f"Execution: {execution.name}", f"Console: {console_url(execution.id)}"]
+
+
+def _structured(document: dict[str, Any], text: list[str]) -> str:
+    return json.dumps({"default": json.dumps(document, indent=2, sort_keys=True), "email": "\n".join(text) + "\n"})
+
+
+def _field(document: dict[str, Any], name: str) -> Any:
+    """A field of an AWS document in either casing (ECS task JSON in a Step Functions cause is PascalCase)."""
+    return document.get(name, document.get(name[:1].upper() + name[1:]))
+
+
+def error_summary(error: str, cause: str) -> str:
+    """The error in a cause, in one line: a Lambda error's type and message (not its stack trace), a stopped
+    ECS task's stop code, reason and exit codes (not the whole task), else the start of the text."""
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and "errorMessage" in document:
+        return f"{document.get('errorType') or error}: {document['errorMessage']}"
+    if isinstance(document, dict) and _field(document, "taskArn"):
+        exits = [
+            f"{_field(c, 'name')} exit {_field(c, 'exitCode')}"
+            for c in _field(document, "containers") or []
+            if isinstance(c, dict) and _field(c, "exitCode") is not None
+        ]
+        parts = [_field(document, "stopCode"), _field(document, "stoppedReason"), ", ".join(exits)]
+        return f"{error}: ECS task stopped: " + "; ".join(str(p) for p in parts if p)
+    flat = " ".join(cause.split())
+    text = flat if len(flat) <= CAUSE_IN_TEXT else flat[: CAUSE_IN_TEXT - 3] + "..."
+    return f"{error}: {text}" if text else error

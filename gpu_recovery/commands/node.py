@@ -15,6 +15,7 @@ from gpu_recovery.cli_output import (
     CommandError,
     command,
     format_time,
+    instance_id,
     print_json,
     render_table,
     short_execution,
@@ -117,6 +118,15 @@ def history(args: argparse.Namespace) -> int:
 
 
 # ---- release / quarantine -------------------------------------------------------------------------------
+def done(args: argparse.Namespace, node_id: str, lines: list[str]) -> int:
+    """What a node action did: a line per change for people, or with --json one document."""
+    if args.json:
+        print_json({"nodeId": node_id, "action": args.action, "done": lines})
+    else:
+        print("\n".join(lines))
+    return OK
+
+
 @command(f"{NAME} release")
 def release(args: argparse.Namespace) -> int:
     context = AwsContext(args)
@@ -134,8 +144,10 @@ def release(args: argparse.Namespace) -> int:
         )
     table_clean = state.get("status") == "HEALTHY" and not owner and not args.reset_reboots
     if table_clean and (ci is None or ci.get("status") == "ACTIVE"):
-        print(f"node {node_id} is HEALTHY, unlocked{' and ACTIVE' if ci else ''}: nothing to release")
-        return OK
+        return done(
+            args, node_id, [f"node {node_id} is HEALTHY, unlocked{' and ACTIVE' if ci else ''}: nothing to release"]
+        )
+    said: list[str] = []
     who, now = context.who(), clock.utcnow()
     if not table_clean:
         fields: dict[str, Any] = {
@@ -154,14 +166,14 @@ def release(args: argparse.Namespace) -> int:
         if args.reset_reboots:
             detail["resetReboots"] = len(state.get("reboots", []))
         context.tables.add_operator_history(node_id, "RELEASE", who, now, detail)
-        print(
+        said.append(
             f"node {node_id}: {state.get('status')} -> HEALTHY"
             + (f", lock of {short_execution(owner)} cleared" if owner else "")
         )
     if ci is not None:
         set_ecs_state(context, ci, "ACTIVE")
-        print(f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> ACTIVE")
-    return OK
+        said.append(f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> ACTIVE")
+    return done(args, node_id, said)
 
 
 @command(f"{NAME} quarantine")
@@ -177,8 +189,7 @@ def quarantine(args: argparse.Namespace) -> int:
             FAILED,
         )
     if state and state.get("status") == "QUARANTINED":
-        print(f"node {node_id} is already QUARANTINED: {state.get('reason', '')}")
-        return OK
+        return done(args, node_id, [f"node {node_id} is already QUARANTINED: {state.get('reason', '')}"])
     owner = check_lock(node_id, state, args.force)
     who, now = context.who(), clock.utcnow()
     fields: dict[str, Any] = {
@@ -195,13 +206,15 @@ def quarantine(args: argparse.Namespace) -> int:
     if owner:
         detail["clearedLock"] = owner
     context.tables.add_operator_history(node_id, "QUARANTINE", who, now, {k: v for k, v in detail.items() if v})
-    print(f"node {node_id}: {(state or {}).get('status', 'unrecorded')} -> QUARANTINED")
+    said = [f"node {node_id}: {(state or {}).get('status', 'unrecorded')} -> QUARANTINED"]
     if ci is not None:
         set_ecs_state(context, ci, "DRAINING")
-        print(f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> DRAINING")
+        said.append(
+            f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> DRAINING"
+        )
     else:
-        print(f"(not a container instance of {context.cluster_name}: nothing to drain)")
-    return OK
+        said.append(f"(not a container instance of {context.cluster_name}: nothing to drain)")
+    return done(args, node_id, said)
 
 
 def register(commands: Any) -> None:
@@ -218,9 +231,8 @@ def register(commands: Any) -> None:
         description="The node's STATE and its history rows, oldest first. Exit codes: 0 ok, 1 unknown node, "
         "2 usage error.",
     )
-    history_parser.add_argument("instance", metavar="INSTANCE", help="EC2 instance id, e.g. i-0abc…")
+    history_parser.add_argument("instance", metavar="INSTANCE", type=instance_id, help="EC2 instance id, e.g. i-0abc…")
     history_parser.add_argument("--limit", type=int, default=0, help="only the last N rows")
-    history_parser.add_argument("--json", action="store_true", help="print JSON")
     aws_context.add_arguments(history_parser)
     history_parser.set_defaults(func=history)
 
@@ -235,7 +247,7 @@ def register(commands: Any) -> None:
             "Exit codes: 0 released (or nothing to release), 1 unknown node / refused / ECS error, 2 usage error."
         ),
     )
-    release_parser.add_argument("instance", metavar="INSTANCE", help="EC2 instance id")
+    release_parser.add_argument("instance", metavar="INSTANCE", type=instance_id, help="EC2 instance id")
     release_parser.add_argument("--reason", required=True, help="what was fixed (recorded in history)")
     release_parser.add_argument("--keep-draining", action="store_true", help="do not set the container instance ACTIVE")
     release_parser.add_argument("--reset-reboots", action="store_true", help="also forget its counted reboots")
@@ -254,7 +266,7 @@ def register(commands: Any) -> None:
             "refused / ECS error, 2 usage error."
         ),
     )
-    quarantine_parser.add_argument("instance", metavar="INSTANCE", help="EC2 instance id")
+    quarantine_parser.add_argument("instance", metavar="INSTANCE", type=instance_id, help="EC2 instance id")
     quarantine_parser.add_argument("--reason", required=True, help="why (recorded in history)")
     quarantine_parser.add_argument("--force", action="store_true", help="take the lock of a running execution")
     aws_context.add_arguments(quarantine_parser)

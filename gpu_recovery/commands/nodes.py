@@ -69,6 +69,5 @@ def register(commands: Any) -> None:
         ),
     )
     parser.add_argument("--status", choices=NODE_STATUSES, type=str.upper, help="only nodes with this status")
-    parser.add_argument("--json", action="store_true", help="print JSON")
     aws_context.add_arguments(parser)
     parser.set_defaults(func=run)

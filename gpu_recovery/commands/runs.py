@@ -16,7 +16,9 @@ from gpu_recovery.cli_output import (
     command,
     format_duration,
     format_time,
+    instance_id,
     parse_duration,
+    positive_int,
     print_json,
     render_table,
     to_datetime,
@@ -95,11 +97,14 @@ def run(args: argparse.Namespace) -> int:
         wanted = node_executions(context, args.node)
         executions = [e for e in executions if e["executionArn"] in wanted]
     rows = summaries(context, executions[: args.limit])
+    # Most executions are events the workflow ignored or saw twice; they are noise when looking for recoveries.
+    hidden = 0 if args.all else sum(r["ignored"] for r in rows)
+    rows = rows if args.all else [r for r in rows if not r["ignored"]]
     if args.json:
         print_json(rows)
         return OK
     if not rows:
-        print("no recovery executions match")
+        print("no recovery executions match" + (f" ({hidden} ignored or duplicate not shown: --all)" if hidden else ""))
         return OK
     print(
         render_table(
@@ -118,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             ["START", "STATUS", "JOB", "NODES", "OUTCOME", "DURATION", "EXECUTION"],
         )
     )
+    if hidden:
+        print(f"({hidden} ignored or duplicate not shown: --all)")
     if len(executions) > args.limit:
         print(f"({len(executions) - args.limit} older not shown: --limit)")
     return OK
@@ -136,11 +143,15 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--status", choices=STATUSES, type=str.upper, help="only executions with this status")
     parser.add_argument("--job", metavar="JOB_ID", help="only executions that handled this job")
-    parser.add_argument("--node", metavar="INSTANCE_ID", help="only executions that checked or acted on this node")
+    parser.add_argument(
+        "--node", metavar="INSTANCE_ID", type=instance_id, help="only executions that checked or acted on this node"
+    )
     parser.add_argument(
         "--since", type=parse_duration, metavar="DURATION", help="only executions started within, e.g. 30m, 6h, 7d"
     )
-    parser.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--limit", type=positive_int, default=50, help="look at the newest this many (default 50)")
+    parser.add_argument(
+        "--all", action="store_true", help="also list executions that ignored their event or found it a duplicate"
+    )
     aws_context.add_arguments(parser)
     parser.set_defaults(func=run)

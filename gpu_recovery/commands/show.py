@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from gpu_recovery import aws_context
+from gpu_recovery import aws_context, timeline
 from gpu_recovery.aws_context import AwsContext
 from gpu_recovery.cli_output import (
     FAILED,
@@ -19,10 +19,12 @@ from gpu_recovery.cli_output import (
     print_json,
     truncate,
 )
-from gpu_recovery.executions import Walk, actions, history, parse_json, summarize, verdicts, walk
-from recovery.notify import console_url
+from gpu_recovery.executions import Failure, Walk, actions, history, parse_json, summarize, verdicts, walk
+from recovery.notify import console_url, error_summary
 
 NAME = "show"
+# Where the definition sends every unexpected error (statemachine/recovery.asl.json).
+ERROR_HANDLER = "HandleError"
 
 
 def execution_arn(context: AwsContext, name_or_arn: str) -> str:
@@ -116,6 +118,7 @@ def view(description: dict[str, Any], walked: Walk, full: bool) -> str:
         out.append(f"Outcome    {summary['outcome']}")
 
     out += ["", "Path", *path_lines(walked)]
+    out += ["", "Timeline (states that took at least 2% of the time)", timeline.text(timeline.from_walk(walked))]
     return "\n".join(out + sections(walked, output, cause_limit))
 
 
@@ -146,18 +149,33 @@ def sections(walked: Walk, output: dict[str, Any], cause_limit: int) -> list[str
             state = "" if a["done"] else " (not finished)"
             detail = f" — {a['detail']}" if a["detail"] else ""
             out.append(f"  {_offset(walked, a['at']):>8}  {a['action']}{target}{state}{detail}")
-    if walked.failures:
-        labels = walked.labels()
-        out += ["", "Errors"]
-        for f in walked.failures:
-            where = f.state or "execution"
-            if f.scope:
-                where += f" [{labels.get(f.scope, '?')}]"
-            kind = "caught" if f.caught else "execution failed"
-            out.append(f"  {_offset(walked, f.at):>8}  {where}: {f.error} ({kind})")
-            if f.cause:
-                out.append(f"      cause: {truncate(f.cause, cause_limit)}")
+    labels = walked.labels()
+    errors, handled = [], []
+    for failure in walked.failures:
+        where = (failure.state or "execution") + (f" [{labels.get(failure.scope, '?')}]" if failure.scope else "")
+        what = failure.cause if cause_limit == 0 else error_summary(failure.error, failure.cause)
+        went_to = handler_of(walked, failure)
+        if went_to is None:
+            errors.append(f"  {_offset(walked, failure.at):>8}  {where}: {what}")
+        else:
+            handled.append(f"  {_offset(walked, failure.at):>8}  {where}: {what} -> {went_to}")
+    if errors:
+        out += ["", "Errors", *errors]
+    if handled:
+        out += ["", "Handled by the workflow (caught or retried, not errors)", *handled]
     return out
+
+
+def handler_of(walked: Walk, failure: Failure) -> str | None:
+    """The state the workflow went on with after a caught or retried failure; None when the failure is a real
+    error: the execution failed, or the error went to HandleError."""
+    if not failure.caught:
+        return None
+    after = [v for v in walked.visits if v.entered >= failure.at and v.scope == failure.scope[: len(v.scope)]]
+    successor = after[0] if after else None
+    if successor is None or successor.name == ERROR_HANDLER or successor.kind == "Fail":
+        return None
+    return successor.name
 
 
 @command(NAME)
@@ -187,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return OK
     print(view(description, walked, args.full))
+    if args.timeline:
+        timeline.write(args.timeline, timeline.from_walk(walked), f"{description['name']} ({description['status']})")
+        print(f"Timeline written to {args.timeline}")
     return OK
 
 
@@ -203,6 +224,6 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("execution", metavar="EXECUTION", help="execution name (see `runs`) or ARN")
     parser.add_argument("--full", action="store_true", help="print error causes in full (default: first 300 chars)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--timeline", metavar="FILE", help="also write the per-node timeline as an SVG file")
     aws_context.add_arguments(parser)
     parser.set_defaults(func=run)

@@ -9,44 +9,74 @@ import sys
 import warnings
 from typing import Any
 
-from gpu_recovery import scenario as scenarios
-from gpu_recovery.report import render
-
 
 def run(args: argparse.Namespace) -> int:
-    from gpu_recovery.simulate import run as run_scenario  # noqa: PLC0415 - moto loads only for this command
+    # The scenario models and the runner load moto and the simulated fleet (the [sim] extra): only here.
+    try:
+        from gpu_recovery import report as reports  # noqa: PLC0415
+        from gpu_recovery import scenario as scenarios  # noqa: PLC0415
+        from gpu_recovery import timeline  # noqa: PLC0415
+        from gpu_recovery.simulate import run as run_scenario  # noqa: PLC0415
+    except ModuleNotFoundError as error:
+        print(
+            f"gpu-recovery simulate: needs the [sim] extra ({error.name} is not installed): "
+            "pipx install 'ecs-gpu-recovery[sim]' (or pip install 'ecs-gpu-recovery[sim]')",
+            file=sys.stderr,
+        )
+        return 1
 
     names = args.scenario or scenarios.shipped()
+    if args.timeline and len(names) != 1:
+        print("gpu-recovery simulate: --timeline needs exactly one --scenario", file=sys.stderr)
+        return 2
     try:
         loaded = [scenarios.load(name) for name in names]
     except scenarios.ScenarioError as error:
-        print(f"gpu-recovery simulate: {error}", file=sys.stderr)
+        for line in str(error).splitlines():
+            print(f"gpu-recovery simulate: {line}", file=sys.stderr)
         return 2
     # Powertools warns when a step emits no metric; in the simulator metrics are off on purpose.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     # moto logs every exception a state evaluates as an error, even ones the ASL expects (an IsPresent probe of
     # a missing path); real failures are in each execution's history, which the report shows.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
-    reports = [run_scenario(s) for s in loaded]
+    done = []
+    for number, scenario in enumerate(loaded, 1):
+        report = run_scenario(scenario)
+        done.append(report)
+        if not args.json:
+            # One line as each scenario finishes (the whole set takes minutes); details on request.
+            line = reports.render(report) if args.details else reports.progress_line(report, number, len(loaded))
+            print(line, flush=True)
+    if args.timeline:
+        timeline.write(args.timeline, reports.bars(done[0]), f"scenario {done[0].scenario} (simulated time)")
+        print(f"Timeline written to {args.timeline}", file=sys.stderr)
+    passed = all(r.passed for r in done)
     if args.json:
-        documents = [r.to_json() for r in reports]
-        print(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, default=str))
+        print(json.dumps({"passed": passed, "scenarios": [r.to_json() for r in done]}, indent=2, default=str))
     else:
-        for report in reports:
-            print(render(report))
-        passed = sum(r.passed for r in reports)
-        print(f"{passed} passed, {len(reports) - passed} failed")
-    return 0 if all(r.passed for r in reports) else 1
+        print()
+        print(reports.summary_table(done))
+    return 0 if passed else 1
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "simulate",
         help="run the real workflow on the local engine against a simulated GPU fleet",
-        description="Run scenarios (default: every shipped one, see scenarios/) and check their expectations.",
+        description=(
+            "Run scenarios (default: every shipped one, see scenarios/) and check their expectations: one line "
+            "per scenario as it finishes, then a summary table. Exit codes: 0 every expectation held, 1 one did "
+            "not, 2 a scenario file is invalid (one line per problem)."
+        ),
     )
     parser.add_argument(
         "--scenario", action="append", metavar="FILE|NAME", help="a scenario file or shipped name (repeatable)"
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--details", action="store_true", help="print each scenario's executions, actions and final rows"
+    )
+    parser.add_argument(
+        "--timeline", metavar="FILE", help="write the scenario's per-node timeline as an SVG file (one --scenario)"
+    )
     parser.set_defaults(func=run)

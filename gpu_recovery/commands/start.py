@@ -8,7 +8,7 @@ import secrets
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from gpu_recovery import aws_context
 from gpu_recovery.aws_context import AwsContext
@@ -28,14 +28,19 @@ def task_arn_pattern() -> Any:
     return TASK_ARN
 
 
-def check_task(context: AwsContext, task_arn: str) -> dict[str, Any]:
-    """The task as DescribeTasks returns it from the configured cluster; a usage error when the ARN is
-    malformed or names another cluster, a failure when the cluster does not know the task."""
+def task_arn_parts(task_arn: str) -> tuple[str, str]:
+    """The region and cluster name of a task ARN; a usage error when ClassifyFailure would reject it."""
     if not task_arn_pattern().match(task_arn):
         raise CommandError(
             f"{task_arn!r} is not an ECS task ARN (arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/TASK_ID)", USAGE
         )
-    arn_cluster = task_arn.split(":task/", 1)[1].split("/", 1)[0]
+    return task_arn.split(":")[3], task_arn.split(":task/", 1)[1].split("/", 1)[0]
+
+
+def check_task(context: AwsContext, task_arn: str) -> dict[str, Any]:
+    """The task as DescribeTasks returns it from the configured cluster; a usage error when the ARN names
+    another cluster, a failure when the cluster does not know the task."""
+    _, arn_cluster = task_arn_parts(task_arn)
     if arn_cluster != context.cluster_name:
         raise CommandError(
             f"task {task_arn} belongs to cluster {arn_cluster!r}; this deployment recovers cluster "
@@ -57,9 +62,11 @@ def new_execution_name(task_arn: str, dry_run: bool, now: datetime | None = None
     return execution_name("manual-dryrun" if dry_run else "manual", task_id, stamp, secrets.token_hex(2))
 
 
-def follow(context: AwsContext, execution_arn: str, poll_seconds: float, timeout: float | None) -> dict[str, Any]:
-    """Print each state as it is entered until the execution ends; a progress line on stderr while a state
-    takes long (a reboot, a DCGM check). Returns the final DescribeExecution."""
+def follow(
+    context: AwsContext, execution_arn: str, poll_seconds: float, timeout: float | None, out: TextIO
+) -> dict[str, Any]:
+    """Print each state to ``out`` as it is entered until the execution ends; a progress line on stderr while
+    a state takes long (a reboot, a DCGM check). Returns the final DescribeExecution."""
     printed: set[int] = set()
     deadline = time.monotonic() + timeout if timeout else None
     last_news = time.monotonic()
@@ -80,7 +87,7 @@ def follow(context: AwsContext, execution_arn: str, poll_seconds: float, timeout
             last_news = time.monotonic()
             offset = (visit.entered - started).total_seconds() if started else 0.0
             where = f"  [{labels.get(visit.scope, '')}]" if visit.scope else ""
-            print(f"  +{format_duration(offset):<7} {visit.name}{where}", flush=True)
+            print(f"  +{format_duration(offset):<7} {visit.name}{where}", file=out, flush=True)
         if description["status"] in FINAL_STATUSES:
             return dict(description)
         now = time.monotonic()
@@ -97,7 +104,11 @@ def follow(context: AwsContext, execution_arn: str, poll_seconds: float, timeout
 def run(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise CommandError("--reason must not be empty", USAGE)
-    context = AwsContext(args)
+    # Everything on the command line is checked before the first AWS call; the task's region is the ARN's.
+    region, _ = task_arn_parts(args.task_arn)
+    if getattr(args, "region", None) and args.region != region:
+        raise CommandError(f"--region {args.region} but the task ARN is in {region}", USAGE)
+    context = AwsContext(args, region=region)
     state_machine = context.state_machine_arn
     task = check_task(context, args.task_arn)
     if task.get("lastStatus") != "STOPPED" and not (args.force or args.dry_run):
@@ -111,23 +122,23 @@ def run(args: argparse.Namespace) -> int:
     name = new_execution_name(task["taskArn"], args.dry_run)
     started = context.sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(request))
     arn = str(started["executionArn"])
-    if args.json and not args.wait:
-        print_json({"executionArn": arn, "name": name, "consoleUrl": console_url(arn), "input": request})
-        return OK
-    print(f"Started {'a dry-run ' if args.dry_run else ''}recovery for task {task['taskArn']}")
-    print(f"  execution  {arn}")
-    print(f"  console    {console_url(arn)}", flush=True)
-    if not args.wait:
-        return OK
-    final = follow(context, arn, args.poll_seconds, args.timeout)
-    seconds = (final["stopDate"] - final["startDate"]).total_seconds() if final.get("stopDate") else None
-    line = f"{final['status']} after {format_duration(seconds)}"
-    if final.get("error"):
-        line += f": {final['error']}: {truncate(final.get('cause', ''), 300)}"
-    print(line)
+    document: dict[str, Any] = {"executionArn": arn, "name": name, "consoleUrl": console_url(arn), "input": request}
+    # With --json, stdout carries exactly one JSON document: what people read goes to stderr.
+    out = sys.stderr if args.json else sys.stdout
+    print(f"Started {'a dry-run ' if args.dry_run else ''}recovery for task {task['taskArn']}", file=out)
+    print(f"  execution  {arn}", file=out)
+    print(f"  console    {console_url(arn)}", file=out, flush=True)
+    if args.wait:
+        final = follow(context, arn, args.poll_seconds, args.timeout, out)
+        seconds = (final["stopDate"] - final["startDate"]).total_seconds() if final.get("stopDate") else None
+        line = f"{final['status']} after {format_duration(seconds)}"
+        if final.get("error"):
+            line += f": {final['error']}: {truncate(final.get('cause', ''), 300)}"
+        print(line, file=out)
+        document |= {"status": final["status"], "error": final.get("error"), "cause": final.get("cause")}
     if args.json:
-        print_json({"executionArn": arn, "name": name, "status": final["status"], "error": final.get("error")})
-    return OK if final["status"] == "SUCCEEDED" else FAILED
+        print_json(document)
+    return OK if document.get("status", "SUCCEEDED") == "SUCCEEDED" else FAILED
 
 
 def register(commands: Any) -> None:
@@ -150,6 +161,5 @@ def register(commands: Any) -> None:
     parser.add_argument("--wait", action="store_true", help="follow the execution to its end, printing each state")
     parser.add_argument("--poll-seconds", type=float, default=2.0, help="with --wait: seconds between polls")
     parser.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds (exit 1)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
     aws_context.add_arguments(parser)
     parser.set_defaults(func=run)

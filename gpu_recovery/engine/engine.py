@@ -44,8 +44,9 @@ from gpu_recovery.engine.request_limits import correct_request_limits_not_enforc
 from gpu_recovery.engine.service_casing_unconverted import correct_service_casing_unconverted
 from gpu_recovery.engine.service_error_names import correct_service_error_names
 
-# The repository's functions/ directory: step Lambda handlers ("classify_failure.handler") resolve from here.
-FUNCTIONS_DIR: Final = Path(__file__).resolve().parents[2] / "functions"
+# Step Lambda handlers ("classify_failure.handler") resolve from the Lambda code asset root.
+from gpu_recovery.resources import FUNCTIONS_DIR
+
 LAMBDA_RUNTIME: Final = "python3.11"
 _ROLE_NAME: Final = "gpu-recovery-local-engine"
 _FINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})

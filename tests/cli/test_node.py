@@ -157,3 +157,20 @@ def test_help(cli: CliRun) -> None:
     assert code == 0
     assert "--keep-draining" in out
     assert "ACTIVE" in out
+
+
+def test_node_actions_print_one_json_document_with_json(deployment: Deployment, cli: CliRun) -> None:
+    node_id = deployment.instance_ids[1]
+    code, out, _ = cli("--json", "node", "quarantine", node_id, "--reason", "ECC errors")
+    assert code == 0
+    assert json.loads(out) == {
+        "nodeId": node_id,
+        "action": "quarantine",
+        "done": [
+            f"node {node_id}: unrecorded -> QUARANTINED",
+            f"container instance {deployment.container_instances[1].rsplit('/', 1)[-1]}: ACTIVE -> DRAINING",
+        ],
+    }
+    code, out, _ = cli("node", "release", node_id, "--reason", "replaced", "--json")
+    assert code == 0
+    assert json.loads(out)["done"][0] == f"node {node_id}: QUARANTINED -> HEALTHY"

@@ -4,7 +4,9 @@ history are in test_against_local_engine.py)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -12,6 +14,8 @@ from cli_helpers import CliRun, Deployment
 from moto import mock_aws
 
 from gpu_recovery.cli_output import parse_duration
+from gpu_recovery.commands.show import sections
+from gpu_recovery.executions import Failure, Visit, Walk, summarize
 
 
 def start(deployment: Deployment, name: str, task_arn: str) -> str:
@@ -81,3 +85,54 @@ def test_no_stack(cli: CliRun) -> None:
         code, _, err = cli("runs")
     assert code == 2
     assert "cannot read stack 'EcsGpuRecoveryStack'" in err
+
+
+def test_runs_hides_ignored_and_duplicate_executions_unless_asked(deployment: Deployment, cli: CliRun) -> None:
+    for name in ("recovery", "ignored", "duplicate"):
+        start(deployment, name, deployment.tasks[0])
+    decisions = {"ignored": "IGNORE", "duplicate": "DUPLICATE"}
+
+    def summaries(context: object, executions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows = []
+        for execution in executions:
+            output = {"decision": decisions.get(execution["name"], "RECOVER"), "reason": "why"}
+            described = execution | {"status": "SUCCEEDED", "output": json.dumps(output)}
+            rows.append(summarize(described))
+        return rows
+
+    with mock.patch("gpu_recovery.commands.runs.summaries", summaries):
+        code, out, _ = cli("runs")
+        assert code == 0
+        assert [line.split()[-1] for line in out.splitlines()[1:-1]] == ["recovery"]
+        assert out.splitlines()[-1] == "(2 ignored or duplicate not shown: --all)"
+        _, out, _ = cli("runs", "--all", "--json")
+        assert {r["name"] for r in json.loads(out)} == {"recovery", "ignored", "duplicate"}
+
+
+def test_show_separates_real_errors_from_what_the_workflow_handled() -> None:
+    start_at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(seconds: int) -> datetime:
+        return start_at + timedelta(seconds=seconds)
+
+    lambda_cause = json.dumps({"errorType": "LookupError", "errorMessage": "no cluster", "stackTrace": ["x"] * 50})
+    walked = Walk(
+        visits=[
+            Visit("RunDcgmDiag", "Task", (), at(0), at(10)),
+            Visit("AnalyzeDiag", "Task", (), at(11), at(12)),
+            Visit("RestartJob", "Task", (), at(13), at(14)),
+            Visit("HandleError", "Task", (), at(15), at(16)),
+        ],
+        failures=[
+            Failure(
+                "RunDcgmDiag", (), at(10), "States.TaskFailed", json.dumps({"StopCode": "X", "TaskArn": "t"}), True
+            ),
+            Failure("RestartJob", (), at(14), "LookupError", lambda_cause, True),
+        ],
+        started=start_at,
+    )
+    text = "\n".join(sections(walked, {}, 300))
+    errors = text.split("\nErrors\n")[1].split("\n\n")[0]
+    assert errors.strip() == "+14s  RestartJob: LookupError: no cluster"
+    handled = text.split("caught or retried, not errors)\n")[1]
+    assert handled.strip() == "+10s  RunDcgmDiag: States.TaskFailed: ECS task stopped: X -> AnalyzeDiag"

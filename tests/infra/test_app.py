@@ -69,3 +69,18 @@ def test_synth_warns_when_a_second_stack_keeps_the_default_names() -> None:
     )
     _, first = build_app(env={})
     assert not Annotations.from_stack(first).find_warning("*", Match.string_like_regexp("keeps the default"))
+
+
+def test_unknown_upper_case_context_key_warns() -> None:
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**os.environ, "CDK_CONTEXT_JSON": '{"DRYRUN": "true", "@aws-cdk/core:x": true, "lowercase": 1}'},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "warning: context key DRYRUN is not a setting and is ignored (did you mean DRY_RUN?); see docs/configuration.md"
+    ]

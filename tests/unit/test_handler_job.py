@@ -86,7 +86,7 @@ def test_restart_after_repair(fleet: Fleet, context: FakeLambdaContext) -> None:
     tasks = {t["taskArn"]: t for t in scan(TASK_TABLE)}
     assert tasks[failed]["restartedAs"] == out["newTasks"][failed]
     assert tasks[failed]["recoveryStatus"] == "RESTARTED"
-    body = json.loads(out["notification"]["message"])
+    body = json.loads(json.loads(out["notification"]["message"])["default"])
     assert body["newTasks"] == out["newTasks"]
     assert out["notification"]["subject"].startswith("[GPU Recovery] job-a RESTARTED")
 
@@ -176,7 +176,7 @@ def test_handle_error_releases_only_own_locks(fleet: Fleet, context: FakeLambdaC
     tasks = {t["taskArn"]: t for t in scan(TASK_TABLE)}
     assert tasks[classified["failure"]["taskArn"]]["recoveryStatus"] == "ERROR"
     assert "States.TaskFailed" in out["notification"]["subject"]
-    assert json.loads(out["notification"]["message"])["error"] == "States.TaskFailed"
+    assert json.loads(json.loads(out["notification"]["message"])["default"])["error"] == "States.TaskFailed"
 
 
 def test_handle_error_before_classification(aws: None, context: FakeLambdaContext) -> None:

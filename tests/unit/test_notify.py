@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from recovery.models import ExecutionContext, JobOutcomeKind, NodeOutcome, NodeResult
-from recovery.notify import SNS_SUBJECT_LIMIT, console_url, error_notification, recovery_notification
+from recovery.notify import SNS_SUBJECT_LIMIT, console_url, error_notification, error_summary, recovery_notification
 
 ARN = "arn:aws:states:eu-west-1:123456789012:execution:gpu-recovery:exec-1"
 EXECUTION = ExecutionContext(id=ARN, name="exec-1")
@@ -45,7 +46,14 @@ def test_subject_names_notable_nodes() -> None:
     assert n.subject == "[GPU Recovery] job-a RESTARTED: i-0a1b2c3d4e5f60718 QUARANTINED"
 
 
-def test_body_is_json_with_everything_else() -> None:
+def structured(message: str) -> tuple[dict[str, Any], str]:
+    """SNS MessageStructure=json: the JSON document every protocol gets by default, and the email text."""
+    envelope = json.loads(message)
+    assert set(envelope) == {"default", "email"}
+    return json.loads(envelope["default"]), envelope["email"]
+
+
+def test_machines_get_json_and_people_plain_text() -> None:
     n = recovery_notification(
         "job-a",
         JobOutcomeKind.FAILED,
@@ -56,16 +64,59 @@ def test_body_is_json_with_everything_else() -> None:
         failed_task=TASK,
         new_tasks={TASK: TASK + "x"},
     )
-    body = json.loads(n.message)
+    body, email = structured(n.message)
     assert set(body) == {"jobId", "outcome", "reason", "dryRun", "failedTask", "nodes", "newTasks", "execution"}
     assert body["outcome"] == "FAILED"
     assert body["nodes"][0]["nodeId"] == "i-0a1b2c3d4e5f60718"
     assert body["execution"]["consoleUrl"] == console_url(ARN)
+    assert email.splitlines()[:2] == ["job job-a FAILED.", "Why: all GPUs healthy"]
+    assert "  i-0a1b2c3d4e5f60718  QUARANTINED  " in email
+    assert f"Restarted as: {TASK}x" in email
+    assert f"Console: {console_url(ARN)}" in email
+    assert "{" not in email
 
 
 def test_error_notification() -> None:
     n = error_notification(None, "States.TaskFailed", "boom", EXECUTION, ["i-1"])
     assert n.subject == "[GPU Recovery] ERROR unknown job: States.TaskFailed"
-    body = json.loads(n.message)
-    assert set(body) == {"jobId", "error", "cause", "locksReleased", "execution"}
+    body, email = structured(n.message)
+    assert set(body) == {"jobId", "error", "summary", "cause", "locksReleased", "execution"}
     assert body["locksReleased"] == ["i-1"]
+    assert "Error: States.TaskFailed: boom" in email
+    assert "Released for a human (status SUSPECT): i-1" in email
+
+
+def test_a_lambda_error_is_its_type_and_message_not_its_stack_trace() -> None:
+    cause = json.dumps(
+        {
+            "errorMessage": "ECS cluster 'gpu-cluster' not found",
+            "errorType": "LookupError",
+            "requestId": "r",
+            "stackTrace": ['  File "/var/task/x.py", line 1\n' * 80],
+        }
+    )
+    assert len(cause) > 1000
+    _, email = structured(error_notification("job-a", "LookupError", cause, EXECUTION, []).message)
+    assert "Error: LookupError: ECS cluster 'gpu-cluster' not found" in email
+    assert "stackTrace" not in email
+    assert "File" not in email
+
+
+def test_a_stopped_task_is_its_stop_code_reason_and_exit_codes() -> None:
+    task = {
+        "TaskArn": TASK,
+        "StopCode": "EssentialContainerExited",
+        "StoppedReason": "Essential container in task exited",
+        "Containers": [{"Name": "dcgm-check", "ExitCode": 226, "LastStatus": "STOPPED"}],
+        "Attachments": [{"Details": [{"Name": "x", "Value": "y" * 300}]}],
+    }
+    assert error_summary("States.TaskFailed", json.dumps(task)) == (
+        "States.TaskFailed: ECS task stopped: EssentialContainerExited; Essential container in task exited; "
+        "dcgm-check exit 226"
+    )
+
+
+def test_any_other_cause_is_cut() -> None:
+    summary = error_summary("States.Timeout", "x " * 1000)
+    assert summary.startswith("States.Timeout: x x")
+    assert len(summary) < 520

@@ -93,7 +93,7 @@ def test_unexpected_error_releases_locks_alerts_and_fails_with_the_original_erro
     assert task_row["recoveryStatus"] == "ERROR"
     (alert,) = stack.notifications()
     assert alert["subject"].startswith("[GPU Recovery] ERROR job-a: RuntimeError")
-    assert json.loads(alert["message"])["error"] == "RuntimeError"
+    assert json.loads(json.loads(alert["message"])["default"])["error"] == "RuntimeError"
 
 
 def test_error_recording_a_node_fails_the_recovery_and_leaves_it_suspect_and_unlocked(
