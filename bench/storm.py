@@ -45,7 +45,7 @@ def storm(nodes: int) -> dict[str, Any]:
                 for node in names
                 if node in faulty or job_of[node] in {job_of[f] for f in faulty}
             },
-            "jobs": {job["name"]: "RUNNING" for job in jobs},
+            "jobs": {job_of[node]: "RUNNING" for node in faulty},
             "executions_that_did_work": len(faulty),
         },
     }

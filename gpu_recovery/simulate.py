@@ -121,8 +121,8 @@ def _item(state: str, iteration: int | None, labels: dict[str, list[str]]) -> st
 
 def _report_execution(stack: LocalStack, fleet: SimFleet, arn: str) -> ExecutionReport:
     description = stack.engine.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
-    visits = stack.engine.path(arn)
     history = stack.engine.history(arn)
+    visits = stack.engine.path(arn, history)
     labels = _iteration_labels(history, fleet)
     ends = [v.exited_at_sim for v in visits if v.exited_at_sim is not None]
     return ExecutionReport(

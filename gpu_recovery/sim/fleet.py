@@ -45,6 +45,7 @@ DCGM_CONTAINER = "dcgm-check"
 DCGM_LOG_GROUP = "/ecs/gpu-recovery-dcgm-check"
 DCGM_STREAM_PREFIX = "dcgm"
 JOB_STARTED_BY = "gpu-scheduler"
+RUN_TASK_MAX_COUNT = 10  # RunTask `count`: "You can specify up to 10 tasks for each call" (ECS API reference)
 
 # Our tasks get their own ManagedState model name, so moto never advances them on its own (by default it
 # reports every task STOPPED the first time it is described) and other clusters keep moto's default.
@@ -149,6 +150,7 @@ class SimFleet:
         self._nodes: dict[str, _Node] = {}
         self._by_instance: dict[str, _Node] = {}
         self._tasks: dict[str, _SimTask] = {}
+        self._tasks_by_id: dict[str, _SimTask] = {}
         self._resets: dict[str, _GpuReset] = {}  # SSM command id -> reset
         self._events: list[dict[str, Any]] = []
         self._actions = FleetActions()
@@ -352,10 +354,13 @@ class SimFleet:
             ],
         )["taskDefinition"]["taskDefinitionArn"]
         for node_name in job.nodes:
-            for _ in range(job.tasks_per_node):
+            placed = 0
+            while placed < job.tasks_per_node:
+                count = min(job.tasks_per_node - placed, RUN_TASK_MAX_COUNT)
                 response = ecs.run_task(
                     cluster=self.cluster_name,
                     taskDefinition=td_arn,
+                    count=count,
                     group=job.name,
                     startedBy=JOB_STARTED_BY,
                     launchType="EC2",
@@ -365,6 +370,7 @@ class SimFleet:
                 )
                 if response["failures"]:
                     raise ValueError(f"job {job.name} does not fit on {node_name}: {response['failures']}")
+                placed += count
 
     # ----------------------------------------------------------------------------------------- patches
 
@@ -394,6 +400,22 @@ class SimFleet:
                 with fleet._lock:
                     fleet._settle()
                     return original(backend, cluster_str, ids)
+
+            return patched
+
+        def describe_tasks(original: Any) -> Any:
+            """moto compares every requested ARN with every task of every cluster (by substring); ECS looks the
+            tasks up in the named cluster, by ARN or ID, and answers in request order."""
+
+            def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
+                if not fleet._owns(backend, cluster_str):
+                    return original(backend, cluster_str, ids)
+                if not ids:
+                    raise InvalidParameterException("Tasks cannot be empty.")
+                with fleet._lock:
+                    fleet._settle()
+                    found = (fleet._tasks_by_id.get(arn.rsplit("/", maxsplit=1)[-1]) for arn in ids)
+                    return [st.task for st in found if st is not None]
 
             return patched
 
@@ -444,7 +466,7 @@ class SimFleet:
             return patched
 
         replace(EC2ContainerServiceResponse, "run_task", run_task)
-        replace(EC2ContainerServiceBackend, "describe_tasks", settled_first)
+        replace(EC2ContainerServiceBackend, "describe_tasks", describe_tasks)
         replace(EC2ContainerServiceBackend, "list_tasks", list_tasks)
         replace(EC2ContainerServiceBackend, "stop_task", stop_task)
         replace(EC2ContainerServiceBackend, "describe_container_instances", settled_first)
@@ -656,6 +678,7 @@ class SimFleet:
         backend.tasks.setdefault(self.cluster_name, {})[task.task_arn] = task
         st = _SimTask(task, node, gpu_ids, cpu, memory, is_check)
         self._tasks[task.task_arn] = st
+        self._tasks_by_id[task.id] = st
         self._adjust_resources(node, st, -1)
         if is_check:
             self._begin_check(st, td, overrides, now)
@@ -693,8 +716,7 @@ class SimFleet:
     def _stop_task_api(self, task_str: str, reason: str) -> Any:
         with self._lock:
             self._settle()
-            task_id = task_str.rsplit("/", maxsplit=1)[-1]
-            st = next((s for arn, s in self._tasks.items() if arn.split("/")[-1] == task_id), None)
+            st = self._tasks_by_id.get(task_str.rsplit("/", maxsplit=1)[-1])
             if st is None:
                 raise InvalidParameterException(f"The referenced task was not found: {task_str}")
             if st.task.last_status == "STOPPED":
