@@ -404,18 +404,10 @@ class SimFleet:
             return patched
 
         def describe_tasks(original: Any) -> Any:
-            """moto compares every requested ARN with every task of every cluster (by substring); ECS looks the
-            tasks up in the named cluster, by ARN or ID, and answers in request order."""
-
             def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
                 if not fleet._owns(backend, cluster_str):
                     return original(backend, cluster_str, ids)
-                if not ids:
-                    raise InvalidParameterException("Tasks cannot be empty.")
-                with fleet._lock:
-                    fleet._settle()
-                    found = (fleet._tasks_by_id.get(arn.rsplit("/", maxsplit=1)[-1]) for arn in ids)
-                    return [st.task for st in found if st is not None]
+                return fleet._describe_tasks_api(ids)
 
             return patched
 
@@ -712,6 +704,16 @@ class SimFleet:
             node.healthy_checks_since_clear += 1
         self._record("dcgm_check_finished", node.spec.name, f"{st.task.id} exit {output.exit_code}", at)
         self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, output.exit_code, None, at=at)
+
+    def _describe_tasks_api(self, ids: list[str]) -> list[Any]:
+        """moto compares every requested ARN with every task of every cluster (by substring); ECS looks the tasks
+        up in the named cluster, by ARN or ID, and answers in request order."""
+        if not ids:
+            raise InvalidParameterException("Tasks cannot be empty.")
+        with self._lock:
+            self._settle()
+            found = (self._tasks_by_id.get(arn.rsplit("/", maxsplit=1)[-1]) for arn in ids)
+            return [st.task for st in found if st is not None]
 
     def _stop_task_api(self, task_str: str, reason: str) -> Any:
         with self._lock:
