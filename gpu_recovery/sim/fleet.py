@@ -477,8 +477,13 @@ class SimFleet:
         fleet = self
 
         def send_command(original: Any) -> Any:
-            def patched(backend: Any, *args: Any, **kwargs: Any) -> Any:
-                command = original(backend, *args, **kwargs)
+            def patched(backend: Any, **kwargs: Any) -> Any:
+                named = list(kwargs.get("instance_ids") or [])  # moto extends the caller's list in place
+                command = original(backend, **kwargs)
+                if not kwargs.get("targets"):
+                    # moto adds every instance of the region when no Targets are given (an empty EC2 filter matches
+                    # all); SSM runs the command on the InstanceIds named, and only those.
+                    command.instance_ids = list(dict.fromkeys(named))
                 fleet._on_send_command(backend, command)
                 return command
 
