@@ -35,7 +35,8 @@ MAP_STATES = {
 }
 # States whose presence means an execution did recovery work (took the job lock).
 WORK_STATE = "LockJob"
-EXECUTION_TIMEOUT_REAL_SECONDS = 300.0
+# A guard against a simulation that hangs (a bug): far above what a storm takes on a busy 2-core machine.
+EXECUTION_TIMEOUT_REAL_SECONDS = 1800.0
 # A scenario event waiting for a fleet action gives up after a simulated day.
 ACTION_WAIT_SIM_SECONDS = 86_400.0
 RANDOM_SEED = 13
