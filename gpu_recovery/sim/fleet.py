@@ -38,7 +38,8 @@ from moto.ssm.models import SimpleSystemManagerBackend
 from gpu_recovery.clock import SimClock, SimEvent
 from gpu_recovery.sim import dcgm
 from gpu_recovery.sim.events import task_state_change
-from gpu_recovery.sim.specs import RESET_CLEARABLE_KINDS, RESET_FAILS_KINDS, JobSpec, NodeSpec, Timings
+from gpu_recovery.sim.faults import FAULTS, NO_FAULT, FaultBehaviour, Reset
+from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
 
 DCGM_FAMILY = "gpu-recovery-dcgm-check"
 DCGM_CONTAINER = "dcgm-check"
@@ -55,6 +56,7 @@ _NEVER = {"progression": "manual", "times": 2**62}
 ESSENTIAL_EXITED = "Essential container in task exited"
 SIGTERM_EXIT = 143  # containers killed by the OS shutdown of a reboot
 SIGKILL_EXIT = 137  # a hung check ignores SIGTERM; docker stop SIGKILLs it after the stop timeout
+DEFAULT_STOP_TIMEOUT_SECONDS = 30.0
 
 # vCPUs and MiB the ECS agent registers per instance type (physical memory minus the agent's reserve).
 _INSTANCE_RESOURCES = {
@@ -90,6 +92,8 @@ class _SimTask:
     memory: int
     is_check: bool
     check_ends_at: float | None = None  # DCGM checks only; None: hangs until StopTask
+    stop_timeout: float = 0.0
+    killed_at: float | None = None  # a hung check after StopTask: when ECS SIGKILLs it
     check_level: int = 2
     log_group: str = ""
     log_stream: str = ""
@@ -536,6 +540,10 @@ class SimFleet:
     def _active_kind(self, node: _Node, at: float) -> str | None:
         return node.spec.fault.kind if node.spec.fault and self._fault_active(node, at) else None
 
+    def _behaviour(self, node: _Node, at: float) -> FaultBehaviour:
+        kind = self._active_kind(node, at)
+        return NO_FAULT if kind is None else FAULTS[kind]
+
     def _settle(self) -> None:
         """Apply, in time order, everything that has happened by now: checks finishing, agents reconnecting."""
         now = self.clock.elapsed()
@@ -545,6 +553,8 @@ class SimFleet:
                 running = st.is_check and st.task.last_status == "RUNNING"
                 if running and st.check_ends_at is not None and st.check_ends_at <= now:
                     due.append((st.check_ends_at, 0, st))
+                if running and st.killed_at is not None and st.killed_at <= now:
+                    due.append((st.killed_at, 2, st))
             for node in self._nodes.values():
                 if node.reconnect_at is not None and node.reconnect_at <= now:
                     due.append((node.reconnect_at, 1, node))
@@ -553,6 +563,9 @@ class SimFleet:
             at, kind, item = min(due, key=lambda d: (d[0], d[1]))
             if kind == 0:
                 self._finish_check(item, at)
+            elif kind == 2:  # a hung check SIGKILLed after its stopTimeout
+                reason = item.task.stopped_reason
+                self._stop(item, "UserInitiated", reason, SIGKILL_EXIT, None, at=at)
             else:
                 item.reconnect_at = None
                 item.ci.agent_connected = True
@@ -615,7 +628,7 @@ class SimFleet:
             arn = node.ci.container_instance_arn
             if not node.ci.agent_connected:
                 failures.append({"arn": arn, "reason": "AGENT"})
-            elif is_check and self._active_kind(node, self.clock.elapsed()) == "unplaceable":
+            elif is_check and self._behaviour(node, self.clock.elapsed()).check_unplaceable:
                 # The faulty GPU is missing from what the agent can hand out, so "all GPUs" never fits.
                 failures.append({"arn": arn, "reason": "RESOURCE:GPU"})
             elif len(node.free_gpus) < self._gpus_needed(td, node, is_check):
@@ -673,7 +686,7 @@ class SimFleet:
         task.memory = str(td.memory or memory)
         task.version = 1
         backend.tasks.setdefault(self.cluster_name, {})[task.task_arn] = task
-        st = _SimTask(task, node, gpu_ids, cpu, memory, is_check)
+        st = _SimTask(task, node, gpu_ids, cpu, memory, is_check, stop_timeout=_stop_timeout(td))
         self._tasks[task.task_arn] = st
         self._tasks_by_id[task.id] = st
         self._adjust_resources(node, st, -1)
@@ -688,7 +701,7 @@ class SimFleet:
     def _begin_check(self, st: _SimTask, td: Any, overrides: dict[str, Any], now: float) -> None:
         node = st.node
         st.check_level = _diag_level(td, overrides, self.diag_level)
-        hangs = self._active_kind(node, now) == "check_hangs"
+        hangs = self._behaviour(node, now).check_hangs
         st.check_ends_at = None if hangs else now + self.timings.diag_seconds
         options = (td.container_definitions[0].get("logConfiguration") or {}).get("options") or {}
         st.log_group = options.get("awslogs-group", self.dcgm_log_group)
@@ -726,11 +739,20 @@ class SimFleet:
             st = self._tasks_by_id.get(task_str.rsplit("/", maxsplit=1)[-1])
             if st is None:
                 raise InvalidParameterException(f"The referenced task was not found: {task_str}")
-            if st.task.last_status == "STOPPED":
-                return st.task  # AWS answers StopTask on a stopped task with the task, unchanged
+            if st.task.last_status == "STOPPED" or st.killed_at is not None:
+                return st.task  # AWS answers StopTask on a stopped (or stopping) task with the task, unchanged
+            if st.is_check and st.check_ends_at is None:
+                # A hung dcgmi ignores SIGTERM: ECS SIGKILLs it after the container's stopTimeout. Until then the
+                # task keeps its GPUs, RUNNING with desiredStatus STOPPED.
+                self._record("dcgm_check_stopped", st.node.spec.name, st.task.id)
+                st.killed_at = self.clock.elapsed() + st.stop_timeout
+                st.task.desired_status = "STOPPED"
+                st.task.stopped_reason = reason or "Task stopped by user"
+                st.task.stopping_at = self._at(self.clock.elapsed())
+                return st.task
             if st.is_check:
                 self._record("dcgm_check_stopped", st.node.spec.name, st.task.id)
-                exit_code: int | None = SIGKILL_EXIT
+                exit_code: int | None = SIGTERM_EXIT
             else:
                 self._actions.counts["tasks_stopped"][st.task.group] += 1
                 self._record("task_stopped", st.task.group, f"{st.task.id} ({reason or 'no reason'})")
@@ -755,7 +777,7 @@ class SimFleet:
 
     def _reboot(self, node: _Node) -> None:
         now = self.clock.elapsed()
-        never = self._active_kind(node, now) == "never_returns"
+        never = self._behaviour(node, now).agent_never_returns
         self._actions.counts["reboots"][node.spec.name] += 1
         self._record("reboot", node.spec.name, node.instance_id + (" (never returns)" if never else ""), now)
         for st in self._running_on(node):
@@ -784,14 +806,14 @@ class SimFleet:
                 node = self._by_instance.get(instance_id)
                 if node is None or node.terminated:
                     continue
-                kind = self._active_kind(node, now)
+                behaviour = self._behaviour(node, now)
                 fault = node.spec.fault
                 covered = fault is not None and set(fault.gpus) <= set(reset)
-                if kind in RESET_FAILS_KINDS:
+                if behaviour.reset is Reset.FAILS:
                     ok, output = False, f"Unable to reset GPU {reset[0]}: GPU is lost (fallen off the bus)."
                 else:
                     ok, output = True, "\n".join(f"GPU {i} was successfully reset." for i in reset)
-                    clears = fault is not None and kind in RESET_CLEARABLE_KINDS and covered
+                    clears = fault is not None and behaviour.reset is Reset.CLEARS and covered
                     if clears and fault is not None and fault.persistence != "persistent":
                         node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
                 self._resets[command.command_id] = _GpuReset(node, now + self.timings.reset_seconds, ok, output)
@@ -898,6 +920,13 @@ class SimFleet:
             watcher = self._watchers.get((action, target))
             if watcher is not None:
                 watcher.set()
+
+
+def _stop_timeout(td: Any) -> float:
+    """Seconds ECS waits between SIGTERM and SIGKILL: the container's ``stopTimeout``, else the agent's
+    ECS_CONTAINER_STOP_TIMEOUT default of 30 s (task definition parameters, "Container timeouts")."""
+    timeouts = [c["stopTimeout"] for c in td.container_definitions if c.get("stopTimeout")]
+    return float(timeouts[0]) if timeouts else DEFAULT_STOP_TIMEOUT_SECONDS
 
 
 def _member_of(expression: str, node: _Node) -> bool:
