@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from unittest import mock
 
-from bench.storm import storm
-from gpu_recovery import scenario as scenarios
+from bench.storm import load
 from gpu_recovery.simulate import run
 
 
@@ -42,12 +41,6 @@ def every_thread_profiled() -> Iterator[list[cProfile.Profile]]:
             main.disable()
 
 
-def load(name: str) -> scenarios.Scenario:
-    if name.startswith("storm-") and name.removeprefix("storm-").isdigit():
-        return scenarios.parse(storm(int(name.removeprefix("storm-"))), name)
-    return scenarios.load(name)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("scenario", help="a shipped scenario, a scenario file, or storm-N")
@@ -63,7 +56,6 @@ def main() -> None:
         stats.add(profile)
     print(f"{loaded.name}: {'passed' if report.passed else 'FAILED'}, {len(profiles)} threads profiled")
     stats.sort_stats(args.sort).print_stats(args.top)
-    stats.dump_stats("/tmp/storm.pstats")
 
 
 if __name__ == "__main__":
