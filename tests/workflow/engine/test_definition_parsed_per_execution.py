@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -23,7 +24,7 @@ def counting_parses() -> Iterator[list[str]]:
     parsed: list[str] = []
     moto_parse = definition_parsed_per_execution._moto_parse
 
-    def counted(definition: str):  # noqa: ANN202 - moto's return type
+    def counted(definition: str) -> Any:
         parsed.append(definition)
         return moto_parse(definition)
 
