@@ -36,7 +36,7 @@ from moto.moto_api import state_manager
 from moto.ssm.models import SimpleSystemManagerBackend
 
 from gpu_recovery.clock import SimClock, SimEvent
-from gpu_recovery.sim import dcgm
+from gpu_recovery.sim import dcgm, placement
 from gpu_recovery.sim.events import task_state_change
 from gpu_recovery.sim.faults import FAULTS, NO_FAULT, FaultBehaviour, Reset
 from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
@@ -579,13 +579,18 @@ class SimFleet:
             backend = resp.ecs_backend
             td = backend.describe_task_definition(resp._get_param("taskDefinition"))
             constraints = resp._get_param("placementConstraints") or []
+            strategies = resp._get_param("placementStrategy") or []
+            requirements = backend._calculate_task_resource_requirements(td)
+            cpu_memory = int(requirements.get("CPU") or 0), int(requirements.get("MEMORY") or 0)
             count = resp._get_int_param("count", 1) or 1
             group = resp._get_param("group") or f"family:{td.family}"
             is_check = td.family == self.dcgm_family
             tasks: list[Any] = []
             failures: list[dict[str, str]] = []
             for _ in range(count):
-                node, reasons = self._choose_node(td, constraints, is_check)
+                node, reasons = self._choose_node(
+                    td, cpu_memory, constraints, strategies, group=group, is_check=is_check
+                )
                 if node is None:
                     failures.extend(f for f in reasons if f not in failures)
                     continue
@@ -610,32 +615,44 @@ class SimFleet:
         )
 
     def _choose_node(
-        self, td: Any, constraints: list[dict[str, Any]], is_check: bool
+        self,
+        td: Any,
+        cpu_memory: tuple[int, int],
+        constraints: list[dict[str, Any]],
+        strategies: list[dict[str, Any]],
+        *,
+        group: str,
+        is_check: bool,
     ) -> tuple[_Node | None, list[dict[str, str]]]:
-        """AWS placement, restricted to what this fleet needs: only ACTIVE instances are candidates;
-        memberOf filters them; a disconnected agent fails with AGENT, too few free GPUs with RESOURCE:GPU
-        (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html)."""
-        candidates = [n for n in self._nodes.values() if not n.terminated and n.ci.status == "ACTIVE"]
+        """ECS placement: only ACTIVE instances are candidates; memberOf filters them (no match: "MemberOf placement
+        constraint unsatisfied."); placement.place decides among them with the task's strategies, or says why
+        each instance refuses (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html).
+        The check needs every GPU of its node free, whatever its task definition says."""
+        nodes = [n for n in self._nodes.values() if not n.terminated and n.ci.status == "ACTIVE"]
         for constraint in constraints:
             if constraint.get("type") == "memberOf":
-                candidates = [n for n in candidates if _member_of(constraint.get("expression", ""), n)]
-        if not candidates:
+                nodes = [n for n in nodes if _member_of(constraint.get("expression", ""), n)]
+        if not nodes:
             if constraints:
                 return None, [{"reason": "MemberOf placement constraint unsatisfied."}]
             return None, [{"reason": "No Container Instances were found in your cluster."}]
-        failures = []
-        for node in candidates:
-            arn = node.ci.container_instance_arn
-            if not node.ci.agent_connected:
-                failures.append({"arn": arn, "reason": "AGENT"})
-            elif is_check and self._behaviour(node, self.clock.elapsed()).check_unplaceable:
-                # The faulty GPU is missing from what the agent can hand out, so "all GPUs" never fits.
-                failures.append({"arn": arn, "reason": "RESOURCE:GPU"})
-            elif len(node.free_gpus) < self._gpus_needed(td, node, is_check):
-                failures.append({"arn": arn, "reason": "RESOURCE:GPU"})
-            else:
-                return node, []
-        return None, failures
+        need = placement.Need(0 if is_check else self._gpus_needed(td, nodes[0], is_check), *cpu_memory)
+        now = self.clock.elapsed()
+        candidates = [
+            placement.Candidate(
+                arn=n.ci.container_instance_arn,
+                agent_connected=n.ci.agent_connected,
+                free_gpus=len(n.free_gpus),
+                free_cpu=_remaining(n, "CPU"),
+                free_memory=_remaining(n, "MEMORY"),
+                group_tasks=sum(1 for st in self._running_on(n) if st.task.group == group),
+                # The check's faulty GPU is missing from what the agent hands out, so "all GPUs" never fits.
+                refuses_gpus=is_check and (self._behaviour(n, now).check_unplaceable or len(n.free_gpus) < n.spec.gpus),
+            )
+            for n in nodes
+        ]
+        index, failures = placement.place(candidates, need, strategies)
+        return (None, failures) if index is None else (nodes[index], [])
 
     def _start_task(
         self,
@@ -920,6 +937,10 @@ class SimFleet:
             watcher = self._watchers.get((action, target))
             if watcher is not None:
                 watcher.set()
+
+
+def _remaining(node: _Node, name: str) -> int:
+    return next(int(r["integerValue"]) for r in node.ci.remaining_resources if r["name"] == name)
 
 
 def _stop_timeout(td: Any) -> float:
