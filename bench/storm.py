@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from gpu_recovery import scenario as scenarios
+
 NODES_PER_JOB = 4
 TASKS_PER_NODE = 8
 FAULTY_EVERY = 10  # node 3, 13, 23, ... : one in ten, each in a different job
@@ -45,10 +47,16 @@ def storm(nodes: int) -> dict[str, Any]:
                 for node in names
                 if node in faulty or job_of[node] in {job_of[f] for f in faulty}
             },
-            "jobs": {job["name"]: "RUNNING" for job in jobs},
+            "jobs": {job_of[node]: "RUNNING" for node in faulty},
             "executions_that_did_work": len(faulty),
         },
     }
+
+
+def load(name: str) -> scenarios.Scenario:
+    """A shipped scenario, a scenario file, or ``storm-N``."""
+    size = name.removeprefix("storm-")
+    return scenarios.parse(storm(int(size)), name) if size.isdigit() else scenarios.load(name)
 
 
 def main() -> None:

@@ -35,7 +35,8 @@ MAP_STATES = {
 }
 # States whose presence means an execution did recovery work (took the job lock).
 WORK_STATE = "LockJob"
-EXECUTION_TIMEOUT_REAL_SECONDS = 300.0
+# A guard against a simulation that hangs (a bug): far above what a storm takes on a busy 2-core machine.
+EXECUTION_TIMEOUT_REAL_SECONDS = 1800.0
 # A scenario event waiting for a fleet action gives up after a simulated day.
 ACTION_WAIT_SIM_SECONDS = 86_400.0
 RANDOM_SEED = 13
@@ -127,8 +128,8 @@ def _item(state: str, iteration: int | None, labels: dict[str, list[str]]) -> st
 
 def _report_execution(stack: LocalStack, fleet: SimFleet, arn: str) -> ExecutionReport:
     description = stack.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
-    visits = stack.engine.path(arn)
     history = stack.engine.history(arn)
+    visits = stack.engine.path(arn, history)
     labels = _iteration_labels(history, fleet)
     ends = [v.exited_at_sim for v in visits if v.exited_at_sim is not None]
     return ExecutionReport(

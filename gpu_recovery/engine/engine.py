@@ -253,5 +253,7 @@ class LocalEngine:
                 return events
             kwargs["nextToken"] = page["nextToken"]
 
-    def path(self, execution_arn: str) -> list[StateVisit]:
-        return state_visits(self.history(execution_arn), self._sim_epoch)
+    def path(self, execution_arn: str, history: list[dict[str, Any]] | None = None) -> list[StateVisit]:
+        """The states the execution entered; pass its ``history`` when you already have it (moto serializes the
+        whole history on every GetExecutionHistory, which is most of the cost of reading a large one)."""
+        return state_visits(self.history(execution_arn) if history is None else history, self._sim_epoch)

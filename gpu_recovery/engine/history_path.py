@@ -21,27 +21,46 @@ class StateVisit:
 
 
 _ITERATION_ENDS: Final = frozenset({"MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"})
+_MAP_ENDS: Final = frozenset({"MapStateSucceeded", "MapStateFailed", "MapStateAborted"})
 
 
 def _map_scopes(events: Sequence[dict[str, Any]]) -> dict[int, tuple[int, ...]]:
     """Each event's stack of Map iteration indices (outermost first).
 
-    moto chains each Map iteration's events through ``previousEventId`` from its ``MapIterationStarted``; the event
-    after an iteration's end (``MapStateSucceeded``, ``MapStateExited``...) points back to that end."""
+    moto chains each Map iteration's events through ``previousEventId`` from its ``MapIterationStarted``. The end
+    of the Map (``MapStateSucceeded``...) points back to whichever iteration event came last, not always to an
+    iteration's end (with many iterations, often to a state inside one): it is placed in the scope its Map started
+    in, so the states after a large Map are not taken for states of an iteration."""
     scopes: dict[int, tuple[int, ...]] = {}
+    map_started_in: list[tuple[int, ...]] = []  # scopes of the Maps still running, innermost last
     by_id = {int(event["id"]): event for event in events}
     for event_id in sorted(by_id):
-        previous = by_id.get(int(by_id[event_id].get("previousEventId") or 0))
+        event = by_id[event_id]
+        previous = by_id.get(int(event.get("previousEventId") or 0))
         if previous is None:
-            scopes[event_id] = ()
-            continue
-        scope = scopes[int(previous["id"])]
-        if previous["type"] == "MapIterationStarted":
-            scope = (*scope, int(previous["mapIterationStartedEventDetails"]["index"]))
-        elif previous["type"] in _ITERATION_ENDS:
-            scope = scope[:-1]
+            scope: tuple[int, ...] = ()
+        else:
+            scope = scopes[int(previous["id"])]
+            if previous["type"] == "MapIterationStarted":
+                scope = (*scope, int(previous["mapIterationStartedEventDetails"]["index"]))
+            elif previous["type"] in _ITERATION_ENDS:
+                scope = scope[:-1]
+        if event["type"] == "MapStateStarted":
+            map_started_in.append(scope)
+        elif event["type"] in _MAP_ENDS and map_started_in:
+            scope = _innermost_enclosing(map_started_in, scope)
         scopes[event_id] = scope
     return scopes
+
+
+def _innermost_enclosing(map_started_in: list[tuple[int, ...]], scope: tuple[int, ...]) -> tuple[int, ...]:
+    """The scope of the innermost running Map that ``scope`` lies inside (and forget that Map: it ended)."""
+    for index in range(len(map_started_in) - 1, -1, -1):
+        started = map_started_in[index]
+        if scope[: len(started)] == started:
+            del map_started_in[index]
+            return started
+    return scope
 
 
 def _iteration(scope: tuple[int, ...]) -> int | None:

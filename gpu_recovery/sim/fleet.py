@@ -36,15 +36,17 @@ from moto.moto_api import state_manager
 from moto.ssm.models import SimpleSystemManagerBackend
 
 from gpu_recovery.clock import SimClock, SimEvent
-from gpu_recovery.sim import dcgm
+from gpu_recovery.sim import dcgm, placement
 from gpu_recovery.sim.events import task_state_change
-from gpu_recovery.sim.specs import RESET_CLEARABLE_KINDS, RESET_FAILS_KINDS, JobSpec, NodeSpec, Timings
+from gpu_recovery.sim.faults import FAULTS, NO_FAULT, FaultBehaviour, Reset
+from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
 
 DCGM_FAMILY = "gpu-recovery-dcgm-check"
 DCGM_CONTAINER = "dcgm-check"
 DCGM_LOG_GROUP = "/ecs/gpu-recovery-dcgm-check"
 DCGM_STREAM_PREFIX = "dcgm"
 JOB_STARTED_BY = "gpu-scheduler"
+RUN_TASK_MAX_COUNT = 10  # RunTask `count`: "You can specify up to 10 tasks for each call" (ECS API reference)
 
 # Our tasks get their own ManagedState model name, so moto never advances them on its own (by default it
 # reports every task STOPPED the first time it is described) and other clusters keep moto's default.
@@ -54,6 +56,7 @@ _NEVER = {"progression": "manual", "times": 2**62}
 ESSENTIAL_EXITED = "Essential container in task exited"
 SIGTERM_EXIT = 143  # containers killed by the OS shutdown of a reboot
 SIGKILL_EXIT = 137  # a hung check ignores SIGTERM; docker stop SIGKILLs it after the stop timeout
+DEFAULT_STOP_TIMEOUT_SECONDS = 30.0
 
 # vCPUs and MiB the ECS agent registers per instance type (physical memory minus the agent's reserve).
 _INSTANCE_RESOURCES = {
@@ -89,6 +92,8 @@ class _SimTask:
     memory: int
     is_check: bool
     check_ends_at: float | None = None  # DCGM checks only; None: hangs until StopTask
+    stop_timeout: float = 0.0
+    killed_at: float | None = None  # a hung check after StopTask: when ECS SIGKILLs it
     check_level: int = 2
     log_group: str = ""
     log_stream: str = ""
@@ -149,6 +154,7 @@ class SimFleet:
         self._nodes: dict[str, _Node] = {}
         self._by_instance: dict[str, _Node] = {}
         self._tasks: dict[str, _SimTask] = {}
+        self._tasks_by_id: dict[str, _SimTask] = {}
         self._resets: dict[str, _GpuReset] = {}  # SSM command id -> reset
         self._events: list[dict[str, Any]] = []
         self._actions = FleetActions()
@@ -352,10 +358,13 @@ class SimFleet:
             ],
         )["taskDefinition"]["taskDefinitionArn"]
         for node_name in job.nodes:
-            for _ in range(job.tasks_per_node):
+            placed = 0
+            while placed < job.tasks_per_node:
+                count = min(job.tasks_per_node - placed, RUN_TASK_MAX_COUNT)
                 response = ecs.run_task(
                     cluster=self.cluster_name,
                     taskDefinition=td_arn,
+                    count=count,
                     group=job.name,
                     startedBy=JOB_STARTED_BY,
                     launchType="EC2",
@@ -365,6 +374,7 @@ class SimFleet:
                 )
                 if response["failures"]:
                     raise ValueError(f"job {job.name} does not fit on {node_name}: {response['failures']}")
+                placed += count
 
     # ----------------------------------------------------------------------------------------- patches
 
@@ -394,6 +404,14 @@ class SimFleet:
                 with fleet._lock:
                     fleet._settle()
                     return original(backend, cluster_str, ids)
+
+            return patched
+
+        def describe_tasks(original: Any) -> Any:
+            def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
+                if not fleet._owns(backend, cluster_str):
+                    return original(backend, cluster_str, ids)
+                return fleet._describe_tasks_api(ids)
 
             return patched
 
@@ -444,7 +462,7 @@ class SimFleet:
             return patched
 
         replace(EC2ContainerServiceResponse, "run_task", run_task)
-        replace(EC2ContainerServiceBackend, "describe_tasks", settled_first)
+        replace(EC2ContainerServiceBackend, "describe_tasks", describe_tasks)
         replace(EC2ContainerServiceBackend, "list_tasks", list_tasks)
         replace(EC2ContainerServiceBackend, "stop_task", stop_task)
         replace(EC2ContainerServiceBackend, "describe_container_instances", settled_first)
@@ -463,8 +481,13 @@ class SimFleet:
         fleet = self
 
         def send_command(original: Any) -> Any:
-            def patched(backend: Any, *args: Any, **kwargs: Any) -> Any:
-                command = original(backend, *args, **kwargs)
+            def patched(backend: Any, **kwargs: Any) -> Any:
+                named = list(kwargs.get("instance_ids") or [])  # moto extends the caller's list in place
+                command = original(backend, **kwargs)
+                if not kwargs.get("targets"):
+                    # moto adds every instance of the region when no Targets are given (an empty EC2 filter matches
+                    # all); SSM runs the command on the InstanceIds named, and only those.
+                    command.instance_ids = list(dict.fromkeys(named))
                 fleet._on_send_command(backend, command)
                 return command
 
@@ -517,6 +540,10 @@ class SimFleet:
     def _active_kind(self, node: _Node, at: float) -> str | None:
         return node.spec.fault.kind if node.spec.fault and self._fault_active(node, at) else None
 
+    def _behaviour(self, node: _Node, at: float) -> FaultBehaviour:
+        kind = self._active_kind(node, at)
+        return NO_FAULT if kind is None else FAULTS[kind]
+
     def _settle(self) -> None:
         """Apply, in time order, everything that has happened by now: checks finishing, agents reconnecting."""
         now = self.clock.elapsed()
@@ -526,6 +553,8 @@ class SimFleet:
                 running = st.is_check and st.task.last_status == "RUNNING"
                 if running and st.check_ends_at is not None and st.check_ends_at <= now:
                     due.append((st.check_ends_at, 0, st))
+                if running and st.killed_at is not None and st.killed_at <= now:
+                    due.append((st.killed_at, 2, st))
             for node in self._nodes.values():
                 if node.reconnect_at is not None and node.reconnect_at <= now:
                     due.append((node.reconnect_at, 1, node))
@@ -534,6 +563,9 @@ class SimFleet:
             at, kind, item = min(due, key=lambda d: (d[0], d[1]))
             if kind == 0:
                 self._finish_check(item, at)
+            elif kind == 2:  # a hung check SIGKILLed after its stopTimeout
+                reason = item.task.stopped_reason
+                self._stop(item, "UserInitiated", reason, SIGKILL_EXIT, None, at=at)
             else:
                 item.reconnect_at = None
                 item.ci.agent_connected = True
@@ -547,13 +579,18 @@ class SimFleet:
             backend = resp.ecs_backend
             td = backend.describe_task_definition(resp._get_param("taskDefinition"))
             constraints = resp._get_param("placementConstraints") or []
+            strategies = resp._get_param("placementStrategy") or []
+            requirements = backend._calculate_task_resource_requirements(td)
+            cpu_memory = int(requirements.get("CPU") or 0), int(requirements.get("MEMORY") or 0)
             count = resp._get_int_param("count", 1) or 1
             group = resp._get_param("group") or f"family:{td.family}"
             is_check = td.family == self.dcgm_family
             tasks: list[Any] = []
             failures: list[dict[str, str]] = []
             for _ in range(count):
-                node, reasons = self._choose_node(td, constraints, is_check)
+                node, reasons = self._choose_node(
+                    td, cpu_memory, constraints, strategies, group=group, is_check=is_check
+                )
                 if node is None:
                     failures.extend(f for f in reasons if f not in failures)
                     continue
@@ -578,32 +615,44 @@ class SimFleet:
         )
 
     def _choose_node(
-        self, td: Any, constraints: list[dict[str, Any]], is_check: bool
+        self,
+        td: Any,
+        cpu_memory: tuple[int, int],
+        constraints: list[dict[str, Any]],
+        strategies: list[dict[str, Any]],
+        *,
+        group: str,
+        is_check: bool,
     ) -> tuple[_Node | None, list[dict[str, str]]]:
-        """AWS placement, restricted to what this fleet needs: only ACTIVE instances are candidates;
-        memberOf filters them; a disconnected agent fails with AGENT, too few free GPUs with RESOURCE:GPU
-        (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html)."""
-        candidates = [n for n in self._nodes.values() if not n.terminated and n.ci.status == "ACTIVE"]
+        """ECS placement: only ACTIVE instances are candidates; memberOf filters them (no match: "MemberOf placement
+        constraint unsatisfied."); placement.place decides among them with the task's strategies, or says why
+        each instance refuses (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html).
+        The check needs every GPU of its node free, whatever its task definition says."""
+        nodes = [n for n in self._nodes.values() if not n.terminated and n.ci.status == "ACTIVE"]
         for constraint in constraints:
             if constraint.get("type") == "memberOf":
-                candidates = [n for n in candidates if _member_of(constraint.get("expression", ""), n)]
-        if not candidates:
+                nodes = [n for n in nodes if _member_of(constraint.get("expression", ""), n)]
+        if not nodes:
             if constraints:
                 return None, [{"reason": "MemberOf placement constraint unsatisfied."}]
             return None, [{"reason": "No Container Instances were found in your cluster."}]
-        failures = []
-        for node in candidates:
-            arn = node.ci.container_instance_arn
-            if not node.ci.agent_connected:
-                failures.append({"arn": arn, "reason": "AGENT"})
-            elif is_check and self._active_kind(node, self.clock.elapsed()) == "unplaceable":
-                # The faulty GPU is missing from what the agent can hand out, so "all GPUs" never fits.
-                failures.append({"arn": arn, "reason": "RESOURCE:GPU"})
-            elif len(node.free_gpus) < self._gpus_needed(td, node, is_check):
-                failures.append({"arn": arn, "reason": "RESOURCE:GPU"})
-            else:
-                return node, []
-        return None, failures
+        need = placement.Need(0 if is_check else self._gpus_needed(td, nodes[0], is_check), *cpu_memory)
+        now = self.clock.elapsed()
+        candidates = [
+            placement.Candidate(
+                arn=n.ci.container_instance_arn,
+                agent_connected=n.ci.agent_connected,
+                free_gpus=len(n.free_gpus),
+                free_cpu=_remaining(n, "CPU"),
+                free_memory=_remaining(n, "MEMORY"),
+                group_tasks=sum(1 for st in self._running_on(n) if st.task.group == group),
+                # The check's faulty GPU is missing from what the agent hands out, so "all GPUs" never fits.
+                refuses_gpus=is_check and (self._behaviour(n, now).check_unplaceable or len(n.free_gpus) < n.spec.gpus),
+            )
+            for n in nodes
+        ]
+        index, failures = placement.place(candidates, need, strategies)
+        return (None, failures) if index is None else (nodes[index], [])
 
     def _start_task(
         self,
@@ -654,8 +703,9 @@ class SimFleet:
         task.memory = str(td.memory or memory)
         task.version = 1
         backend.tasks.setdefault(self.cluster_name, {})[task.task_arn] = task
-        st = _SimTask(task, node, gpu_ids, cpu, memory, is_check)
+        st = _SimTask(task, node, gpu_ids, cpu, memory, is_check, stop_timeout=_stop_timeout(td))
         self._tasks[task.task_arn] = st
+        self._tasks_by_id[task.id] = st
         self._adjust_resources(node, st, -1)
         if is_check:
             self._begin_check(st, td, overrides, now)
@@ -668,7 +718,7 @@ class SimFleet:
     def _begin_check(self, st: _SimTask, td: Any, overrides: dict[str, Any], now: float) -> None:
         node = st.node
         st.check_level = _diag_level(td, overrides, self.diag_level)
-        hangs = self._active_kind(node, now) == "check_hangs"
+        hangs = self._behaviour(node, now).check_hangs
         st.check_ends_at = None if hangs else now + self.timings.diag_seconds
         options = (td.container_definitions[0].get("logConfiguration") or {}).get("options") or {}
         st.log_group = options.get("awslogs-group", self.dcgm_log_group)
@@ -690,18 +740,36 @@ class SimFleet:
         self._record("dcgm_check_finished", node.spec.name, f"{st.task.id} exit {output.exit_code}", at)
         self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, output.exit_code, None, at=at)
 
+    def _describe_tasks_api(self, ids: list[str]) -> list[Any]:
+        """moto compares every requested ARN with every task of every cluster (by substring); ECS looks the tasks
+        up in the named cluster, by ARN or ID, and answers in request order."""
+        if not ids:
+            raise InvalidParameterException("Tasks cannot be empty.")
+        with self._lock:
+            self._settle()
+            found = (self._tasks_by_id.get(arn.rsplit("/", maxsplit=1)[-1]) for arn in ids)
+            return [st.task for st in found if st is not None]
+
     def _stop_task_api(self, task_str: str, reason: str) -> Any:
         with self._lock:
             self._settle()
-            task_id = task_str.rsplit("/", maxsplit=1)[-1]
-            st = next((s for arn, s in self._tasks.items() if arn.split("/")[-1] == task_id), None)
+            st = self._tasks_by_id.get(task_str.rsplit("/", maxsplit=1)[-1])
             if st is None:
                 raise InvalidParameterException(f"The referenced task was not found: {task_str}")
-            if st.task.last_status == "STOPPED":
-                return st.task  # AWS answers StopTask on a stopped task with the task, unchanged
+            if st.task.last_status == "STOPPED" or st.killed_at is not None:
+                return st.task  # AWS answers StopTask on a stopped (or stopping) task with the task, unchanged
+            if st.is_check and st.check_ends_at is None:
+                # A hung dcgmi ignores SIGTERM: ECS SIGKILLs it after the container's stopTimeout. Until then the
+                # task keeps its GPUs, RUNNING with desiredStatus STOPPED.
+                self._record("dcgm_check_stopped", st.node.spec.name, st.task.id)
+                st.killed_at = self.clock.elapsed() + st.stop_timeout
+                st.task.desired_status = "STOPPED"
+                st.task.stopped_reason = reason or "Task stopped by user"
+                st.task.stopping_at = self._at(self.clock.elapsed())
+                return st.task
             if st.is_check:
                 self._record("dcgm_check_stopped", st.node.spec.name, st.task.id)
-                exit_code: int | None = SIGKILL_EXIT
+                exit_code: int | None = SIGTERM_EXIT
             else:
                 self._actions.counts["tasks_stopped"][st.task.group] += 1
                 self._record("task_stopped", st.task.group, f"{st.task.id} ({reason or 'no reason'})")
@@ -726,7 +794,7 @@ class SimFleet:
 
     def _reboot(self, node: _Node) -> None:
         now = self.clock.elapsed()
-        never = self._active_kind(node, now) == "never_returns"
+        never = self._behaviour(node, now).agent_never_returns
         self._actions.counts["reboots"][node.spec.name] += 1
         self._record("reboot", node.spec.name, node.instance_id + (" (never returns)" if never else ""), now)
         for st in self._running_on(node):
@@ -755,14 +823,14 @@ class SimFleet:
                 node = self._by_instance.get(instance_id)
                 if node is None or node.terminated:
                     continue
-                kind = self._active_kind(node, now)
+                behaviour = self._behaviour(node, now)
                 fault = node.spec.fault
                 covered = fault is not None and set(fault.gpus) <= set(reset)
-                if kind in RESET_FAILS_KINDS:
+                if behaviour.reset is Reset.FAILS:
                     ok, output = False, f"Unable to reset GPU {reset[0]}: GPU is lost (fallen off the bus)."
                 else:
                     ok, output = True, "\n".join(f"GPU {i} was successfully reset." for i in reset)
-                    clears = fault is not None and kind in RESET_CLEARABLE_KINDS and covered
+                    clears = fault is not None and behaviour.reset is Reset.CLEARS and covered
                     if clears and fault is not None and fault.persistence != "persistent":
                         node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
                 self._resets[command.command_id] = _GpuReset(node, now + self.timings.reset_seconds, ok, output)
@@ -869,6 +937,17 @@ class SimFleet:
             watcher = self._watchers.get((action, target))
             if watcher is not None:
                 watcher.set()
+
+
+def _remaining(node: _Node, name: str) -> int:
+    return next(int(r["integerValue"]) for r in node.ci.remaining_resources if r["name"] == name)
+
+
+def _stop_timeout(td: Any) -> float:
+    """Seconds ECS waits between SIGTERM and SIGKILL: the container's ``stopTimeout``, else the agent's
+    ECS_CONTAINER_STOP_TIMEOUT default of 30 s (task definition parameters, "Container timeouts")."""
+    timeouts = [c["stopTimeout"] for c in td.container_definitions if c.get("stopTimeout")]
+    return float(timeouts[0]) if timeouts else DEFAULT_STOP_TIMEOUT_SECONDS
 
 
 def _member_of(expression: str, node: _Node) -> bool:

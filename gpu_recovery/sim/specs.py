@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Fault kinds that make the DCGM check fail (exit code and output in dcgm.FAULT_PROFILES).
-GPU_FAULT_KINDS = frozenset({"xid79", "xid48", "xid63", "xid64", "xid74", "xid94", "xid95", "xid119", "isolate"})
-# Fault kinds about the node's behaviour rather than what DCGM sees.
-BEHAVIOUR_FAULT_KINDS = frozenset({"app_crash", "check_hangs", "never_returns", "unplaceable"})
-FAULT_KINDS = GPU_FAULT_KINDS | BEHAVIOUR_FAULT_KINDS
-# Faults a successful `nvidia-smi --gpu-reset` of the affected GPUs clears (unless persistent): NVIDIA's XID
-# catalog answers these with RESET_GPU. A GPU that fell off the bus cannot be reset at all: the command fails.
-RESET_CLEARABLE_KINDS = frozenset({"xid63", "xid74", "xid94", "xid95", "xid119"})
-RESET_FAILS_KINDS = frozenset({"xid79", "never_returns"})
+from gpu_recovery.sim.faults import FAULTS
+
+FAULT_KINDS = frozenset(FAULTS)
 PERSISTENCES = frozenset({"transient", "persistent", "flapping"})
 
 

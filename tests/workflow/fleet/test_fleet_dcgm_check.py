@@ -85,6 +85,11 @@ def test_hanging_check_stops_only_on_stop_task(make_fleet, ecs, clock):
     clock.advance_to(10_000)
     assert describe(ecs, arn)["lastStatus"] == "RUNNING"
     ecs.stop_task(cluster=CLUSTER, task=arn, reason="States.Timeout")
+    # dcgmi ignores SIGTERM: it keeps the GPUs until ECS SIGKILLs it, the default stopTimeout (30 s) later.
+    task = describe(ecs, arn)
+    assert (task["lastStatus"], task["desiredStatus"]) == ("RUNNING", "STOPPED")
+    assert run_check(ecs, fleet, "n1")["failures"][0]["reason"] == "RESOURCE:GPU"
+    clock.advance_to(10_030)
     task = describe(ecs, arn)
     assert task["lastStatus"] == "STOPPED"
     assert task["stopCode"] == "UserInitiated"
