@@ -29,7 +29,7 @@ class FaultBehaviour:
 
 FAULTS: Final[dict[str, FaultBehaviour]] = {
     "xid79": FaultBehaviour(reset=Reset.FAILS),
-    "xid48": FaultBehaviour(),
+    "xid48": FaultBehaviour(reset=Reset.CLEARS),
     "xid63": FaultBehaviour(reset=Reset.CLEARS),
     "xid64": FaultBehaviour(),
     "xid74": FaultBehaviour(reset=Reset.CLEARS),
