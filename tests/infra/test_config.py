@@ -99,6 +99,7 @@ def test_lambda_environment_is_exactly_the_contract() -> None:
         "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY", "DRY_RUN",
         "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "GPU_RESET_ENABLED", "MAX_NODES_IN_REPAIR_PERCENT",
+        "MAX_JOB_NODES",
     }  # fmt: skip
     assert all(isinstance(v, str) for v in env.values())
     assert env["DRY_RUN"] == "true"
