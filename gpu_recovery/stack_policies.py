@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
 from gpu_recovery.engine.iam_not_enforced import Principal
-from infra.application import build_app
 
 _LAMBDA_FUNCTION: Final = "AWS::Lambda::Function"
 # jsii prints an end-of-life banner for this machine's Node on every synth (see the Makefile); it changes nothing.
@@ -25,8 +26,18 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 @cache
 def _template(context: str) -> dict[str, Any]:
-    app, stack = build_app(env={}, context=json.loads(context))
-    return dict(app.synth().get_stack_by_name(stack.stack_name).template)
+    # In a child process: the CDK app (jsii and its Node kernel, thousands of objects) would otherwise stay in the
+    # simulation's process and slow every execution that follows.
+    synth = subprocess.run(
+        [sys.executable, "-m", "gpu_recovery.stack_policies"],
+        input=context,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if synth.returncode != 0:
+        raise RuntimeError(f"cdk synth for the local stack failed: {synth.stderr.strip().splitlines()[-1:]}")
+    return dict(json.loads(synth.stdout))
 
 
 def synthesized_template(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,3 +161,15 @@ class _Resolver:
             return self.names[logical_id][attribute]
         except KeyError:
             raise UnresolvedIntrinsic(f"{logical_id}.{attribute} has no local name") from None
+
+
+def main() -> None:
+    """``python -m gpu_recovery.stack_policies``: the context (JSON) on stdin, the stack's template on stdout."""
+    from infra.application import build_app  # noqa: PLC0415 - the CDK app loads only in this child process
+
+    app, stack = build_app(env={}, context=json.loads(sys.stdin.read()))
+    json.dump(app.synth().get_stack_by_name(stack.stack_name).template, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -48,6 +48,8 @@ from gpu_recovery.engine.iam_requests import Arns, checks_for, log_stream_arn
 DENIED_CODE: Final = {"sns": ("AuthorizationError", 403), "ec2": ("UnauthorizedOperation", 403)}
 _DEFAULT_DENIED: Final = ("AccessDeniedException", 400)
 ECS_SYNC_RULE: Final = "StepFunctionsGetEventsForECSTaskRule"
+# The runtime names each stream "YYYY/MM/DD/[$LATEST]<id>"; policies grant the group's streams, not one of them.
+LAMBDA_LOG_STREAM: Final = "2026/01/01/[$LATEST]local"
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,8 @@ def correct_iam_not_enforced(authorizer: Authorizer) -> Iterator[None]:
         principal = authorizer.functions.get(name)
         if principal is None:
             return invoke_lambda(function, event)
-        stream = f"{uuid.uuid4().hex}"
-        stream_arn = log_stream_arn(authorizer.arns, authorizer.function_log_groups[name], stream)
+        # One stream name for every invocation: the decision is the same for each of the group's streams (cached).
+        stream_arn = log_stream_arn(authorizer.arns, authorizer.function_log_groups[name], LAMBDA_LOG_STREAM)
         # The runtime creates the invocation's stream and writes to it; denied, the logs are lost, not the call.
         authorizer.first_denied(
             principal, [Check("logs:CreateLogStream", stream_arn), Check("logs:PutLogEvents", stream_arn)]
