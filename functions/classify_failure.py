@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from recovery import clock
-from recovery.aws import Ecs
+from recovery.aws import Ecs, task_definition_family
 from recovery.models import (
     Classification,
     Decision,
@@ -93,20 +93,25 @@ def task_item(task: EcsTask, job_id: str, ec2_ids: dict[str, str], now: str) -> 
 
 def job_tasks(task: EcsTask, job_id: str, settings: Settings, ecs: Ecs, tables: Tables) -> list[EcsTask]:
     """The other tasks of the job: running ones, and ones that stopped in the same incident and were not
-    already restarted by an earlier recovery."""
+    already restarted by an earlier recovery. Looked up by the task definition families the job runs (the
+    failed task's, and those its recorded tasks ran), never by listing the whole cluster."""
     if job_id.startswith("task:"):
         return []
     failed_at = task.stopped_at or clock.utcnow()
+    recorded = tables.job_task_items(job_id)
+    restarted = {item["taskArn"] for item in recorded if item.get("restartedAs")}
+    definitions = [task.task_definition_arn, *(item.get("taskDefinitionArn") for item in recorded)]
+    families = sorted({task_definition_family(arn) for arn in definitions if arn})
     stopped = [
         other
-        for other in ecs.recently_stopped_tasks()
+        for other in ecs.family_tasks(families, "STOPPED")
         if other.stopped_at is not None
         and abs(other.stopped_at - failed_at) <= INCIDENT_WINDOW
-        and not (tables.get_task(other.task_arn) or {}).get("restartedAs")
+        and other.task_arn not in restarted
     ]
     return [
         other
-        for other in ecs.running_tasks() + stopped
+        for other in ecs.family_tasks(families, "RUNNING") + stopped
         if other.task_arn != task.task_arn and job_identity(other, settings.job_key)[0] == job_id
     ]
 

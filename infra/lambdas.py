@@ -93,7 +93,9 @@ class StepLambdas(Construct):
         # ListTasks naming no container instance is authorized against "*", limited by the ecs:cluster condition
         # (Service Authorization Reference, Amazon ECS: ListTasks, resource container-instance, key ecs:cluster).
         self._allow(fn["classify_failure"], ["ecs:ListTasks"], ["*"], cluster)
-        self._tables(fn["classify_failure"], READ_WRITE, tables.task_table, tables.job_table)
+        self._tables(fn["classify_failure"], READ_WRITE, tables.job_table)
+        # Query: the job's recorded tasks (byJob index) say which families to list and what was restarted.
+        self._tables(fn["classify_failure"], [*READ_WRITE, "dynamodb:Query"], tables.task_table)
 
         self._tables(fn["acquire_node"], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.node_table)
 

@@ -139,6 +139,17 @@ class Tables:
             self.task.put_item, Item=to_dynamo(task_item), ConditionExpression=Attr("taskArn").not_exists()
         )
 
+    def job_task_items(self, job_id: str) -> list[dict[str, Any]]:
+        """Every recorded task of the job (the byJob index): which were restarted already, and the task
+        definitions the job ran. A GSI read is eventually consistent; a restart is recorded minutes before
+        the job can fail again (a recovery takes longer than that), so the index has it."""
+        return self._all_items(
+            self.task.query,
+            IndexName="byJob",
+            KeyConditionExpression=Key("jobId").eq(job_id),
+            ProjectionExpression="taskArn, taskDefinitionArn, restartedAs",
+        )
+
     def joined_tasks(self, job_id: str, execution_arn: str) -> list[str]:
         """Tasks of the job that failed while this execution held the job lock."""
         response = self.task.query(
@@ -288,13 +299,18 @@ class Tables:
         }
         if execution_arn:
             kwargs["FilterExpression"] = Attr("executionArn").eq(execution_arn)
+        return self._all_items(self.node.query, **kwargs)
+
+    @staticmethod
+    def _all_items(read: Callable[..., Any], **request: Any) -> list[dict[str, Any]]:
+        """Every page of a Query or Scan."""
         items: list[dict[str, Any]] = []
         while True:
-            page = self.node.query(**kwargs)
+            page = read(**request)
             items += page["Items"]
             if "LastEvaluatedKey" not in page:
-                return plain(items)
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                return list(plain(items))
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ---- operator actions (gpu-recovery node release / quarantine) ------------------------------------
     def node_states(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -302,14 +318,8 @@ class Tables:
         condition = Attr("recordKey").eq(STATE_KEY)
         if status:
             condition = condition & Attr("status").eq(status)
-        kwargs: dict[str, Any] = {"FilterExpression": condition}
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self.node.scan(**kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return sorted(plain(items), key=lambda item: str(item["nodeId"]))
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = self._all_items(self.node.scan, FilterExpression=condition)
+        return sorted(items, key=lambda item: str(item["nodeId"]))
 
     def set_node_by_operator(
         self, node_id: str, fields: dict[str, Any], *, seen: dict[str, Any] | None, remove_lock: bool
