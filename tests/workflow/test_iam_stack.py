@@ -85,9 +85,9 @@ def granted(template: dict[str, Any]) -> dict[str, set[str]]:
 def test_no_call_is_denied_and_no_grant_is_unused() -> None:
     with captured() as (stacks, templates):
         for name in RUNS:
-            report = run(scenarios.load(name), speed=400)
+            report = run(scenarios.load(name))
             assert report.passed, "\n".join(report.failures)
-        with deployed(scenarios.load("transient-xid79"), speed=400) as (stack, fleet, _clock):
+        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
             event = _fail(fleet, FailureEvent(job="job-a", node="node-1"))
             with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
                 description = stack.engine.wait(stack.engine.start_execution(stack.state_machine_arn, "err", event))
@@ -127,7 +127,7 @@ def test_removed_run_task_grant_fails_the_dcgm_check_with_access_denied() -> Non
         warnings.catch_warnings(),
     ):
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79"), speed=400) as (stack, fleet, _clock):
+        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
             event = _fail(fleet, FailureEvent(job="job-a", node="node-1"))
             arn = stack.engine.start_execution(stack.state_machine_arn, "no-run-task", event)
             stack.engine.wait(arn)
