@@ -26,7 +26,7 @@ from recovery.models import (
     NodeRef,
     TaskStateChangeEvent,
 )
-from recovery.observability import logger, metrics, step_handler
+from recovery.observability import logger, metrics, traced_step_handler
 from recovery.policy import classify_task, job_identity
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
@@ -181,7 +181,7 @@ def classify(request: Any, execution: ExecutionContext, settings: Settings, ecs:
     return Classification(decision=decision, reason=why, failure=failure, job=job, **common)
 
 
-@step_handler
+@traced_step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])
