@@ -1,7 +1,9 @@
 """`make bench`: run every shipped scenario through the real workflow on the local engine and measure, per
 scenario, how long the recovery takes (simulated seconds: the job's time to recovery), how much work it does
 (state transitions, Lambda invocations, AWS calls) and what that costs in Step Functions and Lambda requests.
-Also how fast the local engine itself is (real seconds). Results: a table on stdout, JSON in .bench/."""
+Also how fast the local engine itself is (real seconds), each step handler's cold import against a bare
+`import boto3` (bench/cold_start.py), and ClassifyFailure's AWS calls per incident by job and cluster size
+(bench/job_scale.py). Results: tables on stdout, JSON in .bench/."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from bench import cold_start, job_scale
 from bench.storm import load
 from gpu_recovery import scenario as scenarios
 from gpu_recovery.simulate import WORK_STATE, run
@@ -23,6 +26,7 @@ from gpu_recovery.simulate import WORK_STATE, run
 STANDARD_TRANSITION_USD = 0.025 / 1000
 LAMBDA_REQUEST_USD = 0.20 / 1_000_000
 RESULTS = Path(".bench/results.json")
+PARTS = ("scenarios", "cold-import", "job-scale")
 
 
 def measure(name: str) -> dict[str, Any]:
@@ -64,31 +68,69 @@ def cli_startup_seconds(runs: int = 5) -> float:
     return round(statistics.median(timings), 3)
 
 
+def _table(header: list[str], rows: list[list[Any]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def scenario_table(rows: list[dict[str, Any]]) -> None:
+    _table(
+        [
+            "scenario", "pass", "executions", "time to recovery (sim s)", "transitions", "Lambda calls", "AWS calls",
+            "$ per incident", "engine real s", "engine CPU s",
+        ],
+        [
+            [
+                r["scenario"], "yes" if r["passed"] else "NO", r["executions"], f"{r['recovery_sim_seconds']:.0f}",
+                r["transitions"], r["lambda_invocations"], r["aws_calls"], f"{r['cost_usd']:.5f}",
+                f"{r['real_seconds']:.1f}", f"{r['cpu_seconds']:.1f}",
+            ]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "--scenario", action="append", help="a shipped scenario, a scenario file or storm-N (default: all shipped)"
     )
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    rows = [measure(name) for name in args.scenario or scenarios.shipped()]
-    header = (
-        "| scenario | pass | executions | time to recovery (sim s) | transitions | Lambda calls | AWS calls "
-        "| $ per incident | engine real s | engine CPU s |"
+    parser.add_argument(
+        "--part", action="append", choices=PARTS, help="what to measure (default: all): " + ", ".join(PARTS)
     )
-    print(header)
-    print("|---" * (header.count("|") - 1) + "|")
-    for r in rows:
-        print(
-            f"| {r['scenario']} | {'yes' if r['passed'] else 'NO'} | {r['executions']} "
-            f"| {r['recovery_sim_seconds']:.0f} | {r['transitions']} | {r['lambda_invocations']} | {r['aws_calls']} "
-            f"| {r['cost_usd']:.5f} "
-            f"| {r['real_seconds']:.1f} | {r['cpu_seconds']:.1f} |"
+    parser.add_argument("--repeats", type=int, default=9, help="cold-import samples per module (median)")
+    args = parser.parse_args()
+    parts = args.part or PARTS
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    results: dict[str, Any] = {}
+    if "scenarios" in parts:
+        results["results"] = [measure(name) for name in args.scenario or scenarios.shipped()]
+        scenario_table(results["results"])
+    if "cold-import" in parts:
+        results["cold_import"] = cold_start.measure(args.repeats)
+        print(f"\nCold import, median of {args.repeats} fresh interpreters, ratio to a bare `import boto3`:\n")
+        _table(
+            ["module", "import ms", "ratio to import boto3", "RSS MiB"],
+            [[r["module"], r["import_ms"], f"{r['ratio']:.2f}", r["rss_mib"]] for r in results["cold_import"]],
+        )
+    if "job-scale" in parts:
+        results["job_scale"] = job_scale.measure()
+        print("\nAWS calls of ClassifyFailure for one incident, by job size and cluster size:\n")
+        clusters = [f"calls in a {c}-node cluster" for c in job_scale.CLUSTER_NODES]
+        _table(
+            ["job nodes", "tasks per node", *clusters],
+            [
+                [r["job_nodes"], r["tasks_per_node"], *(r[f"calls_in_{c}_nodes"] for c in job_scale.CLUSTER_NODES)]
+                for r in results["job_scale"]
+            ],
         )
     startup = cli_startup_seconds()
     print(f"\ngpu-recovery --help: {startup:.2f} s (median of 5 runs)")
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"results": rows, "cli_help_seconds": startup}, indent=2))
+    results["cli_help_seconds"] = startup
+    RESULTS.write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {RESULTS}")
 
 

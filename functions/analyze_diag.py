@@ -12,7 +12,7 @@ from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
 from recovery.diagnosis import RESULT_MARKER, check_task, gpu_summary, instant, reset_targets, verdict_from_check
 from recovery.models import Analysis, NodeStep
-from recovery.observability import count_by, logger, metrics, step_handler
+from recovery.observability import count_by, logger, metrics, traced_step_handler
 from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_commands, plan_node_step, repair_slots
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
@@ -112,7 +112,7 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
     return Analysis(verdict=verdict, next=step, reason=reason, reset_commands=commands)
 
 
-@step_handler
+@traced_step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     request = NodeStepRequest.model_validate(event)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from recovery import clock
-from recovery.aws import Ec2, Ecs
+from recovery.aws import Ec2, Ecs, task_definition_family
 from recovery.models import (
     Classification,
     Decision,
@@ -28,7 +28,7 @@ from recovery.models import (
     NodeRef,
     TaskStateChangeEvent,
 )
-from recovery.observability import logger, metrics, step_handler
+from recovery.observability import logger, metrics, traced_step_handler
 from recovery.policy import classify_task, exited_cleanly, job_identity
 from recovery.relaunch import fill_security_groups, launch_record, network_interface
 from recovery.settings import Settings, get_settings
@@ -115,21 +115,26 @@ def job_tasks(
 ) -> list[EcsTask]:
     """The other tasks of the job: running ones, and ones that stopped abnormally in the same incident and were
     not already restarted by an earlier recovery. A rank that had finished its work (every essential container
-    exited 0) is not part of the incident: it is neither checked nor restarted."""
+    exited 0) is not part of the incident: it is neither checked nor restarted. Looked up by the task definition
+    families the job runs (the failed task's, and those its recorded tasks ran), never by listing the cluster."""
     if job_id.startswith("task:"):
         return []
     failed_at = task.stopped_at or clock.utcnow()
+    recorded = tables.job_task_items(job_id)
+    restarted = {item["taskArn"] for item in recorded if item.get("restartedAs")}
+    definitions = [task.task_definition_arn, *(item.get("taskDefinitionArn") for item in recorded)]
+    families = sorted({task_definition_family(arn) for arn in definitions if arn})
     stopped = [
         other
-        for other in ecs.recently_stopped_tasks()
+        for other in ecs.family_tasks(families, "STOPPED")
         if other.stopped_at is not None
         and abs(other.stopped_at - failed_at) <= INCIDENT_WINDOW
         and not exited_cleanly(other, essential(other.task_definition_arn))
-        and not (tables.get_task(other.task_arn) or {}).get("restartedAs")
+        and other.task_arn not in restarted
     ]
     return [
         other
-        for other in ecs.running_tasks() + stopped
+        for other in ecs.family_tasks(families, "RUNNING") + stopped
         if other.task_arn != task.task_arn and job_identity(other, settings.job_key)[0] == job_id
     ]
 
@@ -215,7 +220,7 @@ def classify(
     return Classification(decision=decision, reason=why, failure=failure, job=job, **common)
 
 
-@step_handler
+@traced_step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])

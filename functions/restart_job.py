@@ -14,7 +14,7 @@ from recovery import clock
 from recovery.aws import Ecs
 from recovery.models import JobOutcome, JobOutcomeKind
 from recovery.notify import recovery_notification
-from recovery.observability import logger, metrics, step_handler
+from recovery.observability import logger, metrics, traced_step_handler
 from recovery.policy import decide_job
 from recovery.relaunch import run_task_request
 from recovery.requests import JobRequest
@@ -99,7 +99,7 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
     return outcome
 
 
-@step_handler
+@traced_step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     request = JobRequest.model_validate(event)

@@ -92,7 +92,9 @@ class StepLambdas(Construct):
         self._allow(fn["classify_failure"], ["ec2:DescribeNetworkInterfaces"], ["*"])
         # Which containers are essential decides whether a task exited cleanly.
         self._allow(fn["classify_failure"], ["ecs:DescribeTaskDefinition"], ["*"])
-        self._tables(fn["classify_failure"], READ_WRITE, tables.task_table, tables.job_table)
+        self._tables(fn["classify_failure"], READ_WRITE, tables.job_table)
+        # Query: the job's recorded tasks (byJob index) say which families to list and what was restarted.
+        self._tables(fn["classify_failure"], [*READ_WRITE, "dynamodb:Query"], tables.task_table)
 
         self._tables(fn["acquire_node"], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.node_table)
 

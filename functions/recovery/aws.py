@@ -49,16 +49,18 @@ class Ecs:
             tasks += [EcsTask.model_validate(t) for t in response["tasks"]]
         return tasks
 
-    def running_tasks(self) -> list[EcsTask]:
-        return self._tasks("RUNNING")
-
-    def recently_stopped_tasks(self) -> list[EcsTask]:
-        """ECS keeps stopped tasks visible for about an hour."""
-        return self._tasks("STOPPED")
-
-    def _tasks(self, desired_status: str) -> list[EcsTask]:
-        pages = self.client.get_paginator("list_tasks").paginate(cluster=self.cluster, desiredStatus=desired_status)
-        return self.describe_tasks([arn for page in pages for arn in page["taskArns"]])
+    def family_tasks(self, families: list[str], desired_status: str) -> list[EcsTask]:
+        """The cluster's tasks of these task definition families with this desired status (RUNNING, or STOPPED:
+        ECS keeps stopped tasks visible for about an hour). ListTasks filters by family on the server
+        (ListTasks API reference: `family`), so the cost follows the families, not the cluster."""
+        paginator = self.client.get_paginator("list_tasks")
+        arns = [
+            arn
+            for family in families
+            for page in paginator.paginate(cluster=self.cluster, family=family, desiredStatus=desired_status)
+            for arn in page["taskArns"]
+        ]
+        return self.describe_tasks(arns)
 
     def ec2_instance_ids(self, container_instance_arns: list[str]) -> dict[str, str]:
         ids: dict[str, str] = {}
@@ -183,6 +185,11 @@ class Logs:
         except self.client.exceptions.ResourceNotFoundException:
             return None
         return "\n".join(lines)
+
+
+def task_definition_family(task_definition_arn: str) -> str:
+    """The family of a task definition ARN (…:task-definition/FAMILY:REVISION)."""
+    return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
 
 
 def awslogs_stream(prefix: str, container_name: str, task_arn: str) -> str:

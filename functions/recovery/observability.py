@@ -15,8 +15,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
+
+
+@functools.cache
+def tracer() -> Tracer:
+    """Made by the first traced handler, so that an untraced one never imports the X-Ray SDK (a quarter of a bare
+    `import boto3` at every cold start: docs/benchmarks.md). Every call a step makes downstream is an AWS SDK
+    call: botocore is the one module patched (without patch_modules the SDK imports every library it can patch
+    that is installed)."""
+    return Tracer(patch_modules=("botocore",))
 
 
 def correlate(event: Mapping[str, Any]) -> None:
@@ -27,10 +35,10 @@ def correlate(event: Mapping[str, Any]) -> None:
 
 def step_handler(handler: Handler) -> Handler:
     """What every step's handler needs: the Lambda context in the logs, the execution name as correlation id,
-    X-Ray tracing and metrics flushed as EMF at the end of the invocation."""
+    and metrics flushed as EMF at the end of the invocation. Lambda's active tracing still records the
+    invocation (its segment and Initialization/Invocation subsegments) without the X-Ray SDK."""
 
     @logger.inject_lambda_context
-    @tracer.capture_lambda_handler
     @metrics.log_metrics
     @functools.wraps(handler)
     def wrapped(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -50,3 +58,9 @@ def count_by(name: str, dimension: str, value: str) -> None:
         if metrics.service:
             metric.add_dimension(name="service", value=str(metrics.service))
         metric.add_dimension(name=dimension, value=value)
+
+
+def traced_step_handler(handler: Handler) -> Handler:
+    """A step handler whose AWS calls are worth a trace of their own (X-Ray subsegments per ECS, CloudWatch Logs
+    and DynamoDB call): the steps whose calls are many or slow (the job's tasks, RunTask, the DCGM logs)."""
+    return step_handler(tracer().capture_lambda_handler(handler))

@@ -139,6 +139,17 @@ class Tables:
             self.task.put_item, Item=to_dynamo(task_item), ConditionExpression=Attr("taskArn").not_exists()
         )
 
+    def job_task_items(self, job_id: str) -> list[dict[str, Any]]:
+        """Every recorded task of the job (the byJob index): which were restarted already, and the task
+        definitions the job ran. A GSI read is eventually consistent; a restart is recorded minutes before
+        the job can fail again (a recovery takes longer than that), so the index has it."""
+        return self._all_items(
+            self.task.query,
+            IndexName="byJob",
+            KeyConditionExpression=Key("jobId").eq(job_id),
+            ProjectionExpression="taskArn, taskDefinitionArn, restartedAs",
+        )
+
     def joined_tasks(self, job_id: str, execution_arn: str) -> list[str]:
         """Tasks of the job that failed while this execution held the job lock."""
         response = self.task.query(
@@ -253,16 +264,10 @@ class Tables:
         nodes = self._scan(self.node, Attr("recordKey").eq(STATE_KEY) & Attr("lockOwner").eq(execution_arn))
         return sorted(str(job["jobId"]) for job in jobs), nodes
 
-    @staticmethod
-    def _scan(table: Any, condition: Any) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"FilterExpression": condition, "ConsistentRead": True}
-        items: list[dict[str, Any]] = []
-        while True:
-            page = table.scan(**kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return sorted(plain(items), key=lambda item: str(item.get("nodeId") or item.get("jobId")))
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    @classmethod
+    def _scan(cls, table: Any, condition: Any) -> list[dict[str, Any]]:
+        items = cls._all_items(table.scan, FilterExpression=condition, ConsistentRead=True)
+        return sorted(items, key=lambda item: str(item.get("nodeId") or item.get("jobId")))
 
     def update_node(self, node_id: str, me: str, fields: dict[str, Any], *, release: bool, guard: str = "") -> bool:
         """Update the STATE row this execution has locked; optionally release the lock. `guard` adds a
@@ -316,13 +321,18 @@ class Tables:
         }
         if execution_arn:
             kwargs["FilterExpression"] = Attr("executionArn").eq(execution_arn)
+        return self._all_items(self.node.query, **kwargs)
+
+    @staticmethod
+    def _all_items(read: Callable[..., Any], **request: Any) -> list[dict[str, Any]]:
+        """Every page of a Query or Scan."""
         items: list[dict[str, Any]] = []
         while True:
-            page = self.node.query(**kwargs)
+            page = read(**request)
             items += page["Items"]
             if "LastEvaluatedKey" not in page:
-                return plain(items)
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                return list(plain(items))
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ---- operator actions (gpu-recovery node release / quarantine) ------------------------------------
     def node_states(self, status: str | None = None) -> list[dict[str, Any]]:

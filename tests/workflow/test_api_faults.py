@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 from gpu_recovery import scenario as scenarios
-from gpu_recovery.scenario import FailureEvent
+from gpu_recovery.scenario import Event
 from gpu_recovery.simulate import _fail, deployed
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ def test_each_injected_service_error_is_retried_under_its_step_functions_name() 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         with deployed(scenarios.load("api-faults-retried"), speed=400) as (stack, fleet, _clock):
-            event = _fail(fleet, FailureEvent(job="job-a", node="node-1"))
+            event = _fail(fleet, Event(job="job-a", node="node-1"))
             arn = stack.engine.start_execution(stack.state_machine_arn, "throttled", event)
             assert stack.engine.wait(arn)["status"] == "SUCCEEDED"
             failed = {

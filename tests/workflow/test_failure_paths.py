@@ -18,7 +18,7 @@ import pytest
 
 from gpu_recovery import scenario as scenarios
 from gpu_recovery.local_stack import LocalStack
-from gpu_recovery.scenario import FailureEvent
+from gpu_recovery.scenario import Event
 from gpu_recovery.sim import SimFleet
 from gpu_recovery.simulate import _fail, deployed
 
@@ -122,7 +122,7 @@ def test_one_nodes_failed_step_is_recorded_and_reported_while_the_others_go_on()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         with deployed(scenarios.load("four-node-one-bad")) as (stack, fleet, _clock):
-            event = _fail(fleet, FailureEvent(job="job-a", node="node-3", exit_code=1))
+            event = _fail(fleet, Event(job="job-a", node="node-3", exit_code=1))
             # Only the bad node reboots: its RecordReboot step breaks, the three healthy nodes are not touched.
             with mock.patch("record_node_state.record_reboot", side_effect=RuntimeError("reboot not recorded")):
                 arn = stack.engine.start_execution(stack.state_machine_arn, "one-node-breaks", event)

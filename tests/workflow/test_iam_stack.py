@@ -15,7 +15,7 @@ import pytest
 from gpu_recovery import local_stack
 from gpu_recovery import scenario as scenarios
 from gpu_recovery.local_stack import LocalStack
-from gpu_recovery.scenario import FailureEvent
+from gpu_recovery.scenario import Event
 from gpu_recovery.simulate import _fail, deployed, run
 
 pytestmark = pytest.mark.slow
@@ -85,10 +85,10 @@ def granted(template: dict[str, Any]) -> dict[str, set[str]]:
 def test_no_call_is_denied_and_no_grant_is_unused() -> None:
     with captured() as (stacks, templates):
         for name in RUNS:
-            report = run(scenarios.load(name), speed=400)
+            report = run(scenarios.load(name))
             assert report.passed, "\n".join(report.failures)
-        with deployed(scenarios.load("transient-xid79"), speed=400) as (stack, fleet, _clock):
-            event = _fail(fleet, FailureEvent(job="job-a", node="node-1"))
+        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
+            event = _fail(fleet, Event(job="job-a", node="node-1"))
             with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
                 description = stack.engine.wait(stack.engine.start_execution(stack.state_machine_arn, "err", event))
             assert description["status"] == "FAILED"
@@ -127,8 +127,8 @@ def test_removed_run_task_grant_fails_the_dcgm_check_with_access_denied() -> Non
         warnings.catch_warnings(),
     ):
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79"), speed=400) as (stack, fleet, _clock):
-            event = _fail(fleet, FailureEvent(job="job-a", node="node-1"))
+        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
+            event = _fail(fleet, Event(job="job-a", node="node-1"))
             arn = stack.engine.start_execution(stack.state_machine_arn, "no-run-task", event)
             stack.engine.wait(arn)
             failures = [e["taskFailedEventDetails"] for e in stack.engine.history(arn) if "taskFailedEventDetails" in e]
