@@ -32,6 +32,7 @@ class Deployment:
     dcgm_task_definition_arn: str
     dcgm_log_group: str
     functions: dict[str, str]  # step name (ClassifyFailure, ...) -> function name
+    state_machine_arn: str
 
     def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
         where = f"{self.region if region else ''}:{self.account if account else ''}"
@@ -64,6 +65,8 @@ class Call:
             "instances": d.arn("ec2", "instance/*"),
             "sync_rule": d.arn("events", f"rule/{SYNC_RULE}"),
             "gpu_reset_document": d.arn("ssm", "document/AWS-RunShellScript", account=False),
+            # arn:...:states:<region>:<account>:stateMachine:<name> -> its executions, execution:<name>:*
+            "executions": d.arn("states", f"execution:{d.state_machine_arn.rsplit(':', 1)[-1]}:*"),
         }
         return "*" if self.resource == "*" else self.resource.format(**names)
 
@@ -100,19 +103,26 @@ CALLS: dict[str, tuple[Call, ...]] = {
         Call("ssm:GetCommandInvocation", "*", "ResetGpu's poll", "GPU_RESET_ENABLED"),
         *_table("job_table", "GetItem", "UpdateItem", why="LockJob, ReadJobLockOwner, ReleaseJob"),
         *_table("task_table", "UpdateItem", why="JoinExistingRecovery"),
-        Call("sns:Publish", "{topic}", "NotifyRecoveryResult, NotifyRecoveryError"),
+        Call("sns:Publish", "{topic}", "NotifyRecoveryResult, NotifyRecoveryError, NotifyLastResort"),
+        Call("states:DescribeExecution", "{executions}", "CheckJobLockOwner: is the job lock's owner still running"),
     ),
     "ClassifyFailure": (
         Call("ecs:DescribeClusters", "{cluster_arn}", "the cluster's ARN (Ecs.cluster_arn)"),
         Call("ecs:DescribeTasks", "{tasks}", "the failed task (manual request, tags) and the job's other tasks"),
-        Call("ecs:ListTasks", "{container_instances}", "the job's other tasks"),
+        # A ListTasks naming no container instance is authorized against "*" with the ecs:cluster condition
+        # (Service Authorization Reference, Amazon ECS, ListTasks).
+        Call("ecs:ListTasks", "*", "the job's other tasks, by task definition family"),
+        Call("ecs:DescribeTaskDefinition", "*", "which containers are essential (a clean exit or not)"),
         Call("ecs:DescribeContainerInstances", "{container_instances}", "the nodes' EC2 instance ids"),
         Call("ec2:DescribeNetworkInterfaces", "*", "the security groups of awsvpc tasks, for the restart"),
         *_table("task_table", *_ITEM_WRITES, "Query", why="the task rows"),
         *_table("task_index", "Query", why="the job's tasks (byJob)"),
         *_table("job_table", *_ITEM_WRITES, why="the job row"),
     ),
-    "AcquireNode": (*_table("node_table", *_ITEM_WRITES, "Query", why="the node lock and history"),),
+    "AcquireNode": (
+        *_table("node_table", *_ITEM_WRITES, "Query", why="the node lock and history"),
+        Call("states:DescribeExecution", "{executions}", "is the node lock's owner still running"),
+    ),
     "AnalyzeDiag": (
         Call("ecs:DescribeTaskDefinition", "*", "where the check task logs"),
         Call("ecs:ListContainerInstances", "{cluster_arn}", "the fleet breaker's cluster size"),
@@ -135,6 +145,14 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_table("task_index", "Query", why="the job's tasks (byJob)"),
         *_table("job_table", *_ITEM_WRITES, why="release the job lock"),
         *_table("node_table", *_ITEM_WRITES, "Query", why="release node locks and repair slots"),
+        Call("ecs:UpdateContainerInstancesState", "{container_instances}", "leave interrupted nodes drained"),
+    ),
+    "CleanupExecution": (
+        *_table("task_table", *_ITEM_WRITES, why="mark the failed task ERROR"),
+        *_table("job_table", *_ITEM_WRITES, "Scan", why="find and release the execution's job locks"),
+        *_table("node_table", *_ITEM_WRITES, "Scan", why="find and release its node locks and repair slots"),
+        Call("ecs:UpdateContainerInstancesState", "{container_instances}", "leave interrupted nodes drained"),
+        Call("sns:Publish", "{topic}", "the alert for an execution that ended badly"),
     ),
 }
 

@@ -61,7 +61,8 @@ class LocalStack:
 def authorize(engine: LocalEngine, state_machine_arn: str, template: dict[str, Any]) -> None:
     """Every call of the step Lambdas and of the definition is authorized against the template's roles."""
     names = {module: function_name(module) for module in LAMBDAS}
-    policies = StackPolicies.resolve(template, engine.region, engine.account_id, names)
+    machine_name = state_machine_arn.rsplit(":", 1)[-1]
+    policies = StackPolicies.resolve(template, engine.region, engine.account_id, names, machine_name)
     for module, (role, log_group) in policies.functions.items():
         engine.authorizer.assign_function(names[module], policies.roles[role], log_group)
     engine.authorizer.assign_state_machine(state_machine_arn, policies.roles[policies.state_machine_role])

@@ -60,11 +60,17 @@ class StackPolicies:
 
     @classmethod
     def resolve(
-        cls, template: Mapping[str, Any], region: str, account: str, function_names: Mapping[str, str]
+        cls,
+        template: Mapping[str, Any],
+        region: str,
+        account: str,
+        function_names: Mapping[str, str],
+        state_machine_name: str,
     ) -> StackPolicies:
-        """``function_names`` maps a step Lambda's handler module to its local function name."""
+        """``function_names`` maps a step Lambda's handler module to its local function name;
+        ``state_machine_name`` is the local state machine's (CloudFormation would generate one)."""
         resources: dict[str, Any] = template["Resources"]
-        names = _physical_names(resources, region, account, function_names)
+        names = _physical_names(resources, region, account, function_names, state_machine_name)
         resolver = _Resolver(names, region, account)
         statements: dict[str, list[dict[str, Any]]] = {
             lid: [s for p in r["Properties"].get("Policies", []) for s in resolver(p["PolicyDocument"])["Statement"]]
@@ -90,10 +96,14 @@ class StackPolicies:
 
 
 def _physical_names(
-    resources: Mapping[str, Any], region: str, account: str, function_names: Mapping[str, str]
+    resources: Mapping[str, Any],
+    region: str,
+    account: str,
+    function_names: Mapping[str, str],
+    state_machine_name: str,
 ) -> dict[str, dict[str, str]]:
     """Ref and Arn of each resource, as the local stack creates it (names CloudFormation would generate are
-    replaced by the logical ID, or for step Lambdas by their local function name)."""
+    replaced by the logical ID, or for the Lambdas and the state machine by their local names)."""
 
     def arn(service: str, resource: str) -> str:
         return f"arn:aws:{service}:{region}:{account}:{resource}"
@@ -122,7 +132,7 @@ def _physical_names(
         elif kind == "AWS::SQS::Queue":
             names[lid] = {"Ref": lid, "Arn": arn("sqs", lid), "QueueName": lid}
         elif kind == "AWS::StepFunctions::StateMachine":
-            names[lid] = {"Ref": arn("states", f"stateMachine:{lid}"), "Name": lid}
+            names[lid] = {"Ref": arn("states", f"stateMachine:{state_machine_name}"), "Name": state_machine_name}
     return names
 
 

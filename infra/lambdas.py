@@ -96,7 +96,10 @@ class StepLambdas(Construct):
         # Query: the job's recorded tasks (byJob index) say which families to list and what was restarted.
         self._tables(fn["classify_failure"], [*READ_WRITE, "dynamodb:Query"], tables.task_table)
 
-        self._tables(fn["acquire_node"], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.node_table)
+        # PutItem: the history row of a lock taken over from an execution that no longer runs.
+        self._tables(
+            fn["acquire_node"], ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], tables.node_table
+        )
 
         dcgm_log_group = stack.format_arn(
             service="logs", resource="log-group", resource_name=dcgm_log_group_name,

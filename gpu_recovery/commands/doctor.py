@@ -148,6 +148,7 @@ class Doctor:
             dcgm_task_definition_arn=self.outputs["DcgmTaskDefinitionArn"],
             dcgm_log_group=self.settings.get("DCGM_LOG_GROUP", ""),
             functions={step: config["FunctionName"] for step, config in self.functions.items()},
+            state_machine_arn=self.context.state_machine_arn,
         )
 
     def permissions(self) -> Iterator[Check]:

@@ -18,8 +18,9 @@ def run(args: argparse.Namespace) -> int:
         from gpu_recovery import timeline  # noqa: PLC0415
         from gpu_recovery.simulate import run as run_scenario  # noqa: PLC0415
     except ModuleNotFoundError as error:
+        missing = (error.name or "").partition(".")[0]  # the package to install, not the submodule first imported
         print(
-            f"gpu-recovery simulate: needs the [sim] extra ({error.name} is not installed): "
+            f"gpu-recovery simulate: needs the [sim] extra ({missing} is not installed): "
             "pipx install 'ecs-gpu-recovery[sim]' (or pip install 'ecs-gpu-recovery[sim]')",
             file=sys.stderr,
         )

@@ -96,6 +96,15 @@ def _any_resource(action: str) -> Mapper:
     return checks
 
 
+def _execution(action: str) -> Mapper:
+    """A Step Functions action on the execution named by ``executionArn`` (resource type execution)."""
+
+    def checks(_arns: Arns, params: Mapping[str, Any], _roles: Callable[[str], list[str]]) -> Iterable[Check]:
+        yield Check(action, params["executionArn"])
+
+    return checks
+
+
 def _table(arns: Arns, name: str, index: str | None = None) -> str:
     return arns.arn("dynamodb", f"table/{name}" + (f"/index/{index}" if index else ""))
 
@@ -195,6 +204,8 @@ MAPPERS: Final[dict[tuple[str, str], Mapper]] = {
     ("dynamodb", "TransactGetItems"): _dynamodb_transact,
     ("ec2", "RebootInstances"): _instances("ec2:RebootInstances"),
     ("ec2", "TerminateInstances"): _instances("ec2:TerminateInstances"),
+    ("ec2", "DescribeNetworkInterfaces"): _any_resource("ec2:DescribeNetworkInterfaces"),
+    ("stepfunctions", "DescribeExecution"): _execution("states:DescribeExecution"),
     ("ssm", "SendCommand"): _send_command,
     ("ssm", "GetCommandInvocation"): _any_resource("ssm:GetCommandInvocation"),
     ("logs", "GetLogEvents"): _log_stream("logs:GetLogEvents"),

@@ -118,7 +118,8 @@ def test_start_wait_json_prints_one_json_document(deployment: Deployment, cli: C
         return {"status": "FAILED", "startDate": now, "stopDate": now, "error": "E", "cause": "why"}
 
     with mock.patch("gpu_recovery.commands.start.follow", follow):
-        code, out, err = cli("start", deployment.tasks[0], "--wait", "--json")
+        # The task still runs: --force, as an operator who decided it is a GPU failure would.
+        code, out, err = cli("start", deployment.tasks[0], "--force", "--wait", "--json")
     assert code == 1
     document = json.loads(out)
     assert (document["status"], document["error"], document["cause"]) == ("FAILED", "E", "why")

@@ -101,7 +101,7 @@ def test_the_installed_cli_works_offline_outside_the_repository(wheel: Path, tmp
     assert classify.returncode == 0, classify.stderr
     assert json.loads(classify.stdout)["decision"] == "RECOVER"
     assert "LOADED []" in classify.stderr
-    diagnose = run("diagnose", str(FIXTURES / "dcgm" / "v4_pass.json"), "--exit-code", "0", "--json")
+    diagnose = run("diagnose", str(FIXTURES / "dcgm" / "cases" / "v42_r2_pass.json"), "--exit-code", "0", "--json")
     assert diagnose.returncode == 0, diagnose.stderr
     assert json.loads(diagnose.stdout)["status"] == "HEALTHY"
     assert "LOADED []" in diagnose.stderr

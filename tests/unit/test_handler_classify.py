@@ -181,8 +181,9 @@ def test_a_rank_that_had_completed_is_not_part_of_the_incident() -> None:
     finished = _rank("finished", containers=[{"name": "trainer", "exitCode": 0, "gpuIds": ["GPU-1"]}])
     crashed = _rank("crashed")
     running = _rank("running", lastStatus="RUNNING", stopCode=None, stoppedAt=None)
-    ecs = SimpleNamespace(running_tasks=lambda: [running], recently_stopped_tasks=lambda: [failed, finished, crashed])
-    tables = SimpleNamespace(get_task=lambda arn: None)
+    by_status = {"RUNNING": [running], "STOPPED": [failed, finished, crashed]}
+    ecs = SimpleNamespace(family_tasks=lambda families, status: by_status[status])
+    tables = SimpleNamespace(job_task_items=lambda job_id: [])
     settings = get_settings()
     others = classify_failure.job_tasks(
         failed, "job-a", settings, ecs, tables, essential=lambda arn: frozenset({"trainer"})

@@ -38,6 +38,10 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("dynamodb", "TransactGetItems"): {"TransactItems": [{"Get": {"TableName": "ecs_job"}}]},
     ("ec2", "RebootInstances"): {"InstanceIds": ["i-1"]},
     ("ec2", "TerminateInstances"): {"InstanceIds": ["i-1"]},
+    ("ec2", "DescribeNetworkInterfaces"): {"Filters": [{"Name": "network-interface-id", "Values": ["eni-1"]}]},
+    ("stepfunctions", "DescribeExecution"): {
+        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:EcsGpuRecoveryStack-recovery:job-a-1"
+    },
     ("ssm", "SendCommand"): {"DocumentName": "AWS-RunShellScript", "InstanceIds": ["i-1"]},
     ("ssm", "GetCommandInvocation"): {"CommandId": "c", "InstanceId": "i-1"},
     ("logs", "GetLogEvents"): {"logGroupName": "/dcgm", "logStreamName": "dcgm/dcgm/0123"},

@@ -37,9 +37,13 @@ def _start(fleet: Fleet, definition: str, group: str) -> str:
 
 
 def _stop(fleet: Fleet, arn: str) -> None:
+    """The task crashed in the incident: its essential container exited 1 (moto reports 0 by default, which is a
+    rank that finished its work and is no part of the incident)."""
     task = fleet.backend.tasks[CLUSTER][arn]
     task.last_status = task.desired_status = "STOPPED"
     task.stopped_at = IN_THE_INCIDENT
+    for container in task.containers:
+        container.exitCode = 1
 
 
 def _record(arn: str, definition: str, **extra: Any) -> None:

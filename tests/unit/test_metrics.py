@@ -120,7 +120,7 @@ def test_fleet_breaker_open(fleet: Fleet) -> None:
     step_taken, _ = analyze_diag.claim_repair_slot(
         NodeStep.REBOOT, "r", node, me="me", now=now, settings=settings, ecs=ecs, tables=tables
     )
-    assert step_taken == NodeStep.QUARANTINE
+    assert step_taken == NodeStep.HOLD  # the breaker holds the node for a human, never quarantines it
     assert "FleetBreakerOpen" in metrics.metric_set
     metrics.clear_metrics()
 

@@ -17,10 +17,11 @@ import boto3
 import pytest
 
 from gpu_recovery import scenario as scenarios
+from gpu_recovery.engine.iam_not_enforced import acting_as
 from gpu_recovery.local_stack import LocalStack
 from gpu_recovery.scenario import Event
 from gpu_recovery.sim import SimFleet
-from gpu_recovery.simulate import _fail, deployed
+from gpu_recovery.simulate import _fail, _wait_for_action, deployed
 
 pytestmark = pytest.mark.slow
 
@@ -149,19 +150,27 @@ def _state(stack: LocalStack) -> dict[str, Any]:
     return next(row for row in _items(stack.config.NODE_TABLE_NAME) if row["recordKey"] == "STATE")
 
 
+def _stop_as_operator(arn: str) -> None:
+    """An operator's StopExecution. The operator is no principal of the stack: made from inside a step Lambda, the
+    call would otherwise be authorized as that function's role (iam_not_enforced), which may not stop executions."""
+    with acting_as(None):
+        boto3.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
+
+
 def _abort(arn: str) -> None:
-    """StopExecution, as an operator would, from inside a step; what the step returns no longer matters."""
-    boto3.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
+    """An operator stops the execution while this step runs (a side effect of a mocked step: a fixed point of the
+    simulation, on the execution's own thread); what the step returns no longer matters."""
+    _stop_as_operator(arn)
     raise RuntimeError("stopped")
 
 
 def _abort_when(fleet: SimFleet, arn: str, action: str, target: str) -> None:
-    """Stop the execution (as an operator's StopExecution would) once the fleet has seen `action target`."""
-    deadline = time.monotonic() + REAL_SECONDS
-    while not any(a == action and t == target for _, a, t, _ in fleet.timeline()):
-        assert time.monotonic() < deadline, f"the fleet never saw {action} {target}"
-        time.sleep(0.01)
-    boto3.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
+    """Stop the execution (as an operator would) at the simulated moment the fleet sees `action target`.
+
+    Call it inside ``clock.taking_part()``: the wait is on the simulated clock and gives up the turn, so the stop
+    comes when the step that did `action` blocks (e.g. its `.sync` poll), the same point on every run."""
+    _wait_for_action(fleet, f"{action} {target}")
+    _stop_as_operator(arn)
 
 
 def _container_instance_status(fleet: SimFleet) -> str:
@@ -226,11 +235,15 @@ def test_locks_of_an_owner_that_no_longer_runs_are_taken_over(stack_and_fleet: t
     stack, fleet = stack_and_fleet
     (task,) = fleet.job_tasks("job-a")
     event = fleet.fail_task(task, exit_code=1)
-    dead = stack.engine.start_execution(stack.state_machine_arn, "dies", event)
-    _abort_when(fleet, dead, "dcgm_check_started", "node-1")
+    # The test takes part in the simulation from the start, as the scenario runner does: the execution cannot run
+    # ahead of it, and it stops the execution while node-1's DCGM check runs.
+    with stack.engine.clock.taking_part():
+        dead = stack.engine.start_execution(stack.state_machine_arn, "dies", event)
+        _abort_when(fleet, dead, "dcgm_check_started", "node-1")
     # No cleanup here (its event lost, or the cleanup itself failed): the locks stay with the dead execution.
     # (AWS ends it ABORTED; moto 5.2.5 ends an execution stopped inside a Map iteration FAILED.)
     assert stack.engine.wait(dead, REAL_SECONDS)["status"] in {"ABORTED", "FAILED"}
+    assert fleet.actions()["reboots"] == {}  # it died during the check: the node was left unrepaired
     assert _state(stack)["lockOwner"] == dead
 
     manual = {"taskArn": event["detail"]["taskArn"], "reason": "retry after the aborted recovery"}

@@ -33,13 +33,26 @@ IMPLICIT = {
     # Passing the roles of a task definition that has them (the DCGM check's; a job's), and tagging a relaunched
     # task that carries tags: the simulated fleet's task definitions have no roles and its jobs no tags.
     "iam:PassRole", "ecs:TagResource",
+    # The security groups of awsvpc tasks (ClassifyFailure, for the relaunch): the simulated fleet runs bridge-mode
+    # tasks; tests/unit/test_relaunch.py covers the awsvpc path.
+    "ec2:DescribeNetworkInterfaces",
 }  # fmt: skip
 CHECKED_ROLES = ("Steps", "WorkflowRole")
 # Together these runs take every path of the definition that calls AWS: reboot, sibling stop, GPU reset and
 # quarantine (GPU_RESET_ENABLED), and the error handler with a node locked.
 RUNS = ("transient-xid79", "four-node-one-bad", "xid48-isolate-replace")
-# Taken only when two executions race for one job's lock (LockJob fails, ReadJobLockOwner reads the owner).
-RACE_ONLY = {"WorkflowRole": {"dynamodb:GetItem"}}
+# Taken only when two executions race for one job's or node's lock (LockJob fails, ReadJobLockOwner reads the
+# owner and CheckJobLockOwner asks whether it still runs; AcquireNode asks the same of a node lock's owner), or
+# when an execution ends FAILED, TIMED_OUT or ABORTED still holding what HandleError would have released
+# (CleanupExecution: tests/workflow/test_failure_paths.py runs it with the same enforced policies).
+RACE_ONLY = {
+    "WorkflowRole": {"dynamodb:GetItem", "states:DescribeExecution"},
+    "StepsAcquireNodeRole": {"states:DescribeExecution"},
+    "StepsCleanupExecutionRole": {
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem",
+        "ecs:UpdateContainerInstancesState", "logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish",
+    },
+}  # fmt: skip
 
 
 @contextmanager
