@@ -42,12 +42,13 @@ CHECKED_ROLES = ("Steps", "WorkflowRole")
 # quarantine (GPU_RESET_ENABLED), and the error handler with a node locked.
 RUNS = ("transient-xid79", "four-node-one-bad", "xid48-isolate-replace")
 # Taken only when two executions race for one job's or node's lock (LockJob fails, ReadJobLockOwner reads the
-# owner and CheckJobLockOwner asks whether it still runs; AcquireNode asks the same of a node lock's owner), or
+# owner and CheckJobLockOwner asks whether it still runs; AcquireNode asks the same of a node lock's owner, and
+# writes a history row when it takes the lock over from one that no longer runs), or
 # when an execution ends FAILED, TIMED_OUT or ABORTED still holding what HandleError would have released
 # (CleanupExecution: tests/workflow/test_failure_paths.py runs it with the same enforced policies).
 RACE_ONLY = {
     "WorkflowRole": {"dynamodb:GetItem", "states:DescribeExecution"},
-    "StepsAcquireNodeRole": {"states:DescribeExecution"},
+    "StepsAcquireNodeRole": {"states:DescribeExecution", "dynamodb:PutItem"},
     "StepsCleanupExecutionRole": {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem",
         "ecs:UpdateContainerInstancesState", "logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish",

@@ -36,7 +36,7 @@ def loop_machine() -> dict[str, Any]:
 
 @pytest.fixture
 def engine() -> Iterator[LocalEngine]:
-    with LocalEngine(SimClock(speed=2000.0)) as local:
+    with LocalEngine(SimClock()) as local:
         yield local
 
 
