@@ -26,6 +26,7 @@ from recovery.models import (
     JobTooLarge,
     ManualRequest,
     NodeRef,
+    TaskRecoveryStatus,
     TaskStateChangeEvent,
 )
 from recovery.observability import logger, metrics, traced_step_handler
@@ -184,7 +185,7 @@ def classify(
         "decision": decision.value,
         "reason": why,
         "recoveryExecution": execution.id,
-        "recoveryStatus": "RECOVERING",
+        "recoveryStatus": TaskRecoveryStatus.RECOVERING,
     }
     if not tables.record_failure(item, job_id, now, manual=manual):
         return Classification(decision=Decision.DUPLICATE, reason="a newer event for this task is recorded", **common)

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.abandon import release_everything
 from recovery.aws import Ecs, Sns
-from recovery.models import CamelModel, ExecutionContext, ExecutionStatusChange
+from recovery.models import CamelModel, ExecutionContext, ExecutionStatusChange, TaskRecoveryStatus
 from recovery.notify import error_notification
 from recovery.observability import logger, metrics, step_handler
 from recovery.settings import get_settings
@@ -42,7 +42,7 @@ def clean_up(change: ExecutionStatusChange, ecs: Ecs, tables: Tables, sns: Sns) 
     released = release_everything(me, why, now=now, cluster=ecs.cluster, tables=tables, ecs=ecs)
     task_arn = change.failed_task_arn
     if task_arn:
-        tables.mark_task(task_arn, "ERROR", now.isoformat(), handled_by=me)
+        tables.mark_task(task_arn, TaskRecoveryStatus.ERROR, now.isoformat(), handled_by=me)
     notify = bool(released.jobs or released.nodes) or change.status in STOPPED_FROM_OUTSIDE
     if notify:
         cause = f"{change.status}: {change.error or ''} {change.cause or ''}".strip()

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.abandon import suspend_nodes
 from recovery.aws import Ecs
-from recovery.models import ErrorReport, ExecutionContext
+from recovery.models import ErrorReport, ExecutionContext, TaskRecoveryStatus
 from recovery.notify import error_notification
 from recovery.observability import logger, metrics, step_handler
 from recovery.settings import get_settings
@@ -38,7 +38,7 @@ def handle(state: dict[str, Any], execution: ExecutionContext, ecs: Ecs, tables:
     )
     task_arn = (state.get("failure") or {}).get("taskArn")
     if task_arn:
-        tables.mark_task(task_arn, "ERROR", now.isoformat())
+        tables.mark_task(task_arn, TaskRecoveryStatus.ERROR, now.isoformat())
     metrics.add_metric(name="RecoveryError", unit=MetricUnit.Count, value=1)
     logger.error("Recovery failed", error=name, cause=cause, job_id=job_id, released_nodes=released_nodes)
     # The whole cause: the alert extracts the error from it (a cut JSON document could not be read).

@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
-from recovery.models import CamelModel, NodeOutcome, NodeResult, VerdictStatus
+from recovery.models import CamelModel, NodeAction, NodeOutcome, NodeResult, NodeStatus, VerdictStatus
 from recovery.observability import logger, metrics, step_handler
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
@@ -18,10 +18,10 @@ from recovery.tables import MAX_REBOOT_TIMES_KEPT, Tables
 
 # Terminal actions: the node's status afterwards and the outcome the job decision sees.
 TERMINAL = {
-    "QUARANTINE": ("QUARANTINED", NodeOutcome.QUARANTINED),
-    "HOLD": ("HELD", NodeOutcome.HELD),
-    "SUSPECT": ("SUSPECT", NodeOutcome.SUSPECT),
-    "DRY_RUN": ("UNHEALTHY", NodeOutcome.DRY_RUN),
+    NodeAction.QUARANTINE: (NodeStatus.QUARANTINED, NodeOutcome.QUARANTINED),
+    NodeAction.HOLD: (NodeStatus.HELD, NodeOutcome.HELD),
+    NodeAction.SUSPECT: (NodeStatus.SUSPECT, NodeOutcome.SUSPECT),
+    NodeAction.DRY_RUN: (NodeStatus.UNHEALTHY, NodeOutcome.DRY_RUN),
 }
 
 
@@ -44,7 +44,7 @@ def record_reboot(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     counted = tables.update_node(
         node_id,
         me,
-        {"reboots": [*reboots, now], "lastRebootBy": me, "status": "REBOOTING", "updatedAt": now},
+        {"reboots": [*reboots, now], "lastRebootBy": me, "status": NodeStatus.REBOOTING, "updatedAt": now},
         release=False,
         guard="attribute_not_exists(lastRebootBy) OR lastRebootBy <> :me",
     )
@@ -65,7 +65,7 @@ def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     recorded = tables.update_node(
         node_id,
         me,
-        {"status": "RESETTING_GPU", "lastGpuResetBy": me, "updatedAt": now.isoformat()},
+        {"status": NodeStatus.RESETTING_GPU, "lastGpuResetBy": me, "updatedAt": now.isoformat()},
         release=False,
         guard="attribute_not_exists(lastGpuResetBy) OR lastGpuResetBy <> :me",
     )
@@ -80,19 +80,19 @@ def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     return RebootRecord(counted=recorded, owned=owned)
 
 
-def finish_node(request: NodeStepRequest, action: str, cluster: str, tables: Tables) -> NodeResult:
+def finish_node(request: NodeStepRequest, action: NodeAction, cluster: str, tables: Tables) -> NodeResult:
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
     reason = analysis.reason if analysis else action
     fields: dict[str, Any] = {"updatedAt": now.isoformat()}
-    if action == "RELEASE":
+    if action == NodeAction.RELEASE:
         repaired = request.check_plan.phase in ("AFTER_REBOOT", "AFTER_RESET")
         outcome = NodeOutcome.REPAIRED if repaired else NodeOutcome.HEALTHY
-        fields |= {"status": "HEALTHY", "lastOutcome": outcome.value, "reason": reason}
-    elif action == "DRY_RUN" and analysis and analysis.verdict.status == VerdictStatus.INCONCLUSIVE:
+        fields |= {"status": NodeStatus.HEALTHY, "lastOutcome": outcome.value, "reason": reason}
+    elif action == NodeAction.DRY_RUN and analysis and analysis.verdict.status == VerdictStatus.INCONCLUSIVE:
         # Dry run without an observation (the job kept its GPUs): release the lock, claim nothing about the GPUs.
         outcome = NodeOutcome.UNCHECKED
-        fields |= {"status": "UNCHECKED", "reason": reason}
+        fields |= {"status": NodeStatus.UNCHECKED, "reason": reason}
     else:
         status, outcome = TERMINAL[action]
         fields |= {"status": status, "lastOutcome": outcome.value, "reason": reason}
@@ -120,14 +120,14 @@ def finish_node(request: NodeStepRequest, action: str, cluster: str, tables: Tab
 
 
 def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> CamelModel:
-    action = request.action or ""
-    if action == "REBOOTING":
+    action = request.action
+    if action == NodeAction.REBOOTING:
         return record_reboot(request, tables)
-    if action == "RESETTING_GPU":
+    if action == NodeAction.RESETTING_GPU:
         return record_gpu_reset(request, tables)
-    if action == "RELEASE" or action in TERMINAL:
-        return finish_node(request, action, settings.ecs_cluster_name, tables)
-    raise ValueError(f"unknown node action {action!r}")
+    if action is None:
+        raise ValueError("RecordNodeState needs an action")
+    return finish_node(request, action, settings.ecs_cluster_name, tables)
 
 
 @step_handler

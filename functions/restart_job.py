@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.aws import Ecs
-from recovery.models import JobOutcome, JobOutcomeKind
+from recovery.models import JobOutcome, JobOutcomeKind, JobStatus
 from recovery.notify import recovery_notification
 from recovery.observability import logger, metrics, traced_step_handler
 from recovery.policy import decide_job
@@ -70,7 +70,7 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
         if problems:
             kind = JobOutcomeKind.RESTARTED if new_tasks else JobOutcomeKind.FAILED
             reason = f"{reason}; could not start {len(problems)} task(s): {'; '.join(problems)}"
-    status = "FAILED" if kind == JobOutcomeKind.FAILED and not request.dry_run else "RUNNING"
+    status = JobStatus.FAILED if kind == JobOutcomeKind.FAILED and not request.dry_run else JobStatus.RUNNING
     notification = recovery_notification(
         job_id,
         kind,

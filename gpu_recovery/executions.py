@@ -11,22 +11,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
-# Steps that change something outside the workflow's own tables, with what an operator calls them.
+# Steps that change something outside the workflow's own tables, with what an operator calls them (every
+# ECS/EC2/SSM/SNS and RecordNodeState step of the definition is here or named as not acting in tests/unit/test_asl.py).
 ACTION_STATES = {
     "StopJobTask": "stop",
     "DrainNode": "drain node",
     "RecordReboot": "count reboot",
     "RebootInstance": "reboot instance",
     "ReactivateNode": "reactivate node",
+    "DrainNodeForGpuReset": "drain node (GPU reset)",
+    "RecordGpuReset": "record GPU reset",
+    "ResetGpu": "reset GPU",
+    "ReactivateNodeAfterGpuReset": "reactivate node (after GPU reset)",
     "DrainNodeForQuarantine": "drain node (quarantine)",
     "QuarantineNode": "quarantine node",
     "TerminateInstance": "terminate instance",
     "ReleaseNode": "release node",
     "MarkNodeSuspect": "mark node suspect",
+    "DrainSuspectNode": "drain node (suspect)",
+    "HoldNode": "hold node (fleet breaker)",
+    "DrainHeldNode": "drain node (held)",
     "RecordDryRun": "record dry run",
     "RestartJob": "decide / restart job",
     "NotifyRecoveryResult": "notify",
     "NotifyRecoveryError": "notify error",
+    "NotifyLastResort": "notify (last resort)",
 }
 # Step Functions execution names: 1-80 characters of A-Z a-z 0-9 - _.
 NAME_LIMIT = 80

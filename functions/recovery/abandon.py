@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from recovery.aws import Ecs
+from recovery.models import NodeOutcome, NodeStatus
 from recovery.tables import Tables
 
 
@@ -22,7 +23,12 @@ def suspend_nodes(
     suspended = []
     for node in nodes:
         node_id = str(node["ec2InstanceId"])
-        fields = {"status": "SUSPECT", "lastOutcome": "SUSPECT", "reason": why, "updatedAt": now.isoformat()}
+        fields = {
+            "status": NodeStatus.SUSPECT,
+            "lastOutcome": NodeOutcome.SUSPECT,
+            "reason": why,
+            "updatedAt": now.isoformat(),
+        }
         if tables.update_node(node_id, me, fields, release=True):
             tables.add_history(node_id, "ERROR", me, now, {"reason": why})
             if node.get("containerInstanceArn"):

@@ -222,6 +222,51 @@ class NodeResult(CamelModel):
     handled_by: str | None = None
 
 
+# ---- What the tables hold (docs/data-model.md) ---------------------------------------------------------
+class NodeStatus(StrEnum):
+    """`status` of a node's STATE row in the node table."""
+
+    CHECKING = "CHECKING"  # locked by an execution, check running
+    REBOOTING = "REBOOTING"  # reboot counted
+    RESETTING_GPU = "RESETTING_GPU"  # GPU reset recorded
+    HEALTHY = "HEALTHY"  # released
+    QUARANTINED = "QUARANTINED"  # drained until a human acts
+    HELD = "HELD"  # the fleet breaker was open: drained, never repaired or terminated, until a human acts
+    SUSPECT = "SUSPECT"  # inconclusive twice, or released mid-recovery by HandleError / CleanupExecution
+    UNHEALTHY = "UNHEALTHY"  # dry run: would have been repaired
+    UNCHECKED = "UNCHECKED"  # dry run whose check could not run
+
+
+class NodeAction(StrEnum):
+    """The `action` a RecordNodeState step of the state machine passes (record_node_state.record)."""
+
+    REBOOTING = "REBOOTING"
+    RESETTING_GPU = "RESETTING_GPU"
+    RELEASE = "RELEASE"
+    QUARANTINE = "QUARANTINE"
+    HOLD = "HOLD"
+    SUSPECT = "SUSPECT"
+    DRY_RUN = "DRY_RUN"
+
+
+class JobStatus(StrEnum):
+    """`status` of a job row (the state machine's LockJob writes RECOVERING)."""
+
+    RUNNING = "RUNNING"
+    RECOVERING = "RECOVERING"
+    FAILED = "FAILED"
+    ERROR = "ERROR"
+
+
+class TaskRecoveryStatus(StrEnum):
+    """`recoveryStatus` of a task row (the state machine's JoinExistingRecovery writes JOINED)."""
+
+    RECOVERING = "RECOVERING"
+    RESTARTED = "RESTARTED"
+    ERROR = "ERROR"
+    JOINED = "JOINED"
+
+
 class LockOutcome(StrEnum):
     ACQUIRED = "ACQUIRED"
     WAIT = "WAIT"

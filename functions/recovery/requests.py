@@ -6,7 +6,17 @@ from typing import Any
 
 from pydantic import Field
 
-from recovery.models import Analysis, CamelModel, CheckPlan, ExecutionContext, Failure, JobPlan, NodeRef, NodeResult
+from recovery.models import (
+    Analysis,
+    CamelModel,
+    CheckPlan,
+    ExecutionContext,
+    Failure,
+    JobPlan,
+    NodeAction,
+    NodeRef,
+    NodeResult,
+)
 
 
 class NodeStepRequest(CamelModel):
@@ -19,7 +29,7 @@ class NodeStepRequest(CamelModel):
     check: dict[str, Any] = Field(default_factory=dict)
     check_plan: CheckPlan = Field(default_factory=CheckPlan)
     reboots_in_window: int = 0
-    action: str | None = None
+    action: NodeAction | None = None  # RecordNodeState only
     analysis: Analysis | None = None
 
 

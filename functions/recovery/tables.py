@@ -16,6 +16,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from recovery.aws import CLIENT_CONFIG
+from recovery.models import JobStatus, NodeStatus, TaskRecoveryStatus
 from recovery.settings import Settings
 
 STATE_KEY = "STATE"
@@ -123,7 +124,7 @@ class Tables:
                         ),
                         "ExpressionAttributeNames": {"#status": "status"},
                         "ExpressionAttributeValues": {
-                            ":running": "RUNNING",
+                            ":running": JobStatus.RUNNING,
                             ":zero": 0,
                             ":now": now,
                             ":task": task_item["taskArn"],
@@ -160,7 +161,7 @@ class Tables:
         return [item["taskArn"] for item in response["Items"]]
 
     def finish_job(
-        self, job_id: str, me: str, *, status: str, outcome: dict[str, Any], new_tasks: dict[str, str], now: str
+        self, job_id: str, me: str, *, status: JobStatus, outcome: dict[str, Any], new_tasks: dict[str, str], now: str
     ) -> bool:
         """Record the job's outcome once per execution (a retried step changes nothing; the recorded outcome
         is what a retry answers). Returns False when this execution had already recorded it."""
@@ -195,7 +196,7 @@ class Tables:
             self.task.update_item(
                 Key={"taskArn": old},
                 UpdateExpression="SET restartedAs = :new, recoveryStatus = :status, updatedAt = :now",
-                ExpressionAttributeValues={":new": new, ":status": "RESTARTED", ":now": now},
+                ExpressionAttributeValues={":new": new, ":status": TaskRecoveryStatus.RESTARTED, ":now": now},
             )
         return True
 
@@ -208,10 +209,10 @@ class Tables:
             ),
             ConditionExpression="lockOwner = :me",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":error": "ERROR", ":reason": error, ":now": now, ":me": me},
+            ExpressionAttributeValues={":error": JobStatus.ERROR, ":reason": error, ":now": now, ":me": me},
         )
 
-    def mark_task(self, task_arn: str, status: str, now: str, *, handled_by: str | None = None) -> bool:
+    def mark_task(self, task_arn: str, status: TaskRecoveryStatus, now: str, *, handled_by: str | None = None) -> bool:
         """Set a recorded task's recovery status; False when the task was never recorded (or, with
         `handled_by`, when another execution handles its failure)."""
         condition = Attr("taskArn").exists()
@@ -248,11 +249,11 @@ class Tables:
             ExpressionAttributeValues={
                 ":me": me,
                 ":now": now,
-                ":checking": "CHECKING",
+                ":checking": NodeStatus.CHECKING,
                 ":ci": container_instance_arn,
                 ":empty": [],
-                ":quarantined": "QUARANTINED",
-                ":held": "HELD",
+                ":quarantined": NodeStatus.QUARANTINED,
+                ":held": NodeStatus.HELD,
             }
             | ({":dead": dead_owner} if dead_owner else {}),
         )
@@ -335,7 +336,7 @@ class Tables:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ---- operator actions (gpu-recovery node release / quarantine) ------------------------------------
-    def node_states(self, status: str | None = None) -> list[dict[str, Any]]:
+    def node_states(self, status: NodeStatus | None = None) -> list[dict[str, Any]]:
         """Every node's STATE row (a scan: the table holds one per GPU node plus history rows)."""
         condition = Attr("recordKey").eq(STATE_KEY)
         if status:

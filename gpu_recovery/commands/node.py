@@ -22,6 +22,7 @@ from gpu_recovery.cli_output import (
 )
 from recovery import clock
 from recovery.aws import StepFunctions
+from recovery.models import NodeAction, NodeOutcome, NodeStatus
 
 NAME = "node"
 DESCRIBE_BATCH = 100
@@ -142,7 +143,7 @@ def release(args: argparse.Namespace) -> int:
             "to only clear its recorded state",
             FAILED,
         )
-    table_clean = state.get("status") == "HEALTHY" and not owner and not args.reset_reboots
+    table_clean = state.get("status") == NodeStatus.HEALTHY and not owner and not args.reset_reboots
     if table_clean and (ci is None or ci.get("status") == "ACTIVE"):
         return done(
             args, node_id, [f"node {node_id} is HEALTHY, unlocked{' and ACTIVE' if ci else ''}: nothing to release"]
@@ -151,8 +152,8 @@ def release(args: argparse.Namespace) -> int:
     who, now = context.who(), clock.utcnow()
     if not table_clean:
         fields: dict[str, Any] = {
-            "status": "HEALTHY",
-            "lastOutcome": "HEALTHY",
+            "status": NodeStatus.HEALTHY,
+            "lastOutcome": NodeOutcome.HEALTHY,
             "reason": f"released by {who}: {args.reason}",
             "updatedAt": now.isoformat(),
         }
@@ -160,12 +161,12 @@ def release(args: argparse.Namespace) -> int:
             fields["reboots"] = []
         if not context.tables.set_node_by_operator(node_id, fields, seen=state, remove_lock=bool(owner)):
             raise CommandError(f"node {node_id} changed while releasing it (a recovery took it?): look again", FAILED)
-        detail = {"outcome": "HEALTHY", "reason": args.reason, "previousStatus": state.get("status")}
+        detail = {"outcome": NodeOutcome.HEALTHY, "reason": args.reason, "previousStatus": state.get("status")}
         if owner:
             detail["clearedLock"] = owner
         if args.reset_reboots:
             detail["resetReboots"] = len(state.get("reboots", []))
-        context.tables.add_operator_history(node_id, "RELEASE", who, now, detail)
+        context.tables.add_operator_history(node_id, NodeAction.RELEASE, who, now, detail)
         said.append(
             f"node {node_id}: {state.get('status')} -> HEALTHY"
             + (f", lock of {short_execution(owner)} cleared" if owner else "")
@@ -188,13 +189,13 @@ def quarantine(args: argparse.Namespace) -> int:
             f"instance of {context.cluster_name}",
             FAILED,
         )
-    if state and state.get("status") == "QUARANTINED":
+    if state and state.get("status") == NodeStatus.QUARANTINED:
         return done(args, node_id, [f"node {node_id} is already QUARANTINED: {state.get('reason', '')}"])
     owner = check_lock(node_id, state, args.force)
     who, now = context.who(), clock.utcnow()
     fields: dict[str, Any] = {
-        "status": "QUARANTINED",
-        "lastOutcome": "QUARANTINED",
+        "status": NodeStatus.QUARANTINED,
+        "lastOutcome": NodeOutcome.QUARANTINED,
         "reason": f"quarantined by {who}: {args.reason}",
         "updatedAt": now.isoformat(),
     }
@@ -202,10 +203,12 @@ def quarantine(args: argparse.Namespace) -> int:
         fields |= {"reboots": [], **({"containerInstanceArn": ci["containerInstanceArn"]} if ci else {})}
     if not context.tables.set_node_by_operator(node_id, fields, seen=state, remove_lock=bool(owner)):
         raise CommandError(f"node {node_id} changed while quarantining it (a recovery took it?): look again", FAILED)
-    detail = {"outcome": "QUARANTINED", "reason": args.reason, "previousStatus": (state or {}).get("status")}
+    detail = {"outcome": NodeOutcome.QUARANTINED, "reason": args.reason, "previousStatus": (state or {}).get("status")}
     if owner:
         detail["clearedLock"] = owner
-    context.tables.add_operator_history(node_id, "QUARANTINE", who, now, {k: v for k, v in detail.items() if v})
+    context.tables.add_operator_history(
+        node_id, NodeAction.QUARANTINE, who, now, {k: v for k, v in detail.items() if v}
+    )
     said = [f"node {node_id}: {(state or {}).get('status', 'unrecorded')} -> QUARANTINED"]
     if ci is not None:
         set_ecs_state(context, ci, "DRAINING")

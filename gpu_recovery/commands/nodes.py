@@ -9,12 +9,10 @@ from typing import Any
 from gpu_recovery import aws_context
 from gpu_recovery.aws_context import AwsContext
 from gpu_recovery.cli_output import OK, command, format_time, print_json, render_table, short_execution
+from recovery.models import NodeStatus
 from recovery.policy import reboots_in_window
 
 NAME = "nodes"
-NODE_STATUSES = (
-    "CHECKING", "REBOOTING", "RESETTING_GPU", "HEALTHY", "QUARANTINED", "HELD", "SUSPECT", "UNHEALTHY", "UNCHECKED",
-)  # fmt: skip
 
 
 def verdict_cell(row: dict[str, Any]) -> str:
@@ -68,6 +66,6 @@ def register(commands: Any) -> None:
             "reason. Exit codes: 0 ok, 1 AWS error, 2 usage error."
         ),
     )
-    parser.add_argument("--status", choices=NODE_STATUSES, type=str.upper, help="only nodes with this status")
+    parser.add_argument("--status", choices=list(NodeStatus), type=str.upper, help="only nodes with this status")
     aws_context.add_arguments(parser)
     parser.set_defaults(func=run)

@@ -6,8 +6,11 @@ import json
 from datetime import UTC, datetime
 
 import boto3
+import pytest
 from cli_helpers import CliRun, Deployment
 
+from gpu_recovery.cli import parser
+from recovery.models import NodeStatus
 from recovery.tables import Tables
 
 STALE_OWNER = "arn:aws:states:us-east-1:123456789012:execution:EcsGpuRecoveryStack-recovery:gone"
@@ -56,6 +59,20 @@ def test_nodes_table_and_json(deployment: Deployment, cli: CliRun) -> None:
     code, out, _ = cli("nodes", "--status", "quarantined", "--json")
     assert code == 0
     assert [r["nodeId"] for r in json.loads(out)] == [deployment.instance_ids[0]]
+
+
+@pytest.mark.parametrize("status", list(NodeStatus))
+def test_nodes_status_takes_every_status_the_workflow_writes(status: NodeStatus) -> None:
+    args = parser(["nodes"]).parse_args(["nodes", "--status", status.lower()])
+    assert args.status == status
+
+
+def test_nodes_lists_a_node_resetting_its_gpu(deployment: Deployment, cli: CliRun) -> None:
+    node_id = seed(deployment, 0, status=NodeStatus.RESETTING_GPU, reboots=[])
+    seed(deployment, 1, status=NodeStatus.HEALTHY, reboots=[])
+    code, out, _ = cli("nodes", "--status", "RESETTING_GPU", "--json")
+    assert code == 0
+    assert [r["nodeId"] for r in json.loads(out)] == [node_id]
 
 
 def test_release_clears_quarantine_records_who_and_reactivates(deployment: Deployment, cli: CliRun) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from gpu_recovery.engine.error_names import STATES_ERRORS, generic_error, service_errors
+from gpu_recovery.executions import ACTION_STATES
 from infra.substitutions import STEP_FUNCTIONS, SUBSTITUTION_KEYS, placeholders
-from recovery.models import NodeStep
+from recovery.models import NodeAction, NodeStep
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_TEXT = (ROOT / "statemachine" / "recovery.asl.json").read_text()
@@ -278,3 +279,26 @@ def test_a_failing_error_handler_still_alerts() -> None:
         (catch,) = ASL["States"][name]["Catch"]
         assert catch["Next"] == "NotifyLastResort"
     assert ASL["States"]["NotifyLastResort"]["Resource"] == "arn:${Partition}:states:::sns:publish"
+
+
+# Service steps that change nothing outside the workflow (they read, or run the check `show` lists under Verdicts).
+NOT_ACTIONS = {
+    "DescribeTaskBatch": "reads the job's tasks",
+    "RunDcgmDiag": "the check: `show` lists its verdict",
+    "CheckAgentConnected": "reads the container instance",
+    "GetGpuResetResult": "reads the SSM command's result",
+}
+SERVICE = re.compile(r":states:::(aws-sdk:)?(ecs|ec2|ssm|sns):")
+RECORD_NODE_STATE = "${RecordNodeStateFunctionArn}"
+
+
+def test_record_node_state_actions_are_the_node_actions() -> None:
+    used = {s["Parameters"]["action"] for _, s in task_states() if s["Resource"] == RECORD_NODE_STATE}
+    assert used == set(NodeAction)
+
+
+def test_every_step_that_acts_is_an_action_show_reports() -> None:
+    acting = {n for n, s in task_states() if SERVICE.search(s["Resource"]) or s["Resource"] == RECORD_NODE_STATE}
+    assert set(NOT_ACTIONS) <= acting, "an exclusion names no ECS/EC2/SSM/SNS step"
+    assert acting - set(NOT_ACTIONS) <= set(ACTION_STATES)
+    assert set(ACTION_STATES) <= set(ALL), "ACTION_STATES names a state the definition lacks"

@@ -362,5 +362,5 @@ def test_dry_run_records_no_verdict_it_did_not_observe(aws: None, context: FakeL
 
 
 def test_unknown_action_raises(aws: None, context: FakeLambdaContext) -> None:
-    with pytest.raises(ValueError, match="unknown node action"):
+    with pytest.raises(ValueError, match="action\n  Input should be 'REBOOTING'"):
         record_node_state.handler(step(action="TERMINATE"), context)
