@@ -67,11 +67,12 @@ deploy: install
 bench: install
 	$(BIN)/python -m bench
 
-# Files generated from the code (tests fail when they are stale): the scenario JSON Schema and the workflow
-# diagram (Mermaid, from the definition).
+# Files generated from the code (tests fail when they are stale): the scenario JSON Schema, the workflow
+# diagram (Mermaid, from the definition) and the settings table (from the settings' fields).
 generated: $(VENV)/.installed
 	$(PY) -c 'from gpu_recovery import scenario; scenario.SCHEMA_FILE.write_text(scenario.render_schema())'
 	$(PY) -c 'from gpu_recovery import diagram; diagram.DIAGRAM_DOC.write_text(diagram.document())'
+	$(PY) -c 'from infra import config; config.SETTINGS_DOC.write_text(config.settings_document())'
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -29,7 +29,7 @@ def acquire(request: NodeStepRequest, settings: Settings, tables: Tables, execut
             me,
             request.failure.stopped_at,
             request.lock_waits,
-            settings.node_lock_max_waits,
+            settings.NODE_LOCK_MAX_WAITS,
             owner_running=dead is None,
         )
         return outcome, result, dead
@@ -48,7 +48,7 @@ def acquire(request: NodeStepRequest, settings: Settings, tables: Tables, execut
         tables.add_history(node_id, "LOCK_TAKEN_OVER", me, now, {"reason": f"lock owner {dead} no longer runs"})
     if result is not None:
         result.container_instance_arn = request.node.container_instance_arn
-    reboots = reboots_in_window((state or {}).get("reboots", []), now, settings.reboot_window_hours)
+    reboots = reboots_in_window((state or {}).get("reboots", []), now, settings.REBOOT_WINDOW_HOURS)
     logger.info("Node lock", node_id=node_id, outcome=outcome.value, reboots_in_window=reboots, taken_from=dead)
     return NodeLock(
         outcome=outcome,

@@ -48,9 +48,9 @@ def claim_repair_slot(
     step: NodeStep, reason: str, node_id: str, *, me: str, now: datetime, settings: Settings, ecs: Ecs, tables: Tables
 ) -> tuple[NodeStep, str]:
     """The fleet breaker: a reboot or reset needs one of the cluster's repair slots."""
-    slots = repair_slots(ecs.container_instance_count(), settings.max_nodes_in_repair_percent)
+    slots = repair_slots(ecs.container_instance_count(), settings.MAX_NODES_IN_REPAIR_PERCENT)
     taken, others = tables.take_repair_slot(
-        settings.ecs_cluster_name, node_id, me, now=now, lease=settings.repair_lease(), slots=slots
+        settings.ECS_CLUSTER_NAME, node_id, me, now=now, lease=settings.repair_lease(), slots=slots
     )
     if taken:
         return step, reason
@@ -59,7 +59,7 @@ def claim_repair_slot(
 
 
 def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, tables: Tables) -> Analysis:
-    container = settings.dcgm_container_name
+    container = settings.DCGM_CONTAINER_NAME
     node_id = request.node.ec2_instance_id
     # The failed task's GPUs and start weigh in only on the node it ran on: XIDs from before it started belong
     # to earlier work. Elsewhere which GPUs it used is unknown.
@@ -76,9 +76,9 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
         verdict,
         request.check_plan,
         request.reboots_in_window,
-        settings.max_reboots_per_node,
+        settings.MAX_REBOOTS_PER_NODE,
         request.dry_run,
-        reset_enabled=settings.gpu_reset_enabled,
+        reset_enabled=settings.GPU_RESET_ENABLED,
         reset_gpus=reset_gpus,
     )
     me, now = request.execution.id, clock.utcnow()
@@ -97,7 +97,7 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
         release=False,
     ):
         # An operator quarantined the node, or another execution took its lock over: act on nothing.
-        tables.release_repair_slot(settings.ecs_cluster_name, node_id, me)
+        tables.release_repair_slot(settings.ECS_CLUSTER_NAME, node_id, me)
         logger.warning("Node lock lost", node_id=node_id, would_have=step.value)
         return Analysis(verdict=verdict, next=NodeStep.LOST, reason=f"node lock lost before acting ({reason})")
     tables.add_history(
@@ -116,5 +116,5 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     request = NodeStepRequest.model_validate(event)
-    ecs = Ecs(settings.ecs_cluster_name)
+    ecs = Ecs(settings.ECS_CLUSTER_NAME)
     return analyze(request, settings, ecs, Logs(), Tables.from_settings(settings)).dump()

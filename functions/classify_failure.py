@@ -55,7 +55,7 @@ def read_request(request: Any, settings: Settings, ecs: Ecs) -> tuple[EcsTask, b
             event = TaskStateChangeEvent.model_validate(request)
         except ValidationError as error:
             raise InvalidInput(f"not a valid ECS Task State Change event: {_problems(error)}") from None
-        return event.detail, False, f"ECS event version {event.detail.version}", settings.dry_run
+        return event.detail, False, f"ECS event version {event.detail.version}", settings.DRY_RUN
     if "taskArn" in request:
         try:
             manual = ManualRequest.model_validate(request)
@@ -65,8 +65,8 @@ def read_request(request: Any, settings: Settings, ecs: Ecs) -> tuple[EcsTask, b
             raise InvalidInput(f"taskArn {manual.task_arn!r} is not an ECS task ARN (arn:aws:ecs:…:task/CLUSTER/ID)")
         found = ecs.describe_tasks([manual.task_arn])
         if not found:
-            raise InvalidInput(f"task {manual.task_arn} not found in cluster {settings.ecs_cluster_name}")
-        return found[0], True, manual.reason, settings.dry_run or manual.dry_run
+            raise InvalidInput(f"task {manual.task_arn} not found in cluster {settings.ECS_CLUSTER_NAME}")
+        return found[0], True, manual.reason, settings.DRY_RUN or manual.dry_run
     raise InvalidInput(
         "input is neither an ECS Task State Change event (source, detail-type, detail) "
         "nor a manual request (taskArn, reason, dryRun)"
@@ -136,7 +136,7 @@ def job_tasks(
     return [
         other
         for other in ecs.family_tasks(families, "RUNNING") + stopped
-        if other.task_arn != task.task_arn and job_identity(other, settings.job_key)[0] == job_id
+        if other.task_arn != task.task_arn and job_identity(other, settings.JOB_KEY)[0] == job_id
     ]
 
 
@@ -152,7 +152,7 @@ def classify(
         ecs.cluster_arn,
         manual=manual,
         previous=tables.get_task(task.task_arn),
-        dcgm_task_family=settings.dcgm_task_family,
+        dcgm_task_family=settings.DCGM_TASK_FAMILY,
         essential=lambda: essential(task.task_definition_arn),
     )
     if decision != Decision.RECOVER:
@@ -166,13 +166,13 @@ def classify(
         return Classification(decision=decision, reason=why, **common)
 
     task = with_tags(task, ecs)
-    job_id, managed_by_service = job_identity(task, settings.job_key)
+    job_id, managed_by_service = job_identity(task, settings.JOB_KEY)
     others = job_tasks(task, job_id, settings, ecs, tables, essential=essential)
     instances = list(dict.fromkeys(t.container_instance_arn for t in [task, *others] if t.container_instance_arn))
-    if len(instances) > settings.max_job_nodes:
+    if len(instances) > settings.MAX_JOB_NODES:
         # Checked before anything is written: HandleError alerts, nothing is locked or drained.
         raise JobTooLarge(
-            f"job {job_id} spans {len(instances)} nodes, more than MAX_JOB_NODES={settings.max_job_nodes} "
+            f"job {job_id} spans {len(instances)} nodes, more than MAX_JOB_NODES={settings.MAX_JOB_NODES} "
             "(the bound that keeps a recovery within Step Functions' 25,000 history events): not recovered"
         )
     ec2_ids = ecs.ec2_instance_ids(instances)
@@ -225,5 +225,5 @@ def classify(
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])
-    ecs = Ecs(settings.ecs_cluster_name)
+    ecs = Ecs(settings.ECS_CLUSTER_NAME)
     return classify(event.get("request"), execution, settings, ecs, Tables.from_settings(settings), ec2=Ec2()).dump()

@@ -70,5 +70,5 @@ def clean_up(change: ExecutionStatusChange, ecs: Ecs, tables: Tables, sns: Sns) 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     change = ExecutionStatusChange.model_validate(event["detail"])
-    ecs = Ecs(settings.ecs_cluster_name)
-    return clean_up(change, ecs, Tables.from_settings(settings), Sns(settings.notification_topic_arn)).dump()
+    ecs = Ecs(settings.ECS_CLUSTER_NAME)
+    return clean_up(change, ecs, Tables.from_settings(settings), Sns(settings.NOTIFICATION_TOPIC_ARN)).dump()

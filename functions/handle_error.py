@@ -50,5 +50,5 @@ def handle(state: dict[str, Any], execution: ExecutionContext, ecs: Ecs, tables:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     execution = ExecutionContext.model_validate(event["execution"])
-    ecs = Ecs(settings.ecs_cluster_name)
+    ecs = Ecs(settings.ECS_CLUSTER_NAME)
     return handle(event.get("state") or {}, execution, ecs, Tables.from_settings(settings)).dump()

@@ -127,7 +127,7 @@ def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> Came
         return record_gpu_reset(request, tables)
     if action is None:
         raise ValueError("RecordNodeState needs an action")
-    return finish_node(request, action, settings.ecs_cluster_name, tables)
+    return finish_node(request, action, settings.ECS_CLUSTER_NAME, tables)
 
 
 @step_handler

@@ -58,8 +58,8 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
     kind, reason = decide_job(
         request.node_results,
         restart_count,
-        settings.max_restarts_per_job,
-        settings.restart_on_healthy,
+        settings.MAX_RESTARTS_PER_JOB,
+        settings.RESTART_ON_HEALTHY,
         request.job.managed_by_service,
     )
     new_tasks: dict[str, str] = {}
@@ -103,5 +103,5 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     request = JobRequest.model_validate(event)
-    ecs = Ecs(settings.ecs_cluster_name)
+    ecs = Ecs(settings.ECS_CLUSTER_NAME)
     return decide_and_restart(request, settings, ecs, Tables.from_settings(settings)).dump()

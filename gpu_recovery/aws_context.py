@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from recovery.settings import Settings
+from recovery.settings import Settings, StepSettings
 from recovery.tables import Tables
 
 DEFAULT_STACK_NAME = "EcsGpuRecoveryStack"
@@ -174,9 +174,14 @@ class AwsContext:
             raise ContextError(f"ECS cluster {self.cluster!r} not found")
         return str(clusters[0]["clusterArn"])
 
-    def setting(self, name: str, default: str) -> str:
-        """A step Lambda setting: the environment variable GPU_RECOVERY_<NAME>, else the deployed value."""
-        return self.environ.get(f"GPU_RECOVERY_{name}") or self.step_environment.get(name) or default
+    def setting(self, name: str) -> str:
+        """A step Lambda setting: the environment variable GPU_RECOVERY_<NAME>, else the deployed value, else its
+        default."""
+        return (
+            self.environ.get(f"GPU_RECOVERY_{name}")
+            or self.step_environment.get(name)
+            or StepSettings.default_text(name)
+        )
 
     @cached_property
     def settings(self) -> Settings:
@@ -187,14 +192,14 @@ class AwsContext:
             "JOB_TABLE_NAME": self.table_names["job"],
             "NODE_TABLE_NAME": self.table_names["node"],
             "ECS_CLUSTER_NAME": self.cluster_name,
-            "JOB_KEY": self.setting("JOB_KEY", "group"),
+            "JOB_KEY": self.setting("JOB_KEY"),
         }
         return Settings.model_validate(values)
 
     @cached_property
     def tables(self) -> Tables:
         names = self.table_names
-        return Tables(names["task"], names["job"], names["node"], int(self.setting("HISTORY_TTL_DAYS", "90")))
+        return Tables(names["task"], names["job"], names["node"], int(self.setting("HISTORY_TTL_DAYS")))
 
     # ---- clients --------------------------------------------------------------------------------
     @cached_property

@@ -5,17 +5,22 @@ Every setting is read with this precedence: CDK context (``cdk synth -c NAME=val
 settings the step Lambdas need) the Lambda environment variable.
 
 This module must stay importable without ``aws_cdk``: the local simulator builds the Lambda environment from it.
+The settings the step Lambdas read are declared once, in recovery.settings.StepSettings (inside the Lambda
+asset, so a step reads exactly what this writes); Config adds the deployment's own.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BeforeValidator, ConfigDict, ValidationError
 
+import gpu_recovery  # noqa: F401 - puts functions/ (the Lambda asset root) on sys.path for `recovery`
 from infra.history_budget import GPU_RESET_POLLS, HISTORY_EVENT_LIMIT, worst_case_events
+from recovery.settings import DCGM_TASK_FAMILY, StepSettings, env_value, setting
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy); "never expire" is deliberately not
 # offered: the stack's log groups are operational logs, not the audit trail (that lives in DynamoDB).
@@ -25,7 +30,6 @@ LOG_RETENTION_VALUES = (
 
 TASK_DEFINITION_ARN_RE = r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}:\d+$"
 
-DCGM_TASK_FAMILY = "gpu-recovery-dcgm-check"
 # The official public Powertools layer, pinned to the exact version in pyproject.toml. Powertools publishes one
 # public SSM parameter per release, runtime and architecture whose value is the regional layer ARN;
 # CloudFormation resolves it at deploy time (no lookup at synth). The layer carries the tracer and parser extras
@@ -40,24 +44,9 @@ POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/python3.12/
 DCGM_MIN_TIMEOUT_BY_LEVEL = {1: 60, 2: 300, 3: 1800, 4: 7200}
 POWERTOOLS_SERVICE_NAME = "ecs-gpu-recovery"
 
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no"}
-
 
 class ConfigError(ValueError):
     """A setting has a value we refuse to deploy; the message is one line meant for the operator."""
-
-
-def _parse_bool(value: Any) -> Any:
-    # pydantic's lax bool also accepts on/off/t/f/y/n; we document and accept exactly true/false/1/0/yes/no.
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError("not a boolean")
 
 
 def _lower(value: Any) -> Any:
@@ -68,157 +57,63 @@ def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-Bool = Annotated[bool, BeforeValidator(_parse_bool)]
-
-
-def _setting(default: Any, allowed: str, meaning: str, **constraints: Any) -> Any:
-    return Field(default, description=meaning, json_schema_extra={"allowed": allowed}, **constraints)
-
-
-def _table_name(default: str, meaning: str) -> Any:
-    return _setting(
-        default, "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -", meaning, pattern=r"^[A-Za-z0-9_.-]{3,255}$"
-    )
-
-
-class Config(BaseModel):
-    """The validated settings. Field names are the variable names (context key = env var = Lambda env var)."""
+class Config(StepSettings):
+    """The validated settings: the step Lambdas' (StepSettings) and the deployment's. Field names are the variable
+    names (context key = env var = Lambda env var)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
-    # --- names promised by the original deployment guide ---
-    TASK_TABLE_NAME: str = _table_name("ecs_task", "DynamoDB table: one item per ECS task")
-    JOB_TABLE_NAME: str = _table_name("ecs_job", "DynamoDB table: one item per job")
-    NODE_TABLE_NAME: str = _table_name("ecs_node", "DynamoDB table: current state and history per GPU node")
-    ECS_CLUSTER_NAME: str = _setting(
-        "gpu-cluster", "an ECS cluster name: 1-255 of A-Z a-z 0-9 _ -",
-        "the ECS cluster whose stopped tasks are watched and repaired",
-        pattern=r"^[A-Za-z0-9_-]{1,255}$",
-    )  # fmt: skip
-    DCGM_HEALTH_CHECK_TASK: str = _setting(
+    # --- the deployment's own settings (the step Lambdas' are recovery.settings.StepSettings, inherited) ---
+    DCGM_HEALTH_CHECK_TASK: str = setting(
         "", "empty, or arn:aws:ecs:<region>:<account>:task-definition/<family>:<revision>",
         "DCGM check task definition to use; empty = the stack creates one",
         pattern=rf"^$|{TASK_DEFINITION_ARN_RE}",
     )  # fmt: skip
-    LAMBDA_TIMEOUT_SECONDS: int = _setting(120, "an integer from 1 to 900", "timeout of each step Lambda", ge=1, le=900)
-    LAMBDA_MEMORY_SIZE: int = _setting(
+    LAMBDA_TIMEOUT_SECONDS: int = setting(120, "an integer from 1 to 900", "timeout of each step Lambda", ge=1, le=900)
+    LAMBDA_MEMORY_SIZE: int = setting(
         512, "an integer from 128 to 10240 (MB)", "memory of each step Lambda (MB)", ge=128, le=10240
     )
-    SNS_TOPIC_NAME: str = _setting(
+    SNS_TOPIC_NAME: str = setting(
         "ecs-gpu-recovery-notifications", "an SNS topic name: 1-256 of A-Z a-z 0-9 _ -",
         "notification topic name", pattern=r"^[A-Za-z0-9_-]{1,256}$",
     )  # fmt: skip
-    SNS_TOPIC_DISPLAY_NAME: str = _setting(
+    SNS_TOPIC_DISPLAY_NAME: str = setting(
         "GPU Training Job Notifications", "1-100 characters", "notification topic display name (email sender name)",
         min_length=1, max_length=100,
     )  # fmt: skip
-    # --- added by this project ---
-    NOTIFICATION_EMAIL: str = _setting(
+    NOTIFICATION_EMAIL: str = setting(
         "", "empty, or an email address", "subscribe this address to the topic (confirm the email AWS sends)",
         pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
     )  # fmt: skip
-    DCGM_IMAGE: str = _setting(
+    DCGM_IMAGE: str = setting(
         "nvcr.io/nvidia/cloud-native/dcgm:4.2.3-1-ubuntu22.04", "a container image reference (no spaces)",
         "image of the DCGM check task the stack creates", pattern=r"^\S{1,1024}$",
     )  # fmt: skip
-    DCGM_GPU_COUNT: int = _setting(
+    DCGM_GPU_COUNT: int = setting(
         8, "an integer from 1 to 16",
         "GPUs the check task reserves: all GPUs of the instance type (g5/g6 single-GPU fleets set 1)",
         ge=1, le=16,
     )  # fmt: skip
-    DCGM_DIAG_LEVEL: int = _setting(2, "an integer from 1 to 4", "dcgmi diag run level (-r)", ge=1, le=4)
-    DCGM_TIMEOUT_SECONDS: int = _setting(
-        900, "an integer from 60 to 86400", "how long the workflow waits for one DCGM check", ge=60, le=86400
-    )
-    DCGM_CONTAINER_NAME: str = _setting(
-        "dcgm-check", "a container name: 1-255 of A-Z a-z 0-9 _ -", "name of the check container in the task",
-        pattern=r"^[A-Za-z0-9_-]{1,255}$",
-    )  # fmt: skip
-    DCGM_LOG_GROUP: str = _setting(
+    DCGM_LOG_GROUP: str = setting(
         "", "empty, or a log group name: 1-512 of A-Z a-z 0-9 . - _ / #",
         "log group the check task writes to; empty = the one the stack creates (required with DCGM_HEALTH_CHECK_TASK)",
         pattern=r"^$|^[.\-_/#A-Za-z0-9]{1,512}$",
     )  # fmt: skip
-    LOG_RETENTION_DAYS: int = _setting(
+    LOG_RETENTION_DAYS: int = setting(
         90, "one of " + ", ".join(str(v) for v in LOG_RETENTION_VALUES),
         "retention of every log group the stack creates",
     )  # fmt: skip
-    HISTORY_TTL_DAYS: int = _setting(
-        90,
-        "an integer from 1 to 3650",
-        "node history rows expire (DynamoDB TTL) after this many days",
-        ge=1,
-        le=3650,
-    )
-    JOB_KEY: str = _setting(
-        "group", "group, startedBy or tag:<TagKey>", "which task attribute groups tasks into one job",
-        pattern=r"^(group|startedBy|tag:[A-Za-z0-9 _.:/=+@-]{1,128})$",
-    )  # fmt: skip
-    MAX_REBOOTS_PER_NODE: int = _setting(
-        2,
-        "an integer from 0 to 10",
-        "reboots per node within REBOOT_WINDOW_HOURS before quarantine",
-        ge=0,
-        le=10,
-    )
-    REBOOT_WINDOW_HOURS: int = _setting(24, "an integer from 1 to 720", "window for MAX_REBOOTS_PER_NODE", ge=1, le=720)
-    MAX_NODES_IN_REPAIR_PERCENT: int = _setting(
-        25, "an integer from 1 to 100",
-        "fleet breaker: most of the cluster's instances rebooted or reset at once; beyond it a node is quarantined",
-        ge=1, le=100,
-    )  # fmt: skip
-    MAX_RESTARTS_PER_JOB: int = _setting(
-        3, "an integer from 0 to 20", "automatic restarts of one job before giving up", ge=0, le=20
-    )
-    REBOOT_WAIT_SECONDS: int = _setting(
-        180, "an integer from 0 to 3600", "wait after a reboot before polling the ECS agent", ge=0, le=3600
-    )
-    AGENT_POLL_SECONDS: int = _setting(
-        30, "an integer from 5 to 600", "interval between ECS agent readiness polls", ge=5, le=600
-    )
-    AGENT_POLL_MAX_ATTEMPTS: int = _setting(
-        20, "an integer from 1 to 200", "agent polls before the node counts as not coming back", ge=1, le=200
-    )
-    NODE_LOCK_WAIT_SECONDS: int = _setting(
-        60,
-        "an integer from 5 to 3600",
-        "wait between attempts to lock a node another recovery holds",
-        ge=5,
-        le=3600,
-    )
-    NODE_LOCK_MAX_WAITS: int = _setting(
-        30, "an integer from 1 to 500", "lock attempts before giving up on a node", ge=1, le=500
-    )
-    MAX_JOB_NODES: int = _setting(
-        16, "an integer from 1 to 1000 whose worst-case recovery fits Step Functions' 25,000 history events",
-        "most nodes one recovered job may span; a larger job is not recovered (an ERROR alert says why)",
-        ge=1, le=1000,
-    )  # fmt: skip
-    NODE_CHECK_CONCURRENCY: int = _setting(
-        8, "an integer from 1 to 40", "nodes of one job checked in parallel (Map MaxConcurrency)", ge=1, le=40
-    )
-    DRY_RUN: Bool = _setting(False, "true/false/1/0/yes/no", "same decisions and notifications, no destructive call")
-    TERMINATE_QUARANTINED: Bool = _setting(
-        False, "true/false/1/0/yes/no", "terminate quarantined instances (ASG replaces them); else only drain"
-    )
-    RESTART_ON_HEALTHY: Bool = _setting(
-        False, "true/false/1/0/yes/no", "restart the job even when every node checks healthy"
-    )
-    GPU_RESET_ENABLED: Bool = _setting(
-        False, "true/false/1/0/yes/no",
-        "try nvidia-smi --gpu-reset over SSM Run Command before rebooting, where the diagnosis says a reset clears it",
-    )  # fmt: skip
-    REMOVAL_POLICY: Annotated[Literal["retain", "destroy"], BeforeValidator(_lower)] = _setting(
+    REMOVAL_POLICY: Annotated[Literal["retain", "destroy"], BeforeValidator(_lower)] = setting(
         "retain", "retain or destroy", "what happens to tables, key and log groups when the stack is deleted"
     )
-    LOG_LEVEL: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)] = _setting(
+    LOG_LEVEL: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)] = setting(
         "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL", "log level of the step Lambdas"
     )
-    METRICS_NAMESPACE: str = _setting(
+    METRICS_NAMESPACE: str = setting(
         "EcsGpuRecovery", "1-255 of A-Z a-z 0-9 . - _ / # :", "CloudWatch metrics namespace of the step Lambdas",
         pattern=r"^[A-Za-z0-9.\-_/#:]{1,255}$",
     )  # fmt: skip
-    STACK_NAME: str = _setting(
+    STACK_NAME: str = setting(
         "EcsGpuRecoveryStack", "a CloudFormation stack name: a letter, then up to 127 of A-Z a-z 0-9 -",
         "CloudFormation stack name", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$",
     )  # fmt: skip
@@ -329,19 +224,9 @@ class Config(BaseModel):
         return match.group(1)
 
     def lambda_environment(self) -> dict[str, str]:
-        """Environment of every step Lambda (the stack adds DCGM_LOG_GROUP with the real log group name)."""
-        env = {
-            name: _env_value(getattr(self, name))
-            for name in (
-                "TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME", "ECS_CLUSTER_NAME", "JOB_KEY",
-                "DCGM_DIAG_LEVEL", "DCGM_TIMEOUT_SECONDS", "DCGM_CONTAINER_NAME", "MAX_REBOOTS_PER_NODE",
-                "REBOOT_WINDOW_HOURS", "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS",
-                "AGENT_POLL_MAX_ATTEMPTS", "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY",
-                "MAX_JOB_NODES",
-                "DRY_RUN", "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "GPU_RESET_ENABLED",
-                "MAX_NODES_IN_REPAIR_PERCENT",
-            )
-        }  # fmt: skip
+        """Environment of every step Lambda: every StepSettings field, and what the stack derives (the stack adds
+        DCGM_LOG_GROUP with the real log group name)."""
+        env = {name: env_value(getattr(self, name)) for name in StepSettings.model_fields}
         env["DCGM_TASK_FAMILY"] = self.dcgm_task_family
         env["POWERTOOLS_SERVICE_NAME"] = POWERTOOLS_SERVICE_NAME
         env["POWERTOOLS_LOG_LEVEL"] = self.LOG_LEVEL
@@ -349,7 +234,32 @@ class Config(BaseModel):
         return env
 
 
-def _env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration-table.md"
+
+
+def _cell(text: str) -> str:
+    # Markdown reads <TagKey> as an HTML tag and | as a column break.
+    return text.replace("<", "\\<").replace("|", "\\|")
+
+
+def settings_document() -> str:
+    """docs/configuration-table.md: every setting with its default, what is allowed and its meaning, from the
+    fields themselves (`make generated`; a test fails when the file is stale)."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `recovery.settings.StepSettings` and `infra.config.Config` by `make generated`; do not edit.",
+        "Precedence and the rules behind each bound: [configuration.md](configuration.md).",
+    ]
+    step = set(StepSettings.model_fields)
+    for title, names in (
+        ("Read by the step Lambdas (also their environment variables)", [n for n in Config.names() if n in step]),
+        ("Used by the deployment only", [n for n in Config.names() if n not in step]),
+    ):
+        lines += ["", f"## {title}", "", "| Variable | Default | Allowed | Meaning |", "|---|---|---|---|"]
+        for name in names:
+            field = Config.model_fields[name]
+            default = env_value(field.default)
+            shown = f"`{default}`" if default else '`""` (empty)'
+            lines.append(f"| `{name}` | {shown} | {_cell(Config.allowed(name))} | {_cell(field.description or '')} |")
+    return "\n".join(lines) + "\n"

@@ -17,12 +17,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
+import gpu_recovery  # noqa: F401 - puts functions/ (the Lambda asset root) on sys.path for `recovery`
+from recovery.settings import GPU_RESET_POLL_MAX_ATTEMPTS
+
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
 HISTORY_EVENT_LIMIT: Final = 25_000
 RETRIES_PER_NODE: Final = 5
-# GPU reset status polls (the definition's settings.gpuResetPollMaxAttempts: GPU_RESET_POLL_MAX_ATTEMPTS of
-# functions/recovery/settings.py, which the stack's code cannot import; a unit test keeps the two equal).
-GPU_RESET_POLLS: Final = 30
+# GPU reset status polls (the definition's settings.gpuResetPollMaxAttempts).
+GPU_RESET_POLLS: Final = GPU_RESET_POLL_MAX_ATTEMPTS
 _LOCK_LOOP: Final = ("LockNode", "NodeLockOutcome", "WaitForOtherRepair")
 _LOCKED: Final = ("LockNode", "NodeLockOutcome")
 _CHECK: Final = ("RunDcgmDiag", "AnalyzeDiag", "NextNodeStep")

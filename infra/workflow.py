@@ -21,6 +21,13 @@ from infra.nag import acknowledge, resource_finding
 from infra.notifications import Notifications
 from infra.substitutions import STEP_FUNCTIONS, definition_substitutions, function_arn_key
 from infra.tables import RecoveryTables
+from recovery.settings import (
+    GPU_RESET_POLL_MAX_ATTEMPTS,
+    GPU_RESET_POLL_SECONDS,
+    RECHECK_WAIT_SECONDS,
+    TASK_STOP_POLL_MAX_ATTEMPTS,
+    TASK_STOP_POLL_SECONDS,
+)
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
 
@@ -30,11 +37,9 @@ _SYNC_RULE = "StepFunctionsGetEventsForECSTaskRule"
 GPU_RESET_DOCUMENT = "AWS-RunShellScript"
 
 
-# Bounds the definition takes from functions/recovery/settings.py (the CDK app cannot import the Lambda code;
-# tests/infra/test_workflow.py pins them equal): the task-stop polls, the GPU reset's polls, WaitBeforeRecheck.
-TASK_STOP_POLL_BOUND_SECONDS = 10 * 30
-GPU_RESET_POLL_BOUND_SECONDS = 10 * 30
-RECHECK_WAIT_SECONDS = 120
+# Bounds the definition takes from the steps' settings: the task-stop polls, the GPU reset's polls.
+TASK_STOP_POLL_BOUND_SECONDS = TASK_STOP_POLL_SECONDS * TASK_STOP_POLL_MAX_ATTEMPTS
+GPU_RESET_POLL_BOUND_SECONDS = GPU_RESET_POLL_SECONDS * GPU_RESET_POLL_MAX_ATTEMPTS
 # A Lambda step at worst: its timeout, plus the standard Retry's backoff (2+4+8+16+32 s).
 _RETRY_BACKOFF_SECONDS = 62
 # Lambda steps of one node at most (lock, analyses, records, release) and of the job (classify, restart, error).

@@ -1,15 +1,17 @@
-"""The step Lambdas' configuration, read once from the environment the stack (or the simulator) sets.
-
-Names are the configuration names of infra/config.py, so one setting has one name everywhere.
-"""
+"""The settings the step Lambdas read, declared once: name (= environment variable = CDK context key), default,
+what is allowed and what it means. CDK-free and inside the Lambda asset, so a step reads exactly what the stack
+writes: infra/config.py extends StepSettings with the deployment's own settings, derives the Lambda environment
+from StepSettings' fields, and docs/configuration-table.md is generated from both (`make generated`).
+Adding a setting a step reads = one field here + its use."""
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
 from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # StopTask sends SIGTERM; ECS sends SIGKILL after the container's stopTimeout: 30 s by default, on EC2 whatever the
 # task definition or the agent's ECS_CONTAINER_STOP_TIMEOUT says (ECS API reference, ContainerDefinition
@@ -25,71 +27,161 @@ GPU_RESET_POLL_MAX_ATTEMPTS = 30
 # Wait before re-checking after an inconclusive check: long enough for a task that still held the GPUs to be
 # SIGKILLed (its stopTimeout) and for a stale check of a dead execution to finish its level-2 run.
 RECHECK_WAIT_SECONDS = 120
+# The family of the DCGM check task definition the stack creates.
+DCGM_TASK_FAMILY = "gpu-recovery-dcgm-check"
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+def _parse_bool(value: Any) -> Any:
+    # pydantic's lax bool also accepts on/off/t/f/y/n; we document and accept exactly true/false/1/0/yes/no.
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("not a boolean")
 
-    task_table_name: str = Field(alias="TASK_TABLE_NAME")
-    job_table_name: str = Field(alias="JOB_TABLE_NAME")
-    node_table_name: str = Field(alias="NODE_TABLE_NAME")
-    ecs_cluster_name: str = Field(alias="ECS_CLUSTER_NAME")
-    job_key: str = Field("group", alias="JOB_KEY")
-    dcgm_diag_level: int = Field(2, alias="DCGM_DIAG_LEVEL", ge=1, le=4)
-    dcgm_timeout_seconds: int = Field(900, alias="DCGM_TIMEOUT_SECONDS", gt=0)
-    dcgm_container_name: str = Field("dcgm-check", alias="DCGM_CONTAINER_NAME")
-    dcgm_task_family: str = Field("gpu-recovery-dcgm-check", alias="DCGM_TASK_FAMILY")
-    max_reboots_per_node: int = Field(2, alias="MAX_REBOOTS_PER_NODE", ge=0)
-    reboot_window_hours: int = Field(24, alias="REBOOT_WINDOW_HOURS", gt=0)
-    max_restarts_per_job: int = Field(3, alias="MAX_RESTARTS_PER_JOB", ge=0)
-    reboot_wait_seconds: int = Field(180, alias="REBOOT_WAIT_SECONDS", ge=0)
-    agent_poll_seconds: int = Field(30, alias="AGENT_POLL_SECONDS", gt=0)
-    agent_poll_max_attempts: int = Field(20, alias="AGENT_POLL_MAX_ATTEMPTS", gt=0)
-    node_lock_wait_seconds: int = Field(60, alias="NODE_LOCK_WAIT_SECONDS", gt=0)
-    node_lock_max_waits: int = Field(30, alias="NODE_LOCK_MAX_WAITS", gt=0)
-    node_check_concurrency: int = Field(8, alias="NODE_CHECK_CONCURRENCY", gt=0)
-    max_job_nodes: int = Field(16, alias="MAX_JOB_NODES", gt=0)
-    dry_run: bool = Field(False, alias="DRY_RUN")
-    terminate_quarantined: bool = Field(False, alias="TERMINATE_QUARANTINED")
-    restart_on_healthy: bool = Field(False, alias="RESTART_ON_HEALTHY")
-    gpu_reset_enabled: bool = Field(False, alias="GPU_RESET_ENABLED")
-    max_nodes_in_repair_percent: int = Field(25, alias="MAX_NODES_IN_REPAIR_PERCENT", ge=1, le=100)
-    history_ttl_days: int = Field(90, alias="HISTORY_TTL_DAYS", gt=0)
-    # Only CleanupExecution publishes itself (the state machine publishes for the steps).
-    notification_topic_arn: str = Field("", alias="NOTIFICATION_TOPIC_ARN")
 
-    @field_validator("job_key")
+Bool = Annotated[bool, BeforeValidator(_parse_bool)]
+
+
+def setting(default: Any, allowed: str, meaning: str, **constraints: Any) -> Any:
+    """A setting's field: its default, `allowed` (the operator's words for its constraints) and its meaning."""
+    return Field(default, description=meaning, json_schema_extra={"allowed": allowed}, **constraints)
+
+
+def _table_name(default: str, meaning: str) -> Any:
+    return setting(
+        default, "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -", meaning, pattern=r"^[A-Za-z0-9_.-]{3,255}$"
+    )
+
+
+def env_value(value: Any) -> str:
+    """A setting as an environment variable spells it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class StepSettings(BaseModel):
+    """The settings the step Lambdas read. Field names are the variable names (context key = env var = Lambda
+    env var)."""
+
+    model_config = ConfigDict(frozen=True, strict=False)
+
+    TASK_TABLE_NAME: str = _table_name("ecs_task", "DynamoDB table: one item per ECS task")
+    JOB_TABLE_NAME: str = _table_name("ecs_job", "DynamoDB table: one item per job")
+    NODE_TABLE_NAME: str = _table_name("ecs_node", "DynamoDB table: current state and history per GPU node")
+    ECS_CLUSTER_NAME: str = setting(
+        "gpu-cluster", "an ECS cluster name: 1-255 of A-Z a-z 0-9 _ -",
+        "the ECS cluster whose stopped tasks are watched and repaired",
+        pattern=r"^[A-Za-z0-9_-]{1,255}$",
+    )  # fmt: skip
+    DCGM_DIAG_LEVEL: int = setting(2, "an integer from 1 to 4", "dcgmi diag run level (-r)", ge=1, le=4)
+    DCGM_TIMEOUT_SECONDS: int = setting(
+        900, "an integer from 60 to 86400", "how long the workflow waits for one DCGM check", ge=60, le=86400
+    )
+    DCGM_CONTAINER_NAME: str = setting(
+        "dcgm-check", "a container name: 1-255 of A-Z a-z 0-9 _ -", "name of the check container in the task",
+        pattern=r"^[A-Za-z0-9_-]{1,255}$",
+    )  # fmt: skip
+    HISTORY_TTL_DAYS: int = setting(
+        90, "an integer from 1 to 3650", "node history rows expire (DynamoDB TTL) after this many days", ge=1, le=3650
+    )
+    JOB_KEY: str = setting(
+        "group", "group, startedBy or tag:<TagKey>", "which task attribute groups tasks into one job",
+        pattern=r"^(group|startedBy|tag:[A-Za-z0-9 _.:/=+@-]{1,128})$",
+    )  # fmt: skip
+    MAX_REBOOTS_PER_NODE: int = setting(
+        2, "an integer from 0 to 10", "reboots per node within REBOOT_WINDOW_HOURS before quarantine", ge=0, le=10
+    )
+    REBOOT_WINDOW_HOURS: int = setting(24, "an integer from 1 to 720", "window for MAX_REBOOTS_PER_NODE", ge=1, le=720)
+    MAX_NODES_IN_REPAIR_PERCENT: int = setting(
+        25, "an integer from 1 to 100",
+        "fleet breaker: most of the cluster's instances rebooted or reset at once; beyond it a node is quarantined",
+        ge=1, le=100,
+    )  # fmt: skip
+    MAX_RESTARTS_PER_JOB: int = setting(
+        3, "an integer from 0 to 20", "automatic restarts of one job before giving up", ge=0, le=20
+    )
+    REBOOT_WAIT_SECONDS: int = setting(
+        180, "an integer from 0 to 3600", "wait after a reboot before polling the ECS agent", ge=0, le=3600
+    )
+    AGENT_POLL_SECONDS: int = setting(
+        30, "an integer from 5 to 600", "interval between ECS agent readiness polls", ge=5, le=600
+    )
+    AGENT_POLL_MAX_ATTEMPTS: int = setting(
+        20, "an integer from 1 to 200", "agent polls before the node counts as not coming back", ge=1, le=200
+    )
+    NODE_LOCK_WAIT_SECONDS: int = setting(
+        60, "an integer from 5 to 3600", "wait between attempts to lock a node another recovery holds", ge=5, le=3600
+    )
+    NODE_LOCK_MAX_WAITS: int = setting(
+        30, "an integer from 1 to 500", "lock attempts before giving up on a node", ge=1, le=500
+    )
+    MAX_JOB_NODES: int = setting(
+        16, "an integer from 1 to 1000 whose worst-case recovery fits Step Functions' 25,000 history events",
+        "most nodes one recovered job may span; a larger job is not recovered (an ERROR alert says why)",
+        ge=1, le=1000,
+    )  # fmt: skip
+    NODE_CHECK_CONCURRENCY: int = setting(
+        8, "an integer from 1 to 40", "nodes of one job checked in parallel (Map MaxConcurrency)", ge=1, le=40
+    )
+    DRY_RUN: Bool = setting(False, "true/false/1/0/yes/no", "same decisions and notifications, no destructive call")
+    TERMINATE_QUARANTINED: Bool = setting(
+        False, "true/false/1/0/yes/no", "terminate quarantined instances (ASG replaces them); else only drain"
+    )
+    RESTART_ON_HEALTHY: Bool = setting(
+        False, "true/false/1/0/yes/no", "restart the job even when every node checks healthy"
+    )
+    GPU_RESET_ENABLED: Bool = setting(
+        False, "true/false/1/0/yes/no",
+        "try nvidia-smi --gpu-reset over SSM Run Command before rebooting, where the diagnosis says a reset clears it",
+    )  # fmt: skip
+
     @classmethod
-    def _job_key_form(cls, value: str) -> str:
-        if value in ("group", "startedBy") or (value.startswith("tag:") and len(value) > len("tag:")):
-            return value
-        raise ValueError("JOB_KEY must be 'group', 'startedBy' or 'tag:<TagKey>'")
+    def default_text(cls, name: str) -> str:
+        """A step setting's default as its environment variable spells it (the CLI's fallback)."""
+        return env_value(cls.model_fields[name].default)
+
+
+class Settings(StepSettings):
+    """A step Lambda's configuration, read once from the environment the stack (or the simulator) sets: the step
+    settings and what the stack derives for the steps."""
+
+    DCGM_TASK_FAMILY: str = DCGM_TASK_FAMILY
+    # Only CleanupExecution publishes itself (the state machine publishes for the steps).
+    NOTIFICATION_TOPIC_ARN: str = ""
 
     def repair_lease(self) -> timedelta:
         """How long a fleet-breaker repair slot is held if its execution never gives it back (it crashed): the
         longest a repair can take: a check, a GPU reset and every poll of it, its re-check, the reboot wait,
         every agent poll and the re-check after the reboot."""
         return timedelta(
-            seconds=3 * self.dcgm_timeout_seconds
+            seconds=3 * self.DCGM_TIMEOUT_SECONDS
             + GPU_RESET_POLL_SECONDS * GPU_RESET_POLL_MAX_ATTEMPTS
-            + self.reboot_wait_seconds
-            + self.agent_poll_seconds * self.agent_poll_max_attempts
+            + self.REBOOT_WAIT_SECONDS
+            + self.AGENT_POLL_SECONDS * self.AGENT_POLL_MAX_ATTEMPTS
         )
 
     def workflow_settings(self) -> dict[str, object]:
         """The values the state machine reads with *Path fields (a file definition cannot hold numbers
         from configuration without breaking its JSON)."""
         return {
-            "diagLevel": str(self.dcgm_diag_level),
-            "dcgmTimeoutSeconds": self.dcgm_timeout_seconds,
-            "rebootWaitSeconds": self.reboot_wait_seconds,
-            "agentPollSeconds": self.agent_poll_seconds,
-            "agentPollMaxAttempts": self.agent_poll_max_attempts,
-            "nodeLockWaitSeconds": self.node_lock_wait_seconds,
-            "nodeCheckConcurrency": self.node_check_concurrency,
+            "diagLevel": str(self.DCGM_DIAG_LEVEL),
+            "dcgmTimeoutSeconds": self.DCGM_TIMEOUT_SECONDS,
+            "rebootWaitSeconds": self.REBOOT_WAIT_SECONDS,
+            "agentPollSeconds": self.AGENT_POLL_SECONDS,
+            "agentPollMaxAttempts": self.AGENT_POLL_MAX_ATTEMPTS,
+            "nodeLockWaitSeconds": self.NODE_LOCK_WAIT_SECONDS,
+            "nodeCheckConcurrency": self.NODE_CHECK_CONCURRENCY,
             "taskStopPollSeconds": TASK_STOP_POLL_SECONDS,
             "taskStopPollMaxAttempts": TASK_STOP_POLL_MAX_ATTEMPTS,
-            "terminateQuarantined": self.terminate_quarantined,
+            "terminateQuarantined": self.TERMINATE_QUARANTINED,
             "gpuResetPollSeconds": GPU_RESET_POLL_SECONDS,
             "gpuResetPollMaxAttempts": GPU_RESET_POLL_MAX_ATTEMPTS,
             "recheckWaitSeconds": RECHECK_WAIT_SECONDS,

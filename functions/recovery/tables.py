@@ -61,7 +61,7 @@ class Tables:
     @classmethod
     def from_settings(cls, settings: Settings) -> Tables:
         return cls(
-            settings.task_table_name, settings.job_table_name, settings.node_table_name, settings.history_ttl_days
+            settings.TASK_TABLE_NAME, settings.JOB_TABLE_NAME, settings.NODE_TABLE_NAME, settings.HISTORY_TTL_DAYS
         )
 
     def __init__(self, task_table: str, job_table: str, node_table: str, history_ttl_days: int) -> None:

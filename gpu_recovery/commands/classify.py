@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     request = read_input(args.event_file)
     context = None if args.offline else AwsContext(args)
     settings = offline_settings(args, os.environ) if context is None else context.settings
-    cluster = settings.ecs_cluster_name if context is None else context.cluster
+    cluster = settings.ECS_CLUSTER_NAME if context is None else context.cluster
     ecs = OfflineEcs(cluster) if context is None else Ecs(cluster)
     try:
         task, manual, reason, dry_run = read_request(request, settings, ecs)
@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
         cluster_arn = context.cluster_arn
     previous = None if args.no_history or context is None else context.tables.get_task(task.task_arn)
     decision, why = classify_task(
-        task, cluster_arn, manual=manual, previous=previous, dcgm_task_family=settings.dcgm_task_family
+        task, cluster_arn, manual=manual, previous=previous, dcgm_task_family=settings.DCGM_TASK_FAMILY
     )
-    job_id, managed = job_identity(task, settings.job_key)
+    job_id, managed = job_identity(task, settings.JOB_KEY)
     result = {
         "decision": decision.value,
         "reason": why,
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         "inputReason": reason,
         "dryRun": dry_run,
         "jobId": job_id if decision == Decision.RECOVER else None,
-        "jobKey": settings.job_key,
+        "jobKey": settings.JOB_KEY,
         "managedByService": managed,
         "clusterArn": cluster_arn,
         "duplicateCheck": not (args.no_history or args.offline),
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Task      {task.task_arn} ({'manual request' if manual else f'event version {task.version}'})")
     if decision == Decision.RECOVER:
         service = ", owned by an ECS service" if managed else ""
-        print(f"Job       {job_id} (JOB_KEY={settings.job_key}{service})")
+        print(f"Job       {job_id} (JOB_KEY={settings.JOB_KEY}{service})")
         print(f"Dry run   {'yes' if dry_run else 'no'}")
     if args.no_history or args.offline:
         print(f"(duplicate check skipped: {'--offline' if args.offline else '--no-history'})")

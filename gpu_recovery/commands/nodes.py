@@ -26,7 +26,7 @@ def verdict_cell(row: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     context = AwsContext(args)
     rows = context.tables.node_states(args.status)
-    window = int(context.setting("REBOOT_WINDOW_HOURS", "24"))
+    window = int(context.setting("REBOOT_WINDOW_HOURS"))
     now = datetime.now(UTC)
     for row in rows:
         row["rebootsInWindow"] = reboots_in_window(row.get("reboots", []), now, window)

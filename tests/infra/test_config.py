@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import Config, ConfigError
+from infra.config import SETTINGS_DOC, Config, ConfigError, settings_document
+from recovery.settings import Settings, StepSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/my-dcgm:7"
@@ -118,20 +119,27 @@ def test_a_second_stack_keeping_the_default_names_is_noticed() -> None:
 
 def test_lambda_environment_is_exactly_the_contract() -> None:
     env = Config.load(env={"LOG_LEVEL": "debug", "DRY_RUN": "1"}).lambda_environment()
-    assert set(env) == {
-        "TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME", "ECS_CLUSTER_NAME", "JOB_KEY", "DCGM_DIAG_LEVEL",
-        "DCGM_TIMEOUT_SECONDS", "DCGM_CONTAINER_NAME", "MAX_REBOOTS_PER_NODE", "REBOOT_WINDOW_HOURS",
-        "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS", "AGENT_POLL_MAX_ATTEMPTS",
-        "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY", "DRY_RUN",
-        "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "POWERTOOLS_SERVICE_NAME",
-        "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "GPU_RESET_ENABLED", "MAX_NODES_IN_REPAIR_PERCENT",
-        "DCGM_TASK_FAMILY", "MAX_JOB_NODES",
-    }  # fmt: skip
+    derived = {"DCGM_TASK_FAMILY", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"}
+    assert set(env) == set(StepSettings.model_fields) | derived
     assert all(isinstance(v, str) for v in env.values())
     assert env["DRY_RUN"] == "true"
     assert env["TERMINATE_QUARANTINED"] == "false"
     assert env["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert env["POWERTOOLS_SERVICE_NAME"] == "ecs-gpu-recovery"
+
+
+def test_a_step_reads_every_setting_as_the_stack_wrote_it() -> None:
+    changed = {"JOB_KEY": "tag:TrainingJob", "GPU_RESET_ENABLED": "yes", "MAX_JOB_NODES": "4", "DCGM_DIAG_LEVEL": "1"}
+    config = Config.load(env=changed)
+    settings = Settings.model_validate(config.lambda_environment())
+    assert {n: getattr(settings, n) for n in StepSettings.model_fields} == {
+        n: getattr(config, n) for n in StepSettings.model_fields
+    }
+    assert config.dcgm_task_family == settings.DCGM_TASK_FAMILY
+
+
+def test_published_settings_table_is_current() -> None:
+    assert SETTINGS_DOC.read_text() == settings_document(), "run `make generated`"
 
 
 def test_simulator_modules_do_not_import_cdk() -> None:
@@ -140,8 +148,10 @@ def test_simulator_modules_do_not_import_cdk() -> None:
         assert not re.search(r"^\s*(from|import) (aws_cdk|constructs|cdk_nag)", source, re.M), module
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/configuration.md"])
-def test_every_setting_is_documented(doc: str) -> None:
+@pytest.mark.parametrize(
+    ("doc", "link"), [("README.md", "docs/configuration-table.md"), ("docs/configuration.md", "configuration-table.md")]
+)
+def test_docs_link_the_generated_table_instead_of_copying_it(doc: str, link: str) -> None:
     text = (ROOT / doc).read_text()
-    missing = [name for name in Config.names() if f"`{name}`" not in text]
-    assert not missing, f"{doc} does not document {missing}"
+    assert f"]({link})" in text
+    assert "| Variable | Default |" not in text

@@ -13,7 +13,6 @@ from moto.events.models import EventPattern
 from infra.config import DCGM_TASK_FAMILY
 from infra.event_pattern import IGNORED_STOP_CODES, execution_ended_badly_pattern, task_failure_pattern
 from recovery.policy import NEVER_GPU_STOP_CODES
-from recovery.settings import Settings
 from tests.infra.helpers import of_type
 
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/gpu-cluster"
@@ -138,7 +137,6 @@ def test_rule_and_classifier_ignore_the_same_tasks() -> None:
     """The rule filters our DCGM checks and never-GPU stop codes; ClassifyFailure repeats the check for manual
     and replayed inputs. The Lambda asset cannot import infra/, so the two lists are pinned equal here."""
     assert set(IGNORED_STOP_CODES) == NEVER_GPU_STOP_CODES
-    assert Settings.model_fields["dcgm_task_family"].default == DCGM_TASK_FAMILY
 
 
 def test_a_supplied_check_task_is_filtered_by_its_family() -> None:

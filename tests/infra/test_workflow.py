@@ -11,13 +11,9 @@ from infra.config import Config
 from infra.substitutions import SUBSTITUTION_KEYS, definition_substitutions, placeholders
 from infra.workflow import (
     DEFINITION_FILE,
-    GPU_RESET_POLL_BOUND_SECONDS,
-    RECHECK_WAIT_SECONDS,
-    TASK_STOP_POLL_BOUND_SECONDS,
     execution_timeout_seconds,
     job_rounds,
 )
-from recovery import settings
 from tests.infra.helpers import of_type
 
 
@@ -63,12 +59,6 @@ def test_execution_timeout_is_derived_from_the_bounds(resources: dict[str, dict[
     assert execution_timeout_seconds(wider) < execution_timeout_seconds(config)
     longer = Config.load(context={"DCGM_TIMEOUT_SECONDS": "1800"}, env={})
     assert execution_timeout_seconds(longer) == execution_timeout_seconds(config) + job_rounds(config) * 4 * 900
-
-
-def test_bounds_copied_from_the_lambda_settings_are_the_same() -> None:
-    assert TASK_STOP_POLL_BOUND_SECONDS == settings.TASK_STOP_POLL_SECONDS * settings.TASK_STOP_POLL_MAX_ATTEMPTS
-    assert GPU_RESET_POLL_BOUND_SECONDS == settings.GPU_RESET_POLL_SECONDS * settings.GPU_RESET_POLL_MAX_ATTEMPTS
-    assert RECHECK_WAIT_SECONDS == settings.RECHECK_WAIT_SECONDS
 
 
 def test_standard_type_logging_all_and_tracing(resources: dict[str, dict[str, Any]]) -> None:

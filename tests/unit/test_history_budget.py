@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.config import Config, ConfigError
-from infra.history_budget import GPU_RESET_POLLS, HISTORY_EVENT_LIMIT, events_per_node, worst_case_events
-from recovery.settings import GPU_RESET_POLL_MAX_ATTEMPTS, Settings
-
-
-def test_the_budget_polls_the_gpu_reset_as_often_as_the_workflow() -> None:
-    assert GPU_RESET_POLLS == GPU_RESET_POLL_MAX_ATTEMPTS
-
-
-def test_the_lambdas_default_job_bound_is_the_configurations() -> None:
-    assert Settings.model_fields["max_job_nodes"].default == Config.load().MAX_JOB_NODES
+from infra.history_budget import HISTORY_EVENT_LIMIT, events_per_node, worst_case_events
 
 
 def test_each_loop_iteration_and_node_adds_events() -> None:

@@ -110,7 +110,7 @@ def test_verdicts_are_counted_by_action(
 def test_fleet_breaker_open(fleet: Fleet) -> None:
     settings = get_settings()
     tables = Tables.from_settings(settings)
-    ecs = Ecs(settings.ecs_cluster_name)
+    ecs = Ecs(settings.ECS_CLUSTER_NAME)
     now = datetime.now(UTC)
     holder, node = fleet.instance_ids[:2]
     analyze_diag.claim_repair_slot(

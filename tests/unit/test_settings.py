@@ -7,18 +7,18 @@ from pydantic import ValidationError
 
 from recovery.settings import TASK_STOP_POLL_MAX_ATTEMPTS, TASK_STOP_POLL_SECONDS, Settings, get_settings
 
-BASE = {"TASK_TABLE_NAME": "t", "JOB_TABLE_NAME": "j", "NODE_TABLE_NAME": "n", "ECS_CLUSTER_NAME": "c"}
+BASE = {"TASK_TABLE_NAME": "tasks", "JOB_TABLE_NAME": "jobs", "NODE_TABLE_NAME": "nodes", "ECS_CLUSTER_NAME": "c"}
 
 
 def test_defaults() -> None:
     s = Settings.model_validate(BASE)
-    assert (s.job_key, s.dcgm_diag_level, s.dry_run, s.restart_on_healthy) == ("group", 2, False, False)
+    assert (s.JOB_KEY, s.DCGM_DIAG_LEVEL, s.DRY_RUN, s.RESTART_ON_HEALTHY) == ("group", 2, False, False)
 
 
 @pytest.mark.parametrize(("raw", "value"), [("true", True), ("false", False), ("1", True), ("0", False)])
 def test_booleans(raw: str, value: bool) -> None:
     s = Settings.model_validate(BASE | {"DRY_RUN": raw, "TERMINATE_QUARANTINED": raw, "RESTART_ON_HEALTHY": raw})
-    assert (s.dry_run, s.terminate_quarantined, s.restart_on_healthy) == (value, value, value)
+    assert (value, value, value) == (s.DRY_RUN, s.TERMINATE_QUARANTINED, s.RESTART_ON_HEALTHY)
 
 
 @pytest.mark.parametrize(
@@ -41,12 +41,13 @@ def test_bad_values_raise(bad: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("key", ["group", "startedBy", "tag:training-job"])
 def test_job_keys(key: str) -> None:
-    assert Settings.model_validate(BASE | {"JOB_KEY": key}).job_key == key
+    assert key == Settings.model_validate(BASE | {"JOB_KEY": key}).JOB_KEY
 
 
-def test_missing_table_name_raises() -> None:
-    with pytest.raises(ValidationError, match="TASK_TABLE_NAME"):
-        Settings.model_validate({k: v for k, v in BASE.items() if k != "TASK_TABLE_NAME"})
+def test_bounds_are_the_deployments() -> None:
+    # One declaration: a value synth refuses (infra.config) is one a step refuses too.
+    with pytest.raises(ValidationError, match="DCGM_TIMEOUT_SECONDS"):
+        Settings.model_validate(BASE | {"DCGM_TIMEOUT_SECONDS": "59"})
 
 
 def test_workflow_settings() -> None:
@@ -80,12 +81,12 @@ def test_workflow_settings() -> None:
 def test_get_settings_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_RESTARTS_PER_JOB", "7")
     get_settings.cache_clear()
-    assert get_settings().max_restarts_per_job == 7
+    assert get_settings().MAX_RESTARTS_PER_JOB == 7
 
 
 def test_gpu_reset_is_off_by_default() -> None:
-    assert Settings.model_validate(BASE).gpu_reset_enabled is False
-    assert Settings.model_validate(BASE | {"GPU_RESET_ENABLED": "true"}).gpu_reset_enabled is True
+    assert Settings.model_validate(BASE).GPU_RESET_ENABLED is False
+    assert Settings.model_validate(BASE | {"GPU_RESET_ENABLED": "true"}).GPU_RESET_ENABLED is True
 
 
 def test_repair_lease_covers_a_gpu_reset_before_the_reboot() -> None:
