@@ -16,15 +16,14 @@ invoked by that Task state crash (the runtime exits) instead of running its hand
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import botocore.session
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
+from gpu_recovery.asl import definition, walk_states
+
 FaultError = Literal["throttling", "server_error", "access_denied", "crash"]
 
 
@@ -32,16 +31,11 @@ FaultError = Literal["throttling", "server_error", "access_denied", "crash"]
 def _lambda_steps() -> frozenset[str]:
     """Task states of the definition whose Resource is a step Lambda."""
 
-    def walk(states: dict[str, Any]) -> set[str]:
-        found: set[str] = set()
-        for name, state in states.items():
-            if state["Type"] == "Task" and state["Resource"].endswith("FunctionArn}"):
-                found.add(name)
-            if state["Type"] == "Map":
-                found |= walk(state["ItemProcessor"]["States"])
-        return found
-
-    return frozenset(walk(json.loads(DEFINITION.read_text())["States"]))
+    return frozenset(
+        name
+        for name, state in walk_states(definition()["States"])
+        if state["Type"] == "Task" and state["Resource"].endswith("FunctionArn}")
+    )
 
 
 class ApiFault(BaseModel):

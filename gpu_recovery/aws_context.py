@@ -14,7 +14,7 @@ import argparse
 import getpass
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gpu_recovery.asl import walk_states
 from recovery.settings import Settings, StepSettings
 from recovery.tables import Tables
 
@@ -64,16 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         CLUSTER_FLAG, help=f"ECS cluster name or ARN (env {CLUSTER_ENV}; default: the deployed state machine's)"
     )
-
-
-def walk_states(states: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for name, state in states.items():
-        yield name, state
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            yield from walk_states(processor.get("States", {}))
-        for branch in state.get("Branches", []):
-            yield from walk_states(branch.get("States", {}))
 
 
 class AwsContext:

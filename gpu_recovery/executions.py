@@ -57,28 +57,30 @@ def parse_json(text: Any) -> Any:
         return None
 
 
+def _history_pages(sfn: Any, execution_arn: str, page_size: int, **kwargs: Any) -> Any:
+    # GetExecutionHistory returns at most 1000 events a page (maxResults; Step Functions API reference).
+    paginator = sfn.get_paginator("get_execution_history")
+    return paginator.paginate(executionArn=execution_arn, PaginationConfig={"PageSize": page_size}, **kwargs)
+
+
+def _in_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(events, key=lambda e: int(e["id"]))
+
+
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return sorted(events, key=lambda e: int(e["id"]))
-        kwargs["nextToken"] = page["nextToken"]
+    """Every event of the execution, oldest first."""
+    return _in_order(e for page in _history_pages(sfn, execution_arn, 1000) for e in page["events"])
 
 
 def new_events(sfn: Any, execution_arn: str, after: int) -> list[dict[str, Any]]:
     """Events with an id above ``after``, oldest first, reading newest-first pages only until known ones."""
     events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 200}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
+    for page in _history_pages(sfn, execution_arn, 200, reverseOrder=True):
         fresh = [e for e in page["events"] if int(e["id"]) > after]
         events.extend(fresh)
-        if len(fresh) < len(page["events"]) or not page.get("nextToken"):
-            return sorted(events, key=lambda e: int(e["id"]))
-        kwargs["nextToken"] = page["nextToken"]
+        if len(fresh) < len(page["events"]):
+            break
+    return _in_order(events)
 
 
 def details(event: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from gpu_recovery.api_faults import ApiFault
+from gpu_recovery.asl import definition, walk_states
 from gpu_recovery.resources import DEFINITION, SCENARIO_DIR
 from gpu_recovery.sim.specs import FAULT_KINDS, PERSISTENCES, FaultSpec, JobSpec, NodeSpec, Timings
 from infra.config import Config
@@ -262,15 +263,7 @@ def _config_problems(config: dict[str, Any]) -> list[str]:
 
 
 def _state_names() -> frozenset[str]:
-    def walk(states: dict[str, Any]) -> set[str]:
-        names = set(states)
-        for state in states.values():
-            for nested in [state.get("ItemProcessor") or state.get("Iterator"), *state.get("Branches", [])]:
-                if nested:
-                    names |= walk(nested["States"])
-        return names
-
-    return frozenset(walk(json.loads(DEFINITION.read_text())["States"]))
+    return frozenset(name for name, _ in walk_states(definition()["States"]))
 
 
 @dataclass

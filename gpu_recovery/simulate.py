@@ -18,9 +18,10 @@ import boto3
 from moto.moto_api._internal import mock_random
 from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl
 
+from gpu_recovery.asl import definition
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
-from gpu_recovery.local_stack import DEFINITION, LocalStack, deploy
+from gpu_recovery.local_stack import LocalStack, deploy
 from gpu_recovery.scenario import Event, Scenario
 from gpu_recovery.sim import SimFleet
 from recovery import clock as step_clock
@@ -28,7 +29,7 @@ from recovery import tables as step_tables
 from recovery.settings import get_settings
 from recovery.tables import plain
 
-_STATES = json.loads(DEFINITION.read_text())["States"]
+_STATES = definition()["States"]
 NODE_STATES = frozenset(_STATES["CheckNodes"]["ItemProcessor"]["States"])
 # Map state -> the states of its iterations, to name each iteration after its item (a node, a task).
 MAP_STATES = {

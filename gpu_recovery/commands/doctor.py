@@ -13,6 +13,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gpu_recovery import aws_context
+from gpu_recovery.asl import walk_states
 from gpu_recovery.aws_context import AwsContext, ContextError
 from gpu_recovery.cli_output import FAILED, OK, command, print_json, render_table
 from gpu_recovery.iam_calls import STATE_MACHINE, Call, Deployment, calls_for
@@ -74,7 +75,7 @@ class Doctor:
         """Step name (ClassifyFailure, ...) -> Lambda configuration, for every step Lambda the definition calls."""
         lambdas = self.client("lambda")
         found: dict[str, dict[str, Any]] = {}
-        for _, state in aws_context.walk_states(self.context.definition.get("States", {})):
+        for _, state in walk_states(self.context.definition.get("States", {})):
             resource = str(state.get("Resource", ""))
             if ":lambda:" in resource and ":function:" in resource:
                 config = lambdas.get_function_configuration(FunctionName=resource)

@@ -50,19 +50,16 @@ def node_executions(context: AwsContext, node_id: str) -> set[str]:
 
 def listed(context: AwsContext, status: str | None, since: datetime | None) -> list[dict[str, Any]]:
     """ListExecutions, newest first, stopping at the first one older than ``since``."""
-    kwargs: dict[str, Any] = {"stateMachineArn": context.state_machine_arn, "maxResults": 100}
+    kwargs: dict[str, Any] = {"stateMachineArn": context.state_machine_arn, "PaginationConfig": {"PageSize": 100}}
     if status:
         kwargs["statusFilter"] = status
     found: list[dict[str, Any]] = []
-    while True:
-        page = context.sfn.list_executions(**kwargs)
+    for page in context.sfn.get_paginator("list_executions").paginate(**kwargs):
         for execution in page["executions"]:
             if since and to_datetime(execution["startDate"]) < since:  # type: ignore[operator]
                 return found
             found.append(execution)
-        if not page.get("nextToken"):
-            return found
-        kwargs["nextToken"] = page["nextToken"]
+    return found
 
 
 def summaries(context: AwsContext, executions: list[dict[str, Any]]) -> list[dict[str, Any]]:
