@@ -18,6 +18,7 @@ from gpu_recovery.stack_policies import StackPolicies, synthesized_template
 from infra.config import Config
 from infra.event_pattern import execution_ended_badly_pattern, task_failure_pattern
 from infra.substitutions import EVENT_FUNCTIONS, LAMBDAS, STEP_FUNCTIONS, definition_substitutions, function_arn_key
+from recovery.schema import create_table_requests
 
 # Quiet, local-only Powertools: no X-Ray daemon here, and the report says what happened.
 LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -91,32 +92,8 @@ def status_change_event(description: dict[str, Any]) -> dict[str, Any]:
 
 def create_tables(config: Config) -> None:
     dynamodb = boto3.client("dynamodb")
-    string = "S"
-    specs = {
-        config.TASK_TABLE_NAME: (["taskArn"], {"jobId": string}),
-        config.JOB_TABLE_NAME: (["jobId"], {}),
-        config.NODE_TABLE_NAME: (["nodeId", "recordKey"], {}),
-    }
-    for name, (keys, extra) in specs.items():
-        attributes = dict.fromkeys(keys, string) | extra
-        kwargs: dict[str, Any] = {
-            "TableName": name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "KeySchema": [{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
-            "AttributeDefinitions": [{"AttributeName": k, "AttributeType": t} for k, t in attributes.items()],
-        }
-        if extra:
-            kwargs["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": "byJob",
-                    "KeySchema": [
-                        {"AttributeName": "jobId", "KeyType": "HASH"},
-                        {"AttributeName": "taskArn", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ]
-        dynamodb.create_table(**kwargs)
+    for request in create_table_requests(config.TASK_TABLE_NAME, config.JOB_TABLE_NAME, config.NODE_TABLE_NAME):
+        dynamodb.create_table(**request)
 
 
 def function_name(module: str) -> str:

@@ -7,8 +7,7 @@ from constructs import Construct
 
 from infra.common import removal_policy
 from infra.config import Config
-
-TTL_ATTRIBUTE = "expiresAt"
+from recovery.schema import BY_JOB_INDEX, BY_JOB_KEYS, JOB_KEYS, NODE_KEYS, TASK_KEYS, TTL_ATTRIBUTE, Keys
 
 
 class RecoveryTables(Construct):
@@ -23,13 +22,16 @@ class RecoveryTables(Construct):
         super().__init__(scope, construct_id)
         string = dynamodb.AttributeType.STRING
 
-        def table(logical_id: str, name: str, pk: str, sk: str | None = None) -> dynamodb.Table:
+        def attribute(name: str | None) -> dynamodb.Attribute | None:
+            return dynamodb.Attribute(name=name, type=string) if name else None
+
+        def table(logical_id: str, name: str, keys: Keys) -> dynamodb.Table:
             return dynamodb.Table(
                 self,
                 logical_id,
                 table_name=name,
-                partition_key=dynamodb.Attribute(name=pk, type=string),
-                sort_key=dynamodb.Attribute(name=sk, type=string) if sk else None,
+                partition_key=dynamodb.Attribute(name=keys.partition, type=string),
+                sort_key=attribute(keys.sort),
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                     point_in_time_recovery_enabled=True
@@ -39,13 +41,11 @@ class RecoveryTables(Construct):
                 removal_policy=removal_policy(config),
             )
 
-        self.task_table = table("TaskTable", config.TASK_TABLE_NAME, "taskArn")
-        # All tasks of one job, for StopJobTasks and RestartJob.
+        self.task_table = table("TaskTable", config.TASK_TABLE_NAME, TASK_KEYS)
         self.task_table.add_global_secondary_index(
-            index_name="byJob",
-            partition_key=dynamodb.Attribute(name="jobId", type=string),
-            sort_key=dynamodb.Attribute(name="taskArn", type=string),
+            index_name=BY_JOB_INDEX,
+            partition_key=dynamodb.Attribute(name=BY_JOB_KEYS.partition, type=string),
+            sort_key=attribute(BY_JOB_KEYS.sort),
         )
-        self.job_table = table("JobTable", config.JOB_TABLE_NAME, "jobId")
-        # recordKey is "STATE" for the current row, "HISTORY#<iso-timestamp>#<suffix>" for history rows.
-        self.node_table = table("NodeTable", config.NODE_TABLE_NAME, "nodeId", "recordKey")
+        self.job_table = table("JobTable", config.JOB_TABLE_NAME, JOB_KEYS)
+        self.node_table = table("NodeTable", config.NODE_TABLE_NAME, NODE_KEYS)

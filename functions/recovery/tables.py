@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from recovery.aws import CLIENT_CONFIG
 from recovery.models import JobStatus, NodeStatus, TaskRecoveryStatus
+from recovery.schema import BY_JOB_INDEX, TTL_ATTRIBUTE
 from recovery.settings import Settings
 
 STATE_KEY = "STATE"
@@ -146,7 +147,7 @@ class Tables:
         the job can fail again (a recovery takes longer than that), so the index has it."""
         return self._all_items(
             self.task.query,
-            IndexName="byJob",
+            IndexName=BY_JOB_INDEX,
             KeyConditionExpression=Key("jobId").eq(job_id),
             ProjectionExpression="taskArn, taskDefinitionArn, restartedAs",
         )
@@ -154,7 +155,7 @@ class Tables:
     def joined_tasks(self, job_id: str, execution_arn: str) -> list[str]:
         """Tasks of the job that failed while this execution held the job lock."""
         response = self.task.query(
-            IndexName="byJob",
+            IndexName=BY_JOB_INDEX,
             KeyConditionExpression=Key("jobId").eq(job_id),
             FilterExpression=Attr("joinedRecovery").eq(execution_arn),
         )
@@ -312,7 +313,7 @@ class Tables:
             "kind": kind,
             "at": now.isoformat(),
             "detail": detail,
-            "expiresAt": int((now + self.history_ttl).timestamp()),
+            TTL_ATTRIBUTE: int((now + self.history_ttl).timestamp()),
         }
         self.node.put_item(Item=to_dynamo(row | actor))
 

@@ -24,6 +24,7 @@ from gpu_recovery.cli_output import (
     to_datetime,
 )
 from gpu_recovery.executions import parse_json, summarize, task_arn_of
+from recovery.schema import BY_JOB_INDEX
 
 NAME = "runs"
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
@@ -33,7 +34,7 @@ DESCRIBE_WORKERS = 8
 def job_executions(context: AwsContext, job_id: str) -> set[str]:
     """Executions that handled a task of the job: one query of the task table's byJob index."""
     table, arns = context.tables.task, set()
-    kwargs: dict[str, Any] = {"IndexName": "byJob", "KeyConditionExpression": Key("jobId").eq(job_id)}
+    kwargs: dict[str, Any] = {"IndexName": BY_JOB_INDEX, "KeyConditionExpression": Key("jobId").eq(job_id)}
     while True:
         page = table.query(**kwargs)
         for item in page["Items"]:

@@ -12,6 +12,7 @@ from infra.lambdas import POWERTOOLS_LAYER_PARAMETER
 from infra.stack import CONSOLE_HOSTS
 from infra.substitutions import LAMBDAS
 from recovery.notify import CONSOLE_HOSTS as NOTIFICATION_CONSOLE_HOSTS
+from recovery.schema import create_table_requests
 from tests.infra.helpers import of_type
 
 Resources = dict[str, dict[str, Any]]
@@ -40,6 +41,18 @@ def test_task_table_has_by_job_index(resources: Resources) -> None:
         {"AttributeName": "jobId", "KeyType": "HASH"},
         {"AttributeName": "taskArn", "KeyType": "RANGE"},
     ]
+
+
+def test_the_local_tables_are_the_stacks(resources: Resources) -> None:
+    def by_name(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(items, key=lambda item: str(item.get("AttributeName") or item.get("IndexName")))
+
+    for request in create_table_requests("ecs_task", "ecs_job", "ecs_node"):
+        props = table(resources, request["TableName"])
+        assert props["KeySchema"] == request["KeySchema"]
+        assert by_name(props["AttributeDefinitions"]) == by_name(request["AttributeDefinitions"])
+        indexes = by_name(props.get("GlobalSecondaryIndexes", []))
+        assert indexes == by_name(request.get("GlobalSecondaryIndexes", []))
 
 
 def test_tables_pitr_encryption_ttl_on_demand_retained(resources: Resources) -> None:

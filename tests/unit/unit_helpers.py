@@ -12,6 +12,8 @@ import boto3
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ecs.models import ecs_backends
 
+from recovery.schema import create_table_requests
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REGION = "us-east-1"
 CLUSTER = "gpu-training"
@@ -56,49 +58,10 @@ class FakeLambdaContext:
 
 
 def create_tables() -> None:
-    """Exactly the key schemas of infra/tables.py."""
+    """The tables as the stack defines them (recovery.schema)."""
     ddb = boto3.client("dynamodb", region_name=REGION)
-    s = "S"
-    ddb.create_table(
-        TableName=TASK_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "taskArn", "AttributeType": s},
-            {"AttributeName": "jobId", "AttributeType": s},
-        ],
-        KeySchema=[{"AttributeName": "taskArn", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "byJob",
-                "KeySchema": [
-                    {"AttributeName": "jobId", "KeyType": "HASH"},
-                    {"AttributeName": "taskArn", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    ddb.create_table(
-        TableName=JOB_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": s}],
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-    )
-    ddb.create_table(
-        TableName=NODE_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "nodeId", "AttributeType": s},
-            {"AttributeName": "recordKey", "AttributeType": s},
-        ],
-        KeySchema=[
-            {"AttributeName": "nodeId", "KeyType": "HASH"},
-            {"AttributeName": "recordKey", "KeyType": "RANGE"},
-        ],
-    )
-    ddb.update_time_to_live(
-        TableName=NODE_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
-    )
+    for request in create_table_requests(TASK_TABLE, JOB_TABLE, NODE_TABLE):
+        ddb.create_table(**request)
 
 
 def scan(table: str) -> list[dict[str, Any]]:
