@@ -183,11 +183,8 @@ class ScenarioFile(_Strict):
         return self
 
 
-def _reference_problems(scenario: ScenarioFile) -> list[str]:
-    """Every cross-reference that does not hold, as `key.path: what is wrong`."""
-    nodes = {n.name: n for n in scenario.node_list()}
-    jobs = {j.name: j for j in scenario.jobs}
-    states = _state_names()
+def _node_problems(scenario: ScenarioFile, nodes: dict[str, Node]) -> list[str]:
+    """Node names used twice, and faults on no node or on GPUs the node does not have."""
     problems: list[str] = []
     seen: set[str] = set()
     for i, node in enumerate(scenario.node_list()):
@@ -205,6 +202,15 @@ def _reference_problems(scenario: ScenarioFile) -> list[str]:
     for i, node in enumerate(scenario.node_list()):
         if node.fault and (bad := [g for g in node.fault.gpus if g >= node.gpus]):
             problems.append(f"nodes.{i}.fault.gpus: GPU indexes {bad} out of range 0..{node.gpus - 1}")
+    return problems
+
+
+def _reference_problems(scenario: ScenarioFile) -> list[str]:
+    """Every cross-reference that does not hold, as `key.path: what is wrong`."""
+    nodes = {n.name: n for n in scenario.node_list()}
+    jobs = {j.name: j for j in scenario.jobs}
+    states = _state_names()
+    problems = _node_problems(scenario, nodes)
     for i, job in enumerate(scenario.jobs):
         problems += [
             f"jobs.{i}.nodes: no node named {n!r} (nodes: {', '.join(nodes)})" for n in job.nodes if n not in nodes

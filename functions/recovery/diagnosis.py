@@ -538,17 +538,23 @@ def diagnose(
                        "each error decides reset, reboot or replace")  # fmt: skip
     reasons += _gpu_reasons(gpus) + _usage_notes(gpus, task_gpu_ids)
     if node_action in (GpuAction.IGNORE, GpuAction.RESTART_APP):
-        warned = any(f.dcgm for f in gpus)
-        summary = "all DCGM tests passed" + (" (with warnings)" if warned and not dcgm_failed else "")
-        if dcgm_failed:
-            summary = "DCGM's errors need no repair"
-        if not report.results:  # dcgmi exits DCGM_ST_NO_DATA (-14) when no test ran, so exit 0 is its pass
-            summary = "dcgmi exit 0 and no per-GPU result in its JSON: trusting dcgmi's pass"
-        if node_action == GpuAction.RESTART_APP:
-            summary += ": the GPUs are fine, the application should be restarted"
+        summary = _healthy_summary(node_action, gpus, bool(dcgm_failed), bool(report.results))
         return Verdict(status=VerdictStatus.HEALTHY, action=_TO_REPAIR[node_action], reasons=[summary, *reasons],
                        **common)  # fmt: skip
     return Verdict(status=VerdictStatus.UNHEALTHY, action=_TO_REPAIR[node_action], reasons=reasons, **common)
+
+
+def _healthy_summary(node_action: GpuAction, gpus: Sequence[GpuFinding], dcgm_failed: bool, has_results: bool) -> str:
+    """The first reason of a HEALTHY verdict."""
+    warned = any(f.dcgm for f in gpus)
+    summary = "all DCGM tests passed" + (" (with warnings)" if warned and not dcgm_failed else "")
+    if dcgm_failed:
+        summary = "DCGM's errors need no repair"
+    if not has_results:  # dcgmi exits DCGM_ST_NO_DATA (-14) when no test ran, so exit 0 is its pass
+        summary = "dcgmi exit 0 and no per-GPU result in its JSON: trusting dcgmi's pass"
+    if node_action == GpuAction.RESTART_APP:
+        summary += ": the GPUs are fine, the application should be restarted"
+    return summary
 
 
 def _inferred_exit(report: DiagReport) -> int:
