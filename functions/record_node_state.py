@@ -41,14 +41,13 @@ def record_reboot(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     """Count the reboot once per execution: a retried step finds lastRebootBy = itself and adds nothing."""
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow().isoformat()
     reboots = (tables.get_node(node_id) or {}).get("reboots", [])[-(MAX_REBOOT_TIMES_KEPT - 1) :]
-    counted = tables.update_node(
+    counted, current = tables.update_node_or_read(
         node_id,
         me,
         {"reboots": [*reboots, now], "lastRebootBy": me, "status": NodeStatus.REBOOTING, "updatedAt": now},
-        release=False,
         guard="attribute_not_exists(lastRebootBy) OR lastRebootBy <> :me",
     )
-    owned = still_owned(counted, None if counted else tables.get_node(node_id), me, "lastRebootBy")
+    owned = still_owned(counted, current, me, "lastRebootBy")
     if counted:
         tables.add_history(
             node_id, "REBOOT", me, clock.utcnow(), {"reason": request.analysis.reason if request.analysis else ""}
@@ -62,14 +61,13 @@ def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
     # Once per execution: a retried step finds lastGpuResetBy = itself and records nothing twice.
-    recorded = tables.update_node(
+    recorded, current = tables.update_node_or_read(
         node_id,
         me,
         {"status": NodeStatus.RESETTING_GPU, "lastGpuResetBy": me, "updatedAt": now.isoformat()},
-        release=False,
         guard="attribute_not_exists(lastGpuResetBy) OR lastGpuResetBy <> :me",
     )
-    owned = still_owned(recorded, None if recorded else tables.get_node(node_id), me, "lastGpuResetBy")
+    owned = still_owned(recorded, current, me, "lastGpuResetBy")
     if recorded:
         detail = {
             "reason": analysis.reason if analysis else "",

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from recovery.aws import CLIENT_CONFIG
@@ -26,6 +27,7 @@ FLEET_PREFIX = "FLEET#"
 REPAIRS_KEY = "REPAIRS"
 HISTORY_PREFIX = "HISTORY#"
 MAX_REBOOT_TIMES_KEPT = 20  # enough for any sane budget window; keeps the STATE row small
+_DESERIALIZE = TypeDeserializer().deserialize
 
 
 def plain(value: Any) -> Any:
@@ -58,6 +60,20 @@ def conditional_write(write: Callable[..., Any], **request: Any) -> bool:
     return True
 
 
+def write_or_read(write: Callable[..., Any], **request: Any) -> tuple[bool, dict[str, Any] | None]:
+    """A conditional write that, when its condition refuses it, returns the item as the condition saw it
+    (ReturnValuesOnConditionCheckFailure=ALL_OLD: DynamoDB API reference, UpdateItem/PutItem), so that a lost race
+    needs no second read: (True, None) if it applied, (False, the item or None when there was none) if not."""
+    try:
+        write(**request, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as error:
+        if is_conditional_failure(error):
+            item = error.response.get("Item")
+            return False, plain({k: _DESERIALIZE(v) for k, v in item.items()}) if item else None
+        raise
+    return True, None
+
+
 class Tables:
     @classmethod
     def from_settings(cls, settings: Settings) -> Tables:
@@ -65,13 +81,17 @@ class Tables:
             settings.TASK_TABLE_NAME, settings.JOB_TABLE_NAME, settings.NODE_TABLE_NAME, settings.HISTORY_TTL_DAYS
         )
 
-    def __init__(self, task_table: str, job_table: str, node_table: str, history_ttl_days: int) -> None:
+    def __init__(
+        self, task_table: str, job_table: str, node_table: str, history_ttl_days: int, *, resource: Any = None
+    ) -> None:
         self.names = {"task": task_table, "job": job_table, "node": node_table}
         self.history_ttl = timedelta(days=history_ttl_days)
+        self._resource = resource
 
     @cached_property
     def resource(self) -> Any:
-        return boto3.resource("dynamodb", config=CLIENT_CONFIG)
+        """The DynamoDB service resource: the one given (a test's, another session's), else the default session's."""
+        return self._resource or boto3.resource("dynamodb", config=CLIENT_CONFIG)
 
     @cached_property
     def task(self) -> Any:
@@ -275,10 +295,21 @@ class Tables:
         """Update the STATE row this execution has locked; optionally release the lock. `guard` adds a
         condition (e.g. that a reboot was not already counted). False when the condition does not hold."""
         condition = "lockOwner = :me" + (f" AND ({guard})" if guard else "")
-        return self._update_state(node_id, fields, condition, release=release, values={":me": me})
+        return conditional_write(
+            self.node.update_item, **self._state_update(node_id, fields, condition, release=release, values={":me": me})
+        )
 
-    def _update_state(
-        self,
+    def update_node_or_read(
+        self, node_id: str, me: str, fields: dict[str, Any], *, guard: str
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """update_node keeping the lock; refused, also the STATE row as the condition saw it."""
+        return write_or_read(
+            self.node.update_item,
+            **self._state_update(node_id, fields, f"lockOwner = :me AND ({guard})", release=False, values={":me": me}),
+        )
+
+    @staticmethod
+    def _state_update(
         node_id: str,
         fields: dict[str, Any],
         condition: str,
@@ -286,19 +317,19 @@ class Tables:
         release: bool,
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
-    ) -> bool:
-        """SET `fields` on the node's STATE row if `condition` holds, optionally removing the lock."""
+    ) -> dict[str, Any]:
+        """The UpdateItem request that SETs `fields` on the node's STATE row if `condition` holds, optionally
+        removing the lock."""
         update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
         if release:
             update += " REMOVE lockOwner, lockedAt"
-        return conditional_write(
-            self.node.update_item,
-            Key={"nodeId": node_id, "recordKey": STATE_KEY},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames={f"#{k}": k for k in fields} | (names or {}),
-            ExpressionAttributeValues={f":{k}": v for k, v in to_dynamo(fields).items()} | (values or {}),
-        )
+        return {
+            "Key": {"nodeId": node_id, "recordKey": STATE_KEY},
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {f"#{k}": k for k in fields} | (names or {}),
+            "ExpressionAttributeValues": {f":{k}": v for k, v in to_dynamo(fields).items()} | (values or {}),
+        }
 
     def add_history(self, node_id: str, kind: str, me: str, now: datetime, detail: dict[str, Any]) -> None:
         """A history row for what an execution did or found."""
@@ -370,8 +401,11 @@ class Tables:
                     parts.append(f"{attribute} = {placeholder}")
                     values[placeholder] = value
             condition = " AND ".join(parts)
-        return self._update_state(
-            node_id, fields, condition, release=remove_lock, names={"#status": "status"}, values=values
+        return conditional_write(
+            self.node.update_item,
+            **self._state_update(
+                node_id, fields, condition, release=remove_lock, names={"#status": "status"}, values=values
+            ),
         )
 
     def add_operator_history(self, node_id: str, kind: str, who: str, now: datetime, detail: dict[str, Any]) -> None:

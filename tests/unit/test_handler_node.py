@@ -283,6 +283,24 @@ def test_reboot_counted_once_per_execution(aws: None, context: FakeLambdaContext
     assert [h["kind"] for h in history()] == ["REBOOT"]
 
 
+def test_a_refused_reboot_count_reads_the_row_from_the_refusal(aws: None, context: FakeLambdaContext) -> None:
+    acquire_node.handler(step(), context)
+    record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
+    reads: list[str] = []
+
+    def count(**_: Any) -> None:
+        reads.append("GetItem")
+
+    events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+    events.register("before-call.dynamodb.GetItem", count)
+    try:
+        retry = record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
+    finally:
+        events.unregister("before-call.dynamodb.GetItem", count)
+    assert retry == {"counted": False, "owned": True}
+    assert reads == ["GetItem"]  # the reboots already counted; ALL_OLD answers who owns the node
+
+
 @pytest.mark.parametrize(
     ("action", "phase", "status", "outcome"),
     [
