@@ -3,18 +3,25 @@
 resource has in the local account. The local stack hands these to the engine's authorizer, so a grant missing from
 infra/ fails a local run exactly where it would fail in AWS.
 
-Synthesis takes seconds (jsii), so templates are cached per configuration for the life of the process.
+Synthesis takes about 17 s (jsii and its Node kernel), so each configuration's template is kept on disk in
+``.cache/stack-templates/`` (gitignored), under a digest of everything the synth reads: the CDK app and what it
+bundles, the definition, the libraries that render it and the configuration. Every process (the demo, each test
+worker) then synthesizes a configuration at most once between changes to those inputs, and never reads a stale one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
+from pathlib import Path
 from typing import Any, Final
 
 from gpu_recovery.engine.iam_not_enforced import Principal
@@ -24,8 +31,61 @@ _LAMBDA_FUNCTION: Final = "AWS::Lambda::Function"
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
+ROOT: Final = Path(__file__).resolve().parent.parent
+CACHE_DIR: Final = ROOT / ".cache" / "stack-templates"
+# What `build_app` reads, relative to ROOT: the app and its constructs, the definition (infra/history_budget.py), the
+# check's wrapper script (infra/dcgm_task.py), the Lambda code asset (infra/lambdas.py) and this module's main().
+SYNTH_INPUTS: Final = (
+    "app.py",
+    "cdk.json",
+    "infra",
+    "statemachine",
+    "dcgm-check",
+    "functions",
+    "gpu_recovery/stack_policies.py",
+)
+# The libraries that turn the app into a template (the CDK's own Node code is vendored in aws-cdk-lib).
+SYNTH_LIBRARIES: Final = ("aws-cdk-lib", "constructs", "cdk-nag", "jsii")
+
+
+def inputs_digest(root: Path = ROOT) -> str:
+    """SHA-256 over every file the synth reads (path and content) and the versions of the libraries it runs."""
+    digest = hashlib.sha256()
+    for name in SYNTH_INPUTS:
+        top = root / name
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" not in path.parts:
+                content = path.read_bytes()
+                digest.update(f"{path.relative_to(root).as_posix()}\0{len(content)}\0".encode())
+                digest.update(content)
+    for library in SYNTH_LIBRARIES:
+        digest.update(f"{library}=={metadata.version(library)}\0".encode())
+    return digest.hexdigest()
+
+
+@cache
+def _inputs_digest() -> str:
+    return inputs_digest()
+
+
 @cache
 def _template(context: str) -> dict[str, Any]:
+    key = hashlib.sha256(f"{_inputs_digest()}\0{context}".encode()).hexdigest()
+    cached = CACHE_DIR / f"{key}.json"
+    if cached.is_file():
+        return dict(json.loads(cached.read_text()))
+    text = _synthesize(context)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    # Written aside, then renamed into place (atomic on POSIX): a concurrent reader sees the whole file or none,
+    # and two processes synthesizing the same configuration write the same bytes.
+    with tempfile.NamedTemporaryFile("w", dir=CACHE_DIR, suffix=".tmp", delete=False) as partial:
+        partial.write(text)
+    Path(partial.name).replace(cached)
+    return dict(json.loads(text))
+
+
+def _synthesize(context: str) -> str:
     # In a child process: the CDK app (jsii and its Node kernel, thousands of objects) would otherwise stay in the
     # simulation's process and slow every execution that follows.
     synth = subprocess.run(
@@ -37,7 +97,7 @@ def _template(context: str) -> dict[str, Any]:
     )
     if synth.returncode != 0:
         raise RuntimeError(f"cdk synth for the local stack failed: {synth.stderr.strip().splitlines()[-1:]}")
-    return dict(json.loads(synth.stdout))
+    return synth.stdout
 
 
 def synthesized_template(context: Mapping[str, Any]) -> dict[str, Any]:

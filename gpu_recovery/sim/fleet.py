@@ -8,16 +8,17 @@ own) while it is entered, and restores them on exit.
 Time is the shared ``SimClock``. Nothing here runs on a timer: whatever takes time (a DCGM check that runs
 ``diag_seconds``, a reboot that keeps the agent away ``reboot_seconds``) is settled lazily, in time order, each
 time someone observes the fleet (DescribeTasks, ListTasks, DescribeContainerInstances, RunTask, ...).
+
+By concern: where moto is patched (``moto_patches``, one table), the instances and their faults (``instances``),
+the ECS task lifecycle (``tasks``), GPU resets over SSM (``ssm``), placement (``placement``) and the DCGM check's
+output (``dcgm``) hold no state of their own. Every structure they touch belongs to the fleet and is touched
+under its one lock (``SimFleet._lock``); this module orders what happens, when, and what it records.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import itertools
 import json
-import math
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -27,19 +28,17 @@ from typing import Any
 
 import boto3
 from moto.core.responses import ActionResult
-from moto.ec2.models.instances import InstanceBackend
 from moto.ecs.exceptions import InvalidParameterException
-from moto.ecs.models import EC2ContainerServiceBackend, Task, ecs_backends
+from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.logs.models import logs_backends
-from moto.moto_api import state_manager
-from moto.ssm.models import SimpleSystemManagerBackend
 
 from gpu_recovery.clock import SimClock, SimEvent
-from gpu_recovery.sim import dcgm, placement
+from gpu_recovery.sim import dcgm, instances, moto_patches, placement, ssm, tasks
 from gpu_recovery.sim.events import task_state_change
-from gpu_recovery.sim.faults import FAULTS, NO_FAULT, FaultBehaviour, Reset
+from gpu_recovery.sim.instances import Node
 from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
+from gpu_recovery.sim.tasks import ESSENTIAL_EXITED, SIGKILL_EXIT, SIGTERM_EXIT, SimTask
 
 DCGM_FAMILY = "gpu-recovery-dcgm-check"
 DCGM_CONTAINER = "dcgm-check"
@@ -47,66 +46,6 @@ DCGM_LOG_GROUP = "/ecs/gpu-recovery-dcgm-check"
 DCGM_STREAM_PREFIX = "dcgm"
 JOB_STARTED_BY = "gpu-scheduler"
 RUN_TASK_MAX_COUNT = 10  # RunTask `count`: "You can specify up to 10 tasks for each call" (ECS API reference)
-
-# Our tasks get their own ManagedState model name, so moto never advances them on its own (by default it
-# reports every task STOPPED the first time it is described) and other clusters keep moto's default.
-_TASK_MODEL = "ecs::task::simfleet"
-_NEVER = {"progression": "manual", "times": 2**62}
-
-ESSENTIAL_EXITED = "Essential container in task exited"
-SIGTERM_EXIT = 143  # containers killed by the OS shutdown of a reboot
-SIGKILL_EXIT = 137  # a hung check ignores SIGTERM; docker stop SIGKILLs it after the stop timeout
-DEFAULT_STOP_TIMEOUT_SECONDS = 30.0
-
-# vCPUs and MiB the ECS agent registers per instance type (physical memory minus the agent's reserve).
-_INSTANCE_RESOURCES = {
-    "p4d.24xlarge": (96, 1_140_000),
-    "p4de.24xlarge": (96, 1_140_000),
-    "p5.48xlarge": (192, 2_040_000),
-    "g5.48xlarge": (192, 760_000),
-    "g6.48xlarge": (192, 760_000),
-}
-_DEFAULT_RESOURCES = (96, 760_000)
-
-
-@dataclass
-class _Node:
-    spec: NodeSpec
-    instance_id: str
-    ci: Any  # moto ContainerInstance
-    inventory: list[dict[str, Any]]
-    free_gpus: list[str]
-    cleared: bool = False  # a reboot cleared the fault (transient/flapping)
-    cleared_at: float = 0.0
-    healthy_checks_since_clear: int = 0
-    reconnect_at: float | None = None  # sim seconds at which the agent is back after a reboot (inf: never)
-    terminated: bool = False
-
-
-@dataclass
-class _SimTask:
-    task: Any  # moto Task
-    node: _Node
-    gpu_ids: list[str]
-    cpu: int
-    memory: int
-    is_check: bool
-    check_ends_at: float | None = None  # DCGM checks only; None: hangs until StopTask
-    stop_timeout: float = 0.0
-    killed_at: float | None = None  # a hung check after StopTask: when ECS SIGKILLs it
-    check_level: int = 2
-    log_group: str = ""
-    log_stream: str = ""
-
-
-@dataclass
-class _GpuReset:
-    """An SSM Run Command invocation of nvidia-smi --gpu-reset on one of our instances."""
-
-    node: _Node
-    done_at: float
-    succeeded: bool
-    output: str
 
 
 @dataclass
@@ -151,24 +90,24 @@ class SimFleet:
         self._job_specs = jobs
         self._epoch = clock.now() - timedelta(seconds=clock.elapsed())
         self._lock = threading.RLock()
-        self._nodes: dict[str, _Node] = {}
-        self._by_instance: dict[str, _Node] = {}
-        self._tasks: dict[str, _SimTask] = {}
-        self._tasks_by_id: dict[str, _SimTask] = {}
-        self._resets: dict[str, _GpuReset] = {}  # SSM command id -> reset
+        self._nodes: dict[str, Node] = {}
+        self._by_instance: dict[str, Node] = {}
+        self._tasks: dict[str, SimTask] = {}
+        self._tasks_by_id: dict[str, SimTask] = {}
+        self._resets: dict[str, ssm.GpuReset] = {}  # SSM command id -> reset
         self._events: list[dict[str, Any]] = []
         self._actions = FleetActions()
         self._watchers: dict[tuple[str, str], SimEvent] = {}
         self._recording = False  # setup (placing the initial jobs) is not something done *to* the fleet
-        self._undo: list[Callable[[], None]] = []
+        self._unpatch: Callable[[], None] = lambda: None
         self._backend: EC2ContainerServiceBackend | None = None
         self.account_id = ""
 
     # ----------------------------------------------------------------------------------------- public API
 
     def __enter__(self) -> SimFleet:
+        self._unpatch = moto_patches.apply(self)
         try:
-            self._patch()
             self._build()
         except BaseException:
             self._unpatch()
@@ -179,13 +118,16 @@ class SimFleet:
         self._unpatch()
 
     def instance_id(self, node_name: str) -> str:
-        return self._nodes[node_name].instance_id
+        with self._lock:
+            return self._nodes[node_name].instance_id
 
     def node_name(self, instance_id: str) -> str:
-        return self._by_instance[instance_id].spec.name
+        with self._lock:
+            return self._by_instance[instance_id].spec.name
 
     def container_instance_arn(self, node_name: str) -> str:
-        return str(self._nodes[node_name].ci.container_instance_arn)
+        with self._lock:
+            return str(self._nodes[node_name].ci.container_instance_arn)
 
     def job_tasks(self, job: str) -> list[str]:
         """ARNs of the job's RUNNING tasks (the job key is the RunTask ``group``)."""
@@ -247,7 +189,7 @@ class SimFleet:
     def fault_active(self, node_name: str) -> bool:
         """Whether the node's fault is present now (what the next DCGM check would see)."""
         with self._lock:
-            return self._fault_active(self._nodes[node_name], self.clock.elapsed())
+            return instances.fault_active(self._nodes[node_name], self.clock.elapsed())
 
     # ----------------------------------------------------------------------------------------- building
 
@@ -283,8 +225,8 @@ class SimFleet:
             )["containerInstance"]["containerInstanceArn"]
             ci = self._backend.container_instances[self.cluster_name][ci_arn.split("/")[-1]]
             inventory = dcgm.gpu_inventory(instance_id, spec.gpus)
-            node = _Node(spec, instance_id, ci, inventory, [g["uuid"] for g in inventory])
-            self._register_resources(node)
+            node = Node(spec, instance_id, ci, inventory, [g["uuid"] for g in inventory])
+            instances.register_resources(node)
             self._nodes[spec.name] = node
             self._by_instance[instance_id] = node
 
@@ -321,26 +263,6 @@ class SimFleet:
             )["taskDefinition"]["taskDefinitionArn"]
         )
 
-    def _register_resources(self, node: _Node) -> None:
-        """Register what the ECS agent reports for a GPU instance: its CPU/memory and GPUs as a STRINGSET."""
-        vcpus, memory = _INSTANCE_RESOURCES.get(node.spec.instance_type, _DEFAULT_RESOURCES)
-        gpu_ids = [g["uuid"] for g in node.inventory]
-        for resources in (node.ci.registered_resources, node.ci.remaining_resources):
-            for resource in resources:
-                if resource["name"] == "CPU":
-                    resource["integerValue"] = vcpus * 1024
-                elif resource["name"] == "MEMORY":
-                    resource["integerValue"] = memory
-            resources.append(
-                {"name": "GPU", "type": "STRINGSET", "doubleValue": 0.0, "integerValue": 0, "longValue": 0,
-                 "stringSetValue": list(gpu_ids)}
-            )  # fmt: skip
-        node.ci.version_info = {
-            "agentVersion": "1.89.3",
-            "agentHash": "0c2a8c0e",
-            "dockerVersion": "DockerVersion: 25.0.8",
-        }
-
     def _start_job(self, ecs: Any, job: JobSpec) -> None:
         first = self._nodes[job.nodes[0]].spec
         gpus_per_task = job.gpus_per_task or max(first.gpus // job.tasks_per_node, 1)
@@ -376,141 +298,28 @@ class SimFleet:
                     raise ValueError(f"job {job.name} does not fit on {node_name}: {response['failures']}")
                 placed += count
 
-    # ----------------------------------------------------------------------------------------- patches
+    # ----------------------------------------------------------------------------------------- moto's calls
 
-    def _patch(self) -> None:  # noqa: C901 - one closure per patched moto call; the fleet split takes it apart
-        fleet = self
+    def owns(self, backend: Any, cluster: str) -> bool:
+        """Whether a call on moto's ``backend`` is about this fleet's cluster (by name or ARN)."""
+        return backend is self._backend and cluster.rsplit("/", maxsplit=1)[-1] == self.cluster_name
 
-        def replace(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-            original = getattr(owner, name)
-            setattr(owner, name, make(original))
-            self._undo.append(lambda: setattr(owner, name, original))
+    def moto_list_tasks(self, list_tasks: Callable[..., Any], backend: Any, cluster: str, **params: Any) -> Any:
+        with self._lock:
+            self._settle()
+            # AWS lists RUNNING tasks unless asked for STOPPED ones; moto lists everything.
+            params["desiredStatus"] = params.get("desiredStatus") or "RUNNING"
+            return list_tasks(backend, cluster, **params)
 
-        def run_task(original: Any) -> Any:
-            def patched(resp: EC2ContainerServiceResponse) -> Any:
-                if not fleet._owns(resp.ecs_backend, resp._get_param("cluster", "default")):
-                    return original(resp)
-                return fleet._run_task_api(resp)
+    def moto_describe_container_instances(self, describe: Callable[[], Any]) -> Any:
+        """Describe calls report simulated time: bring our cluster up to now before moto answers."""
+        # moto iterates the cluster's task dict: under the lock, so that no RunTask inserts meanwhile.
+        with self._lock:
+            self._settle()
+            return describe()
 
-            return patched
-
-        def settled_first(original: Any) -> Any:
-            """Describe calls report simulated time: bring our cluster up to now before moto answers."""
-
-            def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
-                if not fleet._owns(backend, cluster_str):
-                    return original(backend, cluster_str, ids)
-                # moto iterates the cluster's task dict: under the lock, so that no RunTask inserts meanwhile.
-                with fleet._lock:
-                    fleet._settle()
-                    return original(backend, cluster_str, ids)
-
-            return patched
-
-        def describe_tasks(original: Any) -> Any:
-            def patched(backend: Any, cluster_str: str, ids: list[str]) -> Any:
-                if not fleet._owns(backend, cluster_str):
-                    return original(backend, cluster_str, ids)
-                return fleet._describe_tasks_api(ids)
-
-            return patched
-
-        def list_tasks(original: Any) -> Any:
-            def patched(backend: Any, cluster_str: str | None = None, *args: Any, **kwargs: Any) -> Any:
-                if not fleet._owns(backend, cluster_str or "default"):
-                    return original(backend, cluster_str, *args, **kwargs)
-                with fleet._lock:
-                    fleet._settle()
-                    # AWS lists RUNNING tasks unless asked for STOPPED ones; moto lists everything.
-                    names = ["container_instance", "family", "started_by", "service_name", "desiredStatus"]
-                    params = dict(zip(names, args, strict=False)) | kwargs
-                    params["desiredStatus"] = params.get("desiredStatus") or "RUNNING"
-                    return original(backend, cluster_str, **params)
-
-            return patched
-
-        def stop_task(original: Any) -> Any:
-            def patched(backend: Any, cluster_str: str, task_str: str, reason: str) -> Any:
-                if not fleet._owns(backend, cluster_str):
-                    return original(backend, cluster_str, task_str, reason)
-                return fleet._stop_task_api(task_str, reason)
-
-            return patched
-
-        def update_state(original: Any) -> Any:
-            def patched(backend: Any, cluster_str: str, ids: list[str], status: str) -> Any:
-                if not fleet._owns(backend, cluster_str):
-                    return original(backend, cluster_str, ids, status)
-                return fleet._update_state_api(original, backend, cluster_str, ids, status)
-
-            return patched
-
-        def reboot(original: Any) -> Any:
-            def patched(backend: Any, instance_ids: list[str]) -> Any:
-                result = original(backend, instance_ids)
-                fleet._on_ec2(backend, instance_ids, fleet._reboot)
-                return result
-
-            return patched
-
-        def terminate(original: Any) -> Any:
-            def patched(backend: Any, instance_ids: list[str]) -> Any:
-                result = original(backend, instance_ids)
-                fleet._on_ec2(backend, instance_ids, fleet._terminate)
-                return result
-
-            return patched
-
-        replace(EC2ContainerServiceResponse, "run_task", run_task)
-        replace(EC2ContainerServiceBackend, "describe_tasks", describe_tasks)
-        replace(EC2ContainerServiceBackend, "list_tasks", list_tasks)
-        replace(EC2ContainerServiceBackend, "stop_task", stop_task)
-        replace(EC2ContainerServiceBackend, "describe_container_instances", settled_first)
-        replace(EC2ContainerServiceBackend, "update_container_instances_state", update_state)
-        replace(InstanceBackend, "reboot_instances", reboot)
-        replace(InstanceBackend, "terminate_instances", terminate)
-        self._patch_ssm(replace)
-        self._hold_task_model()
-
-    def _hold_task_model(self) -> None:
-        state_manager.set_transition(_TASK_MODEL, _NEVER)
-        self._undo.append(lambda: state_manager.unset_transition(_TASK_MODEL))
-
-    def _patch_ssm(self, replace: Callable[[Any, str, Callable[[Any], Any]], None]) -> None:
-        """SSM Run Command: the GPU reset the workflow sends (moto answers every command Success at once)."""
-        fleet = self
-
-        def send_command(original: Any) -> Any:
-            def patched(backend: Any, **kwargs: Any) -> Any:
-                named = list(kwargs.get("instance_ids") or [])  # moto extends the caller's list in place
-                command = original(backend, **kwargs)
-                if not kwargs.get("targets"):
-                    # moto adds every instance of the region when no Targets are given (an empty EC2 filter matches
-                    # all); SSM runs the command on the InstanceIds named, and only those.
-                    command.instance_ids = list(dict.fromkeys(named))
-                fleet._on_send_command(backend, command)
-                return command
-
-            return patched
-
-        def get_command_invocation(original: Any) -> Any:
-            def patched(backend: Any, command_id: str, instance_id: str, plugin_name: str | None) -> Any:
-                invocation = original(backend, command_id, instance_id, plugin_name)
-                return fleet._command_invocation(command_id, invocation)
-
-            return patched
-
-        replace(SimpleSystemManagerBackend, "send_command", send_command)
-        replace(SimpleSystemManagerBackend, "get_command_invocation", get_command_invocation)
-
-    def _unpatch(self) -> None:
-        while self._undo:
-            self._undo.pop()()
-
-    def _owns(self, backend: Any, cluster_str: str) -> bool:
-        return backend is self._backend and cluster_str.rsplit("/", maxsplit=1)[-1] == self.cluster_name
-
-    def _on_ec2(self, backend: Any, instance_ids: list[str], action: Callable[[_Node], None]) -> None:
+    def moto_instances(self, backend: Any, instance_ids: list[str], action: str) -> None:
+        """After moto rebooted or terminated EC2 instances: what that does to ours."""
         if self._backend is None or backend.account_id != self.account_id or backend.region_name != self.region:
             return
         with self._lock:
@@ -518,31 +327,12 @@ class SimFleet:
             for instance_id in instance_ids:
                 node = self._by_instance.get(instance_id)
                 if node is not None and not node.terminated:
-                    action(node)
+                    (self._reboot if action == "reboot" else self._terminate)(node)
 
     # ----------------------------------------------------------------------------------------- time
 
     def _at(self, seconds: float) -> datetime:
         return self._epoch + timedelta(seconds=seconds)
-
-    def _fault_active(self, node: _Node, at: float) -> bool:
-        fault = node.spec.fault
-        if fault is None:
-            return False
-        if not node.cleared:
-            return True
-        if fault.persistence != "flapping":
-            return False
-        if fault.flap_after_seconds is not None and at >= node.cleared_at + fault.flap_after_seconds:
-            return True
-        return node.healthy_checks_since_clear >= fault.flap_after_checks
-
-    def _active_kind(self, node: _Node, at: float) -> str | None:
-        return node.spec.fault.kind if node.spec.fault and self._fault_active(node, at) else None
-
-    def _behaviour(self, node: _Node, at: float) -> FaultBehaviour:
-        kind = self._active_kind(node, at)
-        return NO_FAULT if kind is None else FAULTS[kind]
 
     def _settle(self) -> None:
         """Apply, in time order, everything that has happened by now: checks finishing, agents reconnecting."""
@@ -573,7 +363,7 @@ class SimFleet:
 
     # ----------------------------------------------------------------------------------------- API behaviour
 
-    def _run_task_api(self, resp: EC2ContainerServiceResponse) -> Any:
+    def moto_run_task(self, resp: EC2ContainerServiceResponse) -> Any:
         with self._lock:
             self._settle()
             backend = resp.ecs_backend
@@ -604,16 +394,6 @@ class SimFleet:
                 )  # fmt: skip
             return ActionResult({"tasks": tasks, "failures": failures})
 
-    def _gpus_needed(self, td: Any, node: _Node, is_check: bool) -> int:
-        if is_check:
-            return node.spec.gpus  # the check examines every GPU of the node, so it needs them all free
-        return sum(
-            int(r["value"])
-            for c in td.container_definitions
-            for r in c.get("resourceRequirements") or []
-            if r.get("type") == "GPU"
-        )
-
     def _choose_node(
         self,
         td: Any,
@@ -623,7 +403,7 @@ class SimFleet:
         *,
         group: str,
         is_check: bool,
-    ) -> tuple[_Node | None, list[dict[str, str]]]:
+    ) -> tuple[Node | None, list[dict[str, str]]]:
         """ECS placement: only ACTIVE instances are candidates; memberOf filters them (no match: "MemberOf placement
         constraint unsatisfied."); placement.place decides among them with the task's strategies, or says why
         each instance refuses (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html).
@@ -631,23 +411,24 @@ class SimFleet:
         nodes = [n for n in self._nodes.values() if not n.terminated and n.ci.status == "ACTIVE"]
         for constraint in constraints:
             if constraint.get("type") == "memberOf":
-                nodes = [n for n in nodes if _member_of(constraint.get("expression", ""), n)]
+                nodes = [n for n in nodes if instances.member_of(constraint.get("expression", ""), n)]
         if not nodes:
             if constraints:
                 return None, [{"reason": "MemberOf placement constraint unsatisfied."}]
             return None, [{"reason": "No Container Instances were found in your cluster."}]
-        need = placement.Need(0 if is_check else self._gpus_needed(td, nodes[0], is_check), *cpu_memory)
+        need = placement.Need(0 if is_check else tasks.gpus_needed(td, nodes[0], is_check), *cpu_memory)
         now = self.clock.elapsed()
         candidates = [
             placement.Candidate(
                 arn=n.ci.container_instance_arn,
                 agent_connected=n.ci.agent_connected,
                 free_gpus=len(n.free_gpus),
-                free_cpu=_remaining(n, "CPU"),
-                free_memory=_remaining(n, "MEMORY"),
+                free_cpu=instances.remaining(n, "CPU"),
+                free_memory=instances.remaining(n, "MEMORY"),
                 group_tasks=sum(1 for st in self._running_on(n) if st.task.group == group),
                 # The check's faulty GPU is missing from what the agent hands out, so "all GPUs" never fits.
-                refuses_gpus=is_check and (self._behaviour(n, now).check_unplaceable or len(n.free_gpus) < n.spec.gpus),
+                refuses_gpus=is_check
+                and (instances.behaviour(n, now).check_unplaceable or len(n.free_gpus) < n.spec.gpus),
             )
             for n in nodes
         ]
@@ -658,7 +439,7 @@ class SimFleet:
         self,
         backend: Any,
         td: Any,
-        node: _Node,
+        node: Node,
         group: str,
         is_check: bool,
         *,
@@ -666,47 +447,23 @@ class SimFleet:
         started_by: str,
         tags: list[dict[str, str]],
     ) -> Any:
-        cluster = backend.clusters[self.cluster_name]
         requirements = backend._calculate_task_resource_requirements(td)
-        task: Any = Task(
-            cluster, td, node.ci.container_instance_arn, requirements, backend=backend, group=group,
-            launch_type="EC2", overrides=overrides, started_by=started_by, tags=tags,
-        )  # fmt: skip
-        task.model_name = _TASK_MODEL
         now = self.clock.elapsed()
         at = self._at(now)
-        gpus = self._gpus_needed(td, node, is_check)
+        gpus = tasks.gpus_needed(td, node, is_check)
         gpu_ids, node.free_gpus = node.free_gpus[:gpus], node.free_gpus[gpus:]
+        task = tasks.new_task(
+            backend, self.cluster_arn, td, node, requirements=requirements, gpu_ids=gpu_ids, at=at,
+            group=group, overrides=overrides, started_by=started_by, tags=tags,
+        )  # fmt: skip
+        task.model_name = moto_patches.TASK_MODEL
         cpu = int(requirements.get("CPU") or 0)
         memory = int(requirements.get("MEMORY") or 0)
-        for container in task.containers:
-            # moto derives both ARNs from the task definition; AWS scopes containers under the task.
-            container.task_arn = task.task_arn
-            container.container_arn = (
-                f"{self.cluster_arn.split(':cluster/')[0]}:container/{self.cluster_name}/{task.id}/"
-                f"{container.container_arn.rsplit('/', maxsplit=1)[-1]}"
-            )
-            container.health_status = "UNKNOWN"  # no health check defined
-            container.exitCode = None  # a running container has no exit code yet
-            container.last_status = "RUNNING"
-            container.gpu_ids = gpu_ids
-            container.runtime_id = hashlib.sha256(container.container_arn.encode()).hexdigest()
-            container.reason = None
-        task.desired_status = "RUNNING"
-        task.stopped_reason = None
-        task.stop_code = None
-        task.availability_zone = node.ci.attributes.get("ecs.availability-zone")
-        task.connectivity = "CONNECTED"
-        task.created_at = task.connectivity_at = task.pull_started_at = task.pull_stopped_at = at
-        task.started_at = at
-        task.cpu = str(td.cpu or cpu)
-        task.memory = str(td.memory or memory)
-        task.version = 1
         backend.tasks.setdefault(self.cluster_name, {})[task.task_arn] = task
-        st = _SimTask(task, node, gpu_ids, cpu, memory, is_check, stop_timeout=_stop_timeout(td))
+        st = SimTask(task, node, gpu_ids, cpu, memory, is_check, stop_timeout=tasks.stop_timeout(td))
         self._tasks[task.task_arn] = st
         self._tasks_by_id[task.id] = st
-        self._adjust_resources(node, st, -1)
+        tasks.adjust_resources(node, st, -1)
         if is_check:
             self._begin_check(st, td, overrides, now)
         elif self._recording:
@@ -715,10 +472,10 @@ class SimFleet:
         self._emit(task, at)
         return task
 
-    def _begin_check(self, st: _SimTask, td: Any, overrides: dict[str, Any], now: float) -> None:
+    def _begin_check(self, st: SimTask, td: Any, overrides: dict[str, Any], now: float) -> None:
         node = st.node
-        st.check_level = _diag_level(td, overrides, self.diag_level)
-        hangs = self._behaviour(node, now).check_hangs
+        st.check_level = tasks.diag_level(td, overrides, self.diag_level)
+        hangs = instances.behaviour(node, now).check_hangs
         st.check_ends_at = None if hangs else now + self.timings.diag_seconds
         options = (td.container_definitions[0].get("logConfiguration") or {}).get("options") or {}
         st.log_group = options.get("awslogs-group", self.dcgm_log_group)
@@ -729,9 +486,9 @@ class SimFleet:
         self._actions.counts["dcgm_checks"][node.spec.name] += 1
         self._record("dcgm_check_started", node.spec.name, f"{st.task.id}{' (hangs)' if hangs else ''}", now)
 
-    def _finish_check(self, st: _SimTask, at: float) -> None:
+    def _finish_check(self, st: SimTask, at: float) -> None:
         node = st.node
-        kind = self._active_kind(node, st.check_ends_at if st.check_ends_at is not None else at)
+        kind = instances.active_kind(node, st.check_ends_at if st.check_ends_at is not None else at)
         bad = node.spec.fault.gpus if node.spec.fault else []
         output = dcgm.run_check(node.inventory, st.check_level, kind, bad)
         self._write_logs(st, output.lines, at)
@@ -740,7 +497,7 @@ class SimFleet:
         self._record("dcgm_check_finished", node.spec.name, f"{st.task.id} exit {output.exit_code}", at)
         self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, output.exit_code, None, at=at)
 
-    def _describe_tasks_api(self, ids: list[str]) -> list[Any]:
+    def moto_describe_tasks(self, ids: list[str]) -> list[Any]:
         """moto compares every requested ARN with every task of every cluster (by substring); ECS looks the tasks
         up in the named cluster, by ARN or ID, and answers in request order."""
         if not ids:
@@ -750,7 +507,7 @@ class SimFleet:
             found = (self._tasks_by_id.get(arn.rsplit("/", maxsplit=1)[-1]) for arn in ids)
             return [st.task for st in found if st is not None]
 
-    def _stop_task_api(self, task_str: str, reason: str) -> Any:
+    def moto_stop_task(self, task_str: str, reason: str) -> Any:
         with self._lock:
             self._settle()
             st = self._tasks_by_id.get(task_str.rsplit("/", maxsplit=1)[-1])
@@ -777,12 +534,12 @@ class SimFleet:
             self._stop(st, "UserInitiated", reason or "Task stopped by user", exit_code, None)
             return st.task
 
-    def _update_state_api(self, original: Any, backend: Any, cluster_str: str, ids: list[str], status: str) -> Any:
+    def moto_update_container_instances_state(self, update: Callable[[], Any], ids: list[str], status: str) -> Any:
         with self._lock:
             self._settle()
             wanted = {i.split("/")[-1] for i in ids}
             nodes = [n for n in self._nodes.values() if n.ci.container_instance_arn.split("/")[-1] in wanted]
-            result, failures = original(backend, cluster_str, ids, status)
+            result, failures = update()
             for node in nodes:
                 if node.terminated:
                     node.ci.status = "INACTIVE"  # a deregistered instance cannot be drained or reactivated
@@ -792,29 +549,22 @@ class SimFleet:
                 self._record(f"set_{status.lower()}", node.spec.name, node.instance_id)
             return result, failures
 
-    def _reboot(self, node: _Node) -> None:
+    def _reboot(self, node: Node) -> None:
         now = self.clock.elapsed()
-        never = self._behaviour(node, now).agent_never_returns
+        never = instances.behaviour(node, now).agent_never_returns
         self._actions.counts["reboots"][node.spec.name] += 1
         self._record("reboot", node.spec.name, node.instance_id + (" (never returns)" if never else ""), now)
         for st in self._running_on(node):
             # The OS shutdown SIGTERMs the containers; the agent reports them exited when it is back.
             self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, SIGTERM_EXIT, None)
-        node.ci.agent_connected = False
-        node.reconnect_at = math.inf if never else now + self.timings.reboot_seconds
-        fault = node.spec.fault
-        if fault is not None and fault.persistence in ("transient", "flapping"):
-            node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
+        instances.reboot(node, now, self.timings.reboot_seconds, never_returns=never)
 
-    def _on_send_command(self, backend: Any, command: Any) -> None:
-        """SSM Run Command on our instances: `nvidia-smi --gpu-reset -i N` resets GPU N. A reset clears an
-        active fault of a reset-clearable kind on the GPUs it covers (unless the fault is persistent); a GPU
-        that fell off the bus cannot be reset (the command fails); anything else is left as it was."""
+    def moto_send_command(self, backend: Any, command: Any) -> None:
+        """SSM Run Command on our instances: `nvidia-smi --gpu-reset -i N` resets GPU N (gpu_recovery.sim.ssm)."""
         if backend.account_id != self.account_id or backend.region_name != self.region:
             return
-        lines = [str(line) for line in (command.parameters or {}).get("commands", [])]
-        reset = [int(m) for line in lines for m in re.findall(r"nvidia-smi --gpu-reset -i (\d+)", line)]
-        if not reset:
+        gpus = ssm.reset_gpus(command)
+        if not gpus:
             return
         with self._lock:
             self._settle()
@@ -823,61 +573,32 @@ class SimFleet:
                 node = self._by_instance.get(instance_id)
                 if node is None or node.terminated:
                     continue
-                behaviour = self._behaviour(node, now)
-                fault = node.spec.fault
-                covered = fault is not None and set(fault.gpus) <= set(reset)
-                if behaviour.reset is Reset.FAILS:
-                    ok, output = False, f"Unable to reset GPU {reset[0]}: GPU is lost (fallen off the bus)."
-                else:
-                    ok, output = True, "\n".join(f"GPU {i} was successfully reset." for i in reset)
-                    clears = fault is not None and behaviour.reset is Reset.CLEARS and covered
-                    if clears and fault is not None and fault.persistence != "persistent":
-                        node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
-                self._resets[command.command_id] = _GpuReset(node, now + self.timings.reset_seconds, ok, output)
+                done = self._resets[command.command_id] = ssm.reset(node, gpus, now, self.timings.reset_seconds)
                 self._actions.counts["gpu_resets"][node.spec.name] += 1
-                gpus = ",".join(str(i) for i in reset)
-                self._record("gpu_reset", node.spec.name, f"GPU {gpus} {'ok' if ok else 'failed'}", now)
+                listed = ",".join(str(i) for i in gpus)
+                self._record("gpu_reset", node.spec.name, f"GPU {listed} {'ok' if done.succeeded else 'failed'}", now)
 
-    def _command_invocation(self, command_id: str, invocation: dict[str, Any]) -> dict[str, Any]:
+    def moto_command_invocation(self, command_id: str, invocation: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            reset = self._resets.get(command_id)
-        if reset is None:
-            return invocation
-        if self.clock.elapsed() < reset.done_at:
-            status, code, out = "InProgress", -1, ""
-        elif reset.succeeded:
-            status, code, out = "Success", 0, reset.output
-        else:
-            status, code, out = "Failed", 1, ""
-        invocation = dict(invocation)
-        invocation.update(
-            Status=status,
-            StatusDetails=status,
-            ResponseCode=code,
-            StandardOutputContent=out,
-            StandardErrorContent="" if reset.succeeded else reset.output,
-        )
-        return invocation
+            done = self._resets.get(command_id)
+            return invocation if done is None else ssm.invocation(done, self.clock.elapsed(), invocation)
 
-    def _terminate(self, node: _Node) -> None:
+    def _terminate(self, node: Node) -> None:
         self._actions.counts["terminations"][node.spec.name] += 1
         self._record("terminate", node.spec.name, node.instance_id)
         for st in self._running_on(node):
             reason = f"Host EC2 (instance {node.instance_id}) terminated."
             self._stop(st, "TerminationNotice", reason, None, None)
-        node.terminated = True
-        node.reconnect_at = None
-        node.ci.agent_connected = False
-        node.ci.status = "INACTIVE"  # ECS deregisters the container instance of a terminated instance
+        instances.terminate(node)
 
     # ----------------------------------------------------------------------------------------- helpers
 
-    def _running_on(self, node: _Node) -> Iterator[_SimTask]:
+    def _running_on(self, node: Node) -> Iterator[SimTask]:
         return iter([s for s in self._tasks.values() if s.node is node and s.task.last_status == "RUNNING"])
 
     def _stop(
         self,
-        st: _SimTask,
+        st: SimTask,
         stop_code: str,
         reason: str,
         exit_code: int | None,
@@ -887,19 +608,9 @@ class SimFleet:
         queue: bool = True,
     ) -> dict[str, Any]:
         when = self._at(self.clock.elapsed() if at is None else at)
-        task = st.task
-        task.last_status = "STOPPED"
-        task.desired_status = "STOPPED"
-        task.stop_code = stop_code
-        task.stopped_reason = reason
-        task.stopping_at = task.stopped_at = task.execution_stopped_at = when
-        for container in task.containers:
-            container.last_status = "STOPPED"
-            container.exitCode = exit_code
-            container.reason = container_reason
-        task.version += 1
-        self._adjust_resources(st.node, st, +1)
-        event = task_state_change(task, self.account_id, self.region, when)
+        tasks.mark_stopped(st, stop_code, reason, exit_code=exit_code, container_reason=container_reason, when=when)
+        tasks.adjust_resources(st.node, st, +1)
+        event = task_state_change(st.task, self.account_id, self.region, when)
         if queue:
             self._events.append(event)
         return event
@@ -907,20 +618,7 @@ class SimFleet:
     def _emit(self, task: Any, at: datetime) -> None:
         self._events.append(task_state_change(task, self.account_id, self.region, at))
 
-    def _adjust_resources(self, node: _Node, st: _SimTask, sign: int) -> None:
-        """Keep DescribeContainerInstances' remaining resources and running count in step with our tasks."""
-        if sign > 0:
-            node.free_gpus = [g["uuid"] for g in node.inventory if g["uuid"] in set(node.free_gpus) | set(st.gpu_ids)]
-        for resource in node.ci.remaining_resources:
-            if resource["name"] == "CPU":
-                resource["integerValue"] += sign * st.cpu
-            elif resource["name"] == "MEMORY":
-                resource["integerValue"] += sign * st.memory
-            elif resource["name"] == "GPU":
-                resource["stringSetValue"] = list(node.free_gpus)
-        node.ci.running_tasks_count -= sign
-
-    def _write_logs(self, st: _SimTask, lines: list[str], at: float) -> None:
+    def _write_logs(self, st: SimTask, lines: list[str], at: float) -> None:
         backend = logs_backends[self.account_id][self.region]
         if st.log_group not in backend.groups:
             backend.create_log_group(st.log_group, {})
@@ -937,43 +635,3 @@ class SimFleet:
             watcher = self._watchers.get((action, target))
             if watcher is not None:
                 watcher.set()
-
-
-def _remaining(node: _Node, name: str) -> int:
-    return next(int(r["integerValue"]) for r in node.ci.remaining_resources if r["name"] == name)
-
-
-def _stop_timeout(td: Any) -> float:
-    """Seconds ECS waits between SIGTERM and SIGKILL: the container's ``stopTimeout``, else the agent's
-    ECS_CONTAINER_STOP_TIMEOUT default of 30 s (task definition parameters, "Container timeouts")."""
-    timeouts = [c["stopTimeout"] for c in td.container_definitions if c.get("stopTimeout")]
-    return float(timeouts[0]) if timeouts else DEFAULT_STOP_TIMEOUT_SECONDS
-
-
-def _member_of(expression: str, node: _Node) -> bool:
-    """The memberOf cluster-query forms this fleet needs: ``ec2InstanceId == i-x`` and ``ec2InstanceId in [..]``
-    (also spelled ``attribute:ecs.instance-id``)."""
-    expr = expression.strip()
-    for key in ("ec2InstanceId", "attribute:ecs.instance-id"):
-        if expr.startswith(key):
-            rest = expr[len(key) :].strip()
-            if rest.startswith("=="):
-                return rest[2:].strip() == node.instance_id
-            if rest.startswith("in"):
-                values = rest[2:].strip().strip("[]()")
-                return node.instance_id in [v.strip().strip("'\"") for v in values.split(",")]
-    raise InvalidParameterException(f"memberOf expression not supported by the simulated fleet: {expression}")
-
-
-def _diag_level(td: Any, overrides: dict[str, Any], default: int) -> int:
-    """The -r level of the check: a command override wins over the task definition's command."""
-    command = td.container_definitions[0].get("command") or []
-    for override in overrides.get("containerOverrides") or []:
-        command = override.get("command") or command
-        for env in override.get("environment") or []:
-            if env.get("name") == "DCGM_DIAG_LEVEL":
-                return int(env["value"])
-    for flag, value in itertools.pairwise(command):
-        if flag in ("-r", "--run") and str(value).isdigit():
-            return int(value)
-    return default
