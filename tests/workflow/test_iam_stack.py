@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
 import pytest
+from botocore.exceptions import ClientError
 
 from gpu_recovery import local_stack
 from gpu_recovery import scenario as scenarios
@@ -37,7 +38,9 @@ IMPLICIT = {
     # tasks; tests/unit/test_relaunch.py covers the awsvpc path.
     "ec2:DescribeNetworkInterfaces",
 }  # fmt: skip
-CHECKED_ROLES = ("Steps", "WorkflowRole")
+# The failure rule's target role (CDK names it after the state machine): EventBridge starts recoveries with it.
+TRIGGER_ROLE = "WorkflowStateMachineEventsRole"
+CHECKED_ROLES = ("Steps", "WorkflowRole", TRIGGER_ROLE)
 # Together these runs take every path of the definition that calls AWS: reboot, sibling stop, GPU reset and
 # quarantine (GPU_RESET_ENABLED), and the error handler with a node locked.
 RUNS = ("transient-xid79", "four-node-one-bad", "xid48-isolate-replace")
@@ -104,7 +107,7 @@ def test_no_call_is_denied_and_no_grant_is_unused() -> None:
         with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
             event = _fail(fleet, Event(job="job-a", node="node-1"))
             with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
-                description = stack.engine.wait(stack.engine.start_execution(stack.state_machine_arn, "err", event))
+                description = stack.wait(stack.start_execution("err", event))
             assert description["status"] == "FAILED"
     used: dict[str, set[str]] = {}
     for stack in stacks:
@@ -120,32 +123,76 @@ def test_no_call_is_denied_and_no_grant_is_unused() -> None:
     assert not needless, f"grants no call needs: {needless}"
 
 
-def without_run_task(template: dict[str, Any]) -> dict[str, Any]:
-    """The template with ecs:RunTask taken out of the state machine role's policy."""
+def without_grant(template: dict[str, Any], role_prefix: str, action: str) -> dict[str, Any]:
+    """The template with ``action`` taken out of the policies of the roles whose logical ID starts with
+    ``role_prefix``."""
     template = copy.deepcopy(template)
     for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::IAM::Policy" and resource["Properties"]["Roles"][0]["Ref"].startswith("Workflow"):
+        if resource["Type"] == "AWS::IAM::Policy" and resource["Properties"]["Roles"][0]["Ref"].startswith(role_prefix):
             statements = resource["Properties"]["PolicyDocument"]["Statement"]
             resource["Properties"]["PolicyDocument"]["Statement"] = [
-                s
-                for s in statements
-                if "ecs:RunTask" not in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+                s for s in statements if action not in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
             ]
     return template
 
 
-def test_removed_run_task_grant_fails_the_dcgm_check_with_access_denied() -> None:
+def without_lambda_permissions(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with no AWS::Lambda::Permission: no rule may invoke a function."""
+    template = copy.deepcopy(template)
+    template["Resources"] = {
+        lid: r for lid, r in template["Resources"].items() if r["Type"] != "AWS::Lambda::Permission"
+    }
+    return template
+
+
+@contextmanager
+def changed_template(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Iterator[None]:
     synthesize = local_stack.synthesized_template
     with (
-        mock.patch.object(local_stack, "synthesized_template", lambda context: without_run_task(synthesize(context))),
+        mock.patch.object(local_stack, "synthesized_template", lambda context: change(synthesize(context))),
         warnings.catch_warnings(),
     ):
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
-            event = _fail(fleet, Event(job="job-a", node="node-1"))
-            arn = stack.engine.start_execution(stack.state_machine_arn, "no-run-task", event)
-            stack.engine.wait(arn)
-            failures = [e["taskFailedEventDetails"] for e in stack.engine.history(arn) if "taskFailedEventDetails" in e]
-            denied = stack.engine.authorizer.denied
+        yield
+
+
+def test_removed_run_task_grant_fails_the_dcgm_check_with_access_denied() -> None:
+    with (
+        changed_template(lambda t: without_grant(t, "Workflow", "ecs:RunTask")),
+        deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock),
+    ):
+        event = _fail(fleet, Event(job="job-a", node="node-1"))
+        arn = stack.engine.start_execution(stack.state_machine_arn, "no-run-task", event)
+        stack.engine.wait(arn)
+        failures = [e["taskFailedEventDetails"] for e in stack.engine.history(arn) if "taskFailedEventDetails" in e]
+        denied = stack.engine.authorizer.denied
     assert next(f["error"] for f in failures if f["resource"] == "runTask.sync") == "ECS.AccessDeniedException"
     assert {check.action for _, check in denied} == {"ecs:RunTask"}
+
+
+def test_removed_start_execution_grant_denies_the_failure_rule() -> None:
+    """EventBridge starts a recovery with the failure rule's target role; without states:StartExecution it cannot."""
+    with (
+        changed_template(lambda t: without_grant(t, TRIGGER_ROLE, "states:StartExecution")),
+        deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock),
+    ):
+        event = _fail(fleet, Event(job="job-a", node="node-1"))
+        with pytest.raises(ClientError, match=r"AccessDeniedException.*states:StartExecution"):
+            stack.start_execution("no-start", event)
+        assert stack.engine.authorizer.denied[0][1].action == "states:StartExecution"
+
+
+def test_removed_lambda_permission_denies_the_cleanup_rule() -> None:
+    """The cleanup rule invokes CleanupExecution through the function's resource policy (no role)."""
+    with (
+        changed_template(without_lambda_permissions),
+        deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock),
+    ):
+        event = _fail(fleet, Event(job="job-a", node="node-1"))
+        with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
+            arn = stack.start_execution("err", event)
+            with pytest.raises(ClientError, match=r"AccessDeniedException.*resource-based"):
+                stack.wait(arn)
+        ((rule, check),) = stack.engine.authorizer.denied
+    assert check.action == "lambda:InvokeFunction"
+    assert check.context["aws:SourceArn"] == rule
