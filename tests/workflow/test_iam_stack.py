@@ -15,9 +15,13 @@ from botocore.exceptions import ClientError
 
 from gpu_recovery import local_stack
 from gpu_recovery import scenario as scenarios
+from gpu_recovery.engine.iam_policy import Check, is_allowed
+from gpu_recovery.engine.iam_requests import Arns, log_stream_arn
 from gpu_recovery.local_stack import LocalStack
 from gpu_recovery.scenario import Event
 from gpu_recovery.simulate import _fail, deployed, run
+from gpu_recovery.stack_policies import StackPolicies
+from infra.substitutions import LAMBDAS
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +45,7 @@ IMPLICIT = {
 # The failure rule's target role (CDK names it after the state machine): EventBridge starts recoveries with it.
 TRIGGER_ROLE = "WorkflowStateMachineEventsRole"
 CHECKED_ROLES = ("Steps", "WorkflowRole", TRIGGER_ROLE)
+REGION, ACCOUNT = "us-east-1", "123456789012"
 # Together these runs take every path of the definition that calls AWS: reboot, sibling stop, GPU reset and
 # quarantine (GPU_RESET_ENABLED), and the error handler with a node locked.
 RUNS = ("transient-xid79", "four-node-one-bad", "xid48-isolate-replace")
@@ -125,14 +130,15 @@ def test_no_call_is_denied_and_no_grant_is_unused() -> None:
 
 def without_grant(template: dict[str, Any], role_prefix: str, action: str) -> dict[str, Any]:
     """The template with ``action`` taken out of the policies of the roles whose logical ID starts with
-    ``role_prefix``."""
+    ``role_prefix`` (a statement left with no action goes too)."""
     template = copy.deepcopy(template)
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::IAM::Policy" and resource["Properties"]["Roles"][0]["Ref"].startswith(role_prefix):
-            statements = resource["Properties"]["PolicyDocument"]["Statement"]
-            resource["Properties"]["PolicyDocument"]["Statement"] = [
-                s for s in statements if action not in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-            ]
+            document = resource["Properties"]["PolicyDocument"]
+            for statement in document["Statement"]:
+                listed = statement["Action"]
+                statement["Action"] = [a for a in ([listed] if isinstance(listed, str) else listed) if a != action]
+            document["Statement"] = [s for s in document["Statement"] if s["Action"]]
     return template
 
 
@@ -196,3 +202,40 @@ def test_removed_lambda_permission_denies_the_cleanup_rule() -> None:
         ((rule, check),) = stack.engine.authorizer.denied
     assert check.action == "lambda:InvokeFunction"
     assert check.context["aws:SourceArn"] == rule
+
+
+def awslogs_denied(template: dict[str, Any]) -> list[str]:
+    """What the DCGM check's execution role may not do of what the awslogs driver does for a task: create the
+    task's stream ``<prefix>/<container>/<task id>`` in the container's log group and put its events there (ECS
+    developer guide, "Amazon ECS task execution IAM role" and "Using the awslogs log driver").
+
+    The local stack runs the fleet's own check task definition, which has no execution role, so the default stack's
+    (the one that creates the check task) is evaluated here, with the engine's evaluator and resolved names."""
+    names = {module: local_stack.function_name(module) for module in LAMBDAS}
+    policies = StackPolicies.resolve(template, REGION, ACCOUNT, names, "recovery")
+    resources = template["Resources"]
+    (definition,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    role = policies.roles[definition["ExecutionRoleArn"]["Fn::GetAtt"][0]]
+    (container,) = definition["ContainerDefinitions"]
+    options = container["LogConfiguration"]["Options"]
+    group = resources[options["awslogs-group"]["Ref"]]["Properties"].get(
+        "LogGroupName", options["awslogs-group"]["Ref"]
+    )
+    stream = f"{options['awslogs-stream-prefix']}/{container['Name']}/0123456789abcdef0123456789abcdef"
+    arn = log_stream_arn(Arns(REGION, ACCOUNT), group, stream)
+    return [a for a in ("logs:CreateLogStream", "logs:PutLogEvents") if not is_allowed(role.statements, Check(a, arn))]
+
+
+@pytest.fixture(scope="module")
+def default_template() -> dict[str, Any]:
+    """The stack with its own DCGM check task (no DCGM_HEALTH_CHECK_TASK): the one with the execution role."""
+    return local_stack.synthesized_template({"ECS_CLUSTER_NAME": "gpu-cluster"})
+
+
+def test_the_dcgm_check_execution_role_writes_the_check_log(default_template: dict[str, Any]) -> None:
+    assert awslogs_denied(default_template) == []
+
+
+@pytest.mark.parametrize("action", ["logs:CreateLogStream", "logs:PutLogEvents"])
+def test_removed_log_grant_denies_the_dcgm_check_log(default_template: dict[str, Any], action: str) -> None:
+    assert awslogs_denied(without_grant(default_template, "DcgmCheckExecutionRole", action)) == [action]
