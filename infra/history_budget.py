@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any, Final
 
-DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
+# The checkout's statemachine/, or the copy packaged in the wheel: Config.load checks this bound, and the installed
+# CLI loads configurations (scenario files) outside any checkout.
+from gpu_recovery.resources import DEFINITION as DEFINITION_FILE
+
 HISTORY_EVENT_LIMIT: Final = 25_000
 RETRIES_PER_NODE: Final = 5
 # GPU reset status polls (the definition's settings.gpuResetPollMaxAttempts: GPU_RESET_POLL_MAX_ATTEMPTS of

@@ -105,6 +105,13 @@ def test_the_installed_cli_works_offline_outside_the_repository(wheel: Path, tmp
     assert diagnose.returncode == 0, diagnose.stderr
     assert json.loads(diagnose.stdout)["status"] == "HEALTHY"
     assert "LOADED []" in diagnose.stderr
+    # Loading a scenario checks its configuration, and so the definition's worst-case history (infra reads it).
+    scenario = (ROOT / "scenarios" / "transient-xid79.yaml").read_text().replace("{job: job-a,", "{job: job-b,")
+    (tmp_path / "bad.yaml").write_text(scenario)
+    invalid = run("simulate", "--scenario", "bad.yaml")
+    assert (invalid.returncode, invalid.stdout) == (2, ""), invalid.stderr
+    assert "job-b" in invalid.stderr
+    assert "Traceback" not in invalid.stderr
 
 
 def test_simulate_without_the_sim_extra_says_what_to_install() -> None:
