@@ -122,3 +122,24 @@ def test_simulate_without_the_sim_extra_says_what_to_install() -> None:
         "gpu-recovery simulate: needs the [sim] extra (moto is not installed): "
         "pipx install 'ecs-gpu-recovery[sim]' (or pip install 'ecs-gpu-recovery[sim]')"
     )
+
+
+def test_simulate_without_the_cdk_says_what_to_install() -> None:
+    """The local engine enforces the synthesized stack's IAM: without the CDK, simulate stops before any scenario."""
+    script = (
+        "import importlib.util, sys\n"
+        "find_spec = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'aws_cdk' else find_spec(name, *a)\n"
+        "from gpu_recovery import cli\n"
+        "sys.exit(cli.main(['simulate']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "gpu-recovery simulate: needs the [sim] extra (aws_cdk is not installed): "
+        "pipx install 'ecs-gpu-recovery[sim]' (or pip install 'ecs-gpu-recovery[sim]')"
+    )
+
+
+def test_the_sim_extra_brings_the_cdk() -> None:
+    assert "ecs-gpu-recovery[deploy]" in PYPROJECT["project"]["optional-dependencies"]["sim"]
