@@ -18,6 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 FIXTURES = ROOT / "tests" / "unit" / "fixtures"
+# The local stack runs the fleet's own check task; the stack's own (dcgm-check/entrypoint.sh) is a deploy's.
+DCGM_TASK = "arn:aws:ecs:us-east-1:123456789012:task-definition/gpu-recovery-dcgm-check:1"
 SOURCES = ("pyproject.toml", "README.md", "gpu_recovery", "infra", "functions", "statemachine", "scenarios")
 
 
@@ -112,6 +114,18 @@ def test_the_installed_cli_works_offline_outside_the_repository(wheel: Path, tmp
     assert (invalid.returncode, invalid.stdout) == (2, ""), invalid.stderr
     assert "job-b" in invalid.stderr
     assert "Traceback" not in invalid.stderr
+    # simulate synthesizes the stack from the installed package (the CDK from this environment, as with [sim]).
+    synth = subprocess.run(
+        [sys.executable, "-S", "-m", "gpu_recovery.stack_policies"],
+        input=json.dumps({"ECS_CLUSTER_NAME": cluster, "DCGM_HEALTH_CHECK_TASK": DCGM_TASK, "DCGM_LOG_GROUP": "/dcgm"}),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert synth.returncode == 0, synth.stderr[-2000:]
+    assert "AWS::StepFunctions::StateMachine" in synth.stdout
 
 
 @pytest.mark.parametrize(
