@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -26,6 +27,8 @@ GLOBAL_FLAGS: dict[str, dict[str, str]] = {
     "--json": {"action": "store_true", "help": "print one JSON document on stdout"},
 }
 _FLAGS_WITH_VALUE = frozenset(flag for flag, options in GLOBAL_FLAGS.items() if "action" not in options)
+# A sentence's end: ".", "?" or ";" before a space or the end of the line.
+_SENTENCE = re.compile(r"(.*?[.?;])(?:\s|$)")
 EPILOG = "exit codes: 0 ok, 1 failed (not found, did not succeed, AWS error, no credentials), 2 usage error"
 
 
@@ -41,13 +44,16 @@ def command_names() -> list[str]:
 
 
 def _summary(name: str) -> str:
-    """The first line of a command module's docstring, read without importing the module."""
+    """The first sentence of a command module's docstring (after its "`gpu-recovery NAME`:"), read without
+    importing the module. Only the first line is read (PEP 257: the summary line), cut at its first sentence's
+    end: a line that wraps a longer sentence would otherwise end mid-sentence in `--help`."""
     spec = importlib.util.find_spec(f"{commands.__name__}.{name}")
     origin = spec.origin if spec else None
     with open(origin or "", encoding="utf-8") as source:
         docstring = ast.get_docstring(ast.parse(source.read())) or ""
-    summary = (docstring.splitlines() or [""])[0]  # PEP 257: the first line is the summary
-    return summary.split(":", 1)[-1].strip().rstrip(".")
+    line = (docstring.splitlines() or [""])[0].split(":", 1)[-1].strip()
+    sentence = _SENTENCE.match(line)
+    return (sentence.group(1) if sentence else line).rstrip(".;")
 
 
 def _chosen(argv: Sequence[str]) -> str | None:

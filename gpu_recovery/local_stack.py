@@ -38,15 +38,21 @@ class LocalStack:
         """Whether the EventBridge rule would start an execution for this event."""
         return bool(self.pattern.matches_event(event))  # type: ignore[arg-type]
 
+    def start_execution(self, name: str, event: dict[str, Any]) -> str:
+        """Start a recovery for a matching event as the failure rule's target does: with the target's role."""
+        with self.engine.authorizer.delivering(self.state_machine_arn):
+            return self.engine.start_execution(self.state_machine_arn, name, event)
+
     def wait(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
         """Wait for the execution to end, then deliver its "Execution Status Change" event as EventBridge does:
         through the cleanup rule's pattern to CleanupExecution. Returns the final describe_execution."""
         description = self.engine.wait(execution_arn, timeout)
         event = status_change_event(description)
         if self.cleanup_pattern.matches_event(event):  # type: ignore[arg-type]
-            response = boto3.client("lambda").invoke(
-                FunctionName=self.cleanup_function_arn, Payload=json.dumps(event).encode()
-            )
+            with self.engine.authorizer.delivering(self.cleanup_function_arn):
+                response = boto3.client("lambda").invoke(
+                    FunctionName=self.cleanup_function_arn, Payload=json.dumps(event).encode()
+                )
             if response.get("FunctionError"):
                 raise RuntimeError(f"CleanupExecution failed: {response['Payload'].read().decode()}")
         return description
@@ -60,13 +66,15 @@ class LocalStack:
 
 
 def authorize(engine: LocalEngine, state_machine_arn: str, template: dict[str, Any]) -> None:
-    """Every call of the step Lambdas and of the definition is authorized against the template's roles."""
+    """Every call of the step Lambdas, of the definition and of EventBridge delivering to the rules' targets is
+    authorized against the template's roles and the targets' resource policies."""
     names = {module: function_name(module) for module in LAMBDAS}
     machine_name = state_machine_arn.rsplit(":", 1)[-1]
     policies = StackPolicies.resolve(template, engine.region, engine.account_id, names, machine_name)
     for module, (role, log_group) in policies.functions.items():
         engine.authorizer.assign_function(names[module], policies.roles[role], log_group)
     engine.authorizer.assign_state_machine(state_machine_arn, policies.roles[policies.state_machine_role])
+    engine.authorizer.rule_targets.update(policies.rule_targets)
 
 
 def status_change_event(description: dict[str, Any]) -> dict[str, Any]:

@@ -345,7 +345,10 @@ def load(name_or_path: str) -> Scenario:
         if not matches:
             raise ScenarioError(f"no scenario file or shipped scenario named {name_or_path!r} (see {SCENARIO_DIR})")
         path = matches[0]
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
     reader: Callable[[str], Any] = json.loads if path.suffix == ".json" else yaml.safe_load
     try:
         data = reader(text)

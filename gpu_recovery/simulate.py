@@ -247,7 +247,7 @@ def run(scenario: Scenario) -> Report:
                     for copy in range(1 + spec.duplicates):
                         if stack.matches(event):
                             name = _execution_name(event, copy)
-                            arns.append(stack.engine.start_execution(stack.state_machine_arn, name, event))
+                            arns.append(stack.start_execution(name, event))
         executions = [_report_execution(stack, fleet, arn) for arn in arns]
         # Everything the recoveries made ECS emit (stopped siblings, DCGM checks, reboots) goes through the
         # rule too: none of it may start another recovery.
@@ -257,7 +257,7 @@ def run(scenario: Scenario) -> Report:
                     _report_execution(
                         stack,
                         fleet,
-                        stack.engine.start_execution(stack.state_machine_arn, _execution_name(event, 0), event),
+                        stack.start_execution(_execution_name(event, 0), event),
                     )
                 )
             else:

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
-from gpu_recovery.engine.iam_not_enforced import Principal
+from gpu_recovery.engine.iam_not_enforced import Principal, RuleTarget
 
 _LAMBDA_FUNCTION: Final = "AWS::Lambda::Function"
 # jsii prints an end-of-life banner for this machine's Node on every synth (see the Makefile); it changes nothing.
@@ -117,6 +117,8 @@ class StackPolicies:
     # Step Lambda handler module -> (role logical ID, log group name); the state machine's role logical ID.
     functions: dict[str, tuple[str, str]]
     state_machine_role: str
+    # Target ARN -> how each EventBridge rule of the template is allowed to reach it.
+    rule_targets: dict[str, RuleTarget]
 
     @classmethod
     def resolve(
@@ -152,7 +154,44 @@ class StackPolicies:
             if r["Type"] == _LAMBDA_FUNCTION
         }
         (machine,) = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-        return cls(roles, functions, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+        rule_targets = _rule_targets(resources, names, resolver, roles)
+        return cls(roles, functions, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0], rule_targets)
+
+
+def _rule_targets(
+    resources: Mapping[str, Any], names: dict[str, dict[str, str]], resolver: _Resolver, roles: dict[str, Principal]
+) -> dict[str, RuleTarget]:
+    """Every target of every EventBridge rule: EventBridge reaches a target with the target's role (RoleArn; e.g.
+    Step Functions) or, with none, through the target's resource-based policy (Lambda; EventBridge user guide,
+    "Using resource-based policies for Amazon EventBridge"). A Lambda's policy holds one statement per
+    AWS::Lambda::Permission, with SourceArn and SourceAccount as ``AWS:SourceArn``/``AWS:SourceAccount`` conditions
+    (Lambda developer guide, "Viewing resource-based IAM policies in Lambda")."""
+    permissions: dict[str, list[dict[str, Any]]] = {}
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Lambda::Permission":
+            props = resolver(resource["Properties"])
+            condition = {"ArnLike": {"AWS:SourceArn": props["SourceArn"]}} if "SourceArn" in props else {}
+            if "SourceAccount" in props:
+                condition["StringEquals"] = {"AWS:SourceAccount": props["SourceAccount"]}
+            statement = {
+                "Effect": "Allow",
+                "Principal": {"Service": props["Principal"]},
+                "Action": props["Action"],
+                "Resource": props["FunctionName"],
+                "Condition": condition,
+            }
+            permissions.setdefault(props["FunctionName"], []).append(statement)
+    targets: dict[str, RuleTarget] = {}
+    for lid, resource in resources.items():
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        for target in resource["Properties"].get("Targets", []):
+            arn = resolver(target["Arn"])
+            role = roles[target["RoleArn"]["Fn::GetAtt"][0]] if "RoleArn" in target else None
+            if role is None and ":lambda:" not in arn:
+                raise UnresolvedIntrinsic(f"rule {lid}: target {arn} has no role and is not a Lambda function")
+            targets[arn] = RuleTarget(names[lid]["Arn"], role, tuple(permissions.get(arn, ())))
+    return targets
 
 
 def _physical_names(
@@ -193,6 +232,8 @@ def _physical_names(
             names[lid] = {"Ref": lid, "Arn": arn("sqs", lid), "QueueName": lid}
         elif kind == "AWS::StepFunctions::StateMachine":
             names[lid] = {"Ref": arn("states", f"stateMachine:{state_machine_name}"), "Name": state_machine_name}
+        elif kind == "AWS::Events::Rule":
+            names[lid] = {"Ref": lid, "Arn": arn("events", f"rule/{lid}")}
     return names
 
 

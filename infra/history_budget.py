@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any, Final
 
-import gpu_recovery  # noqa: F401 - puts functions/ (the Lambda asset root) on sys.path for `recovery`
+# The checkout's statemachine/, or the copy packaged in the wheel: Config.load checks this bound, and the installed
+# CLI loads configurations (scenario files) outside any checkout. Importing gpu_recovery also puts functions/ (the
+# Lambda asset root) on sys.path for `recovery`.
+from gpu_recovery.resources import DEFINITION as DEFINITION_FILE
 from recovery.settings import GPU_RESET_POLL_MAX_ATTEMPTS
 
-DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
 HISTORY_EVENT_LIMIT: Final = 25_000
 RETRIES_PER_NODE: Final = 5
 # GPU reset status polls (the definition's settings.gpuResetPollMaxAttempts).

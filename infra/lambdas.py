@@ -3,8 +3,6 @@ least-privilege role each."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -13,14 +11,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+# The Lambda asset root: the checkout's functions/, or the copy in the wheel (`gpu-recovery simulate` synthesizes
+# the stack from an installed package too).
+from gpu_recovery.resources import FUNCTIONS_DIR
 from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention
 from infra.config import POWERTOOLS_LAYER_PARAMETER, Config
 from infra.nag import acknowledge, resource_finding
 from infra.substitutions import LAMBDAS
 from infra.tables import RecoveryTables
-
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 # The item operations of functions/recovery/tables.py a step makes when it reads and records state.

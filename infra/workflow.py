@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
@@ -13,6 +12,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+# The checkout's statemachine/, or the copy in the wheel (`gpu-recovery simulate` synthesizes from an install).
+from gpu_recovery.resources import DEFINITION as DEFINITION_FILE
 from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention
 from infra.config import Config
@@ -28,8 +29,6 @@ from recovery.settings import (
     TASK_STOP_POLL_MAX_ATTEMPTS,
     TASK_STOP_POLL_SECONDS,
 )
-
-DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "recovery.asl.json"
 
 # ecs:runTask.sync waits for the task through this managed rule, which Step Functions creates in our account.
 _SYNC_RULE = "StepFunctionsGetEventsForECSTaskRule"

@@ -21,6 +21,8 @@ def read_input(path: str) -> Any:
         text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}", USAGE) from None
+    except UnicodeDecodeError as error:
+        raise CommandError(f"{path} is not UTF-8 text (byte {error.start}: {error.reason})", USAGE) from None
     try:
         return json.loads(text)
     except ValueError as error:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
+import shutil
 import sys
 import warnings
 from typing import Any
+
+
+def _needs_sim_extra(missing: str) -> int:
+    print(
+        f"gpu-recovery simulate: needs the [sim] extra ({missing} is not installed): "
+        "pipx install 'ecs-gpu-recovery[sim]' (or pip install 'ecs-gpu-recovery[sim]')",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,10 +29,15 @@ def run(args: argparse.Namespace) -> int:
         from gpu_recovery import timeline  # noqa: PLC0415
         from gpu_recovery.simulate import run as run_scenario  # noqa: PLC0415
     except ModuleNotFoundError as error:
-        missing = (error.name or "").partition(".")[0]  # the package to install, not the submodule first imported
+        return _needs_sim_extra((error.name or "").partition(".")[0])  # the package, not the submodule
+    # The engine authorizes every call against the synthesized stack: the CDK synthesizes it in a child process
+    # (gpu_recovery.stack_policies), so here it is only looked for; jsii runs it on Node.js.
+    if importlib.util.find_spec("aws_cdk") is None:
+        return _needs_sim_extra("aws_cdk")
+    if shutil.which("node") is None:
         print(
-            f"gpu-recovery simulate: needs the [sim] extra ({missing} is not installed): "
-            "pipx install 'ecs-gpu-recovery[sim]' (or pip install 'ecs-gpu-recovery[sim]')",
+            "gpu-recovery simulate: needs Node.js on PATH (the CDK synthesizes the stack whose IAM the local engine "
+            "enforces)",
             file=sys.stderr,
         )
         return 1

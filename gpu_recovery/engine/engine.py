@@ -31,6 +31,7 @@ from gpu_recovery.engine.ecs_sync_outcome import (
 )
 from gpu_recovery.engine.fault_injection import FaultInjector, injecting
 from gpu_recovery.engine.history_path import StateVisit, state_visits
+from gpu_recovery.engine.history_unbounded import correct_history_unbounded
 from gpu_recovery.engine.iam_not_enforced import Authorizer, correct_iam_not_enforced
 from gpu_recovery.engine.json_path_quirks import correct_json_path_quirks
 from gpu_recovery.engine.lambda_requires_docker import correct_lambda_requires_docker
@@ -159,6 +160,7 @@ class LocalEngine:
             "sync_poll_real_time": correct_sync_poll_real_time(self.clock),
             "threads_real_time": correct_threads_real_time(self.clock),
             "history_wall_clock": correct_history_wall_clock(self.clock),
+            "history_unbounded": correct_history_unbounded(),
             "ecs_sync_ignores_exit_code": correct_ecs_sync_ignores_exit_code(),
             "ecs_run_task_ignores_failures": correct_ecs_run_task_ignores_failures(),
             "dynamodb_writes_not_atomic": correct_dynamodb_writes_not_atomic(),

@@ -8,7 +8,9 @@ authorized for its principal before the service runs it. This correction puts th
   with that role (CreateLogStream, PutLogEvents) on every invocation;
 * a state machine's service integrations and Lambda invocations run as the state machine's role; ``ecs:runTask.sync``
   also needs its managed EventBridge rule (Step Functions developer guide, "IAM policies for calling Amazon
-  ECS/AWS Fargate": events:PutTargets, PutRule and DescribeRule on StepFunctionsGetEventsForECSTaskRule).
+  ECS/AWS Fargate": events:PutTargets, PutRule and DescribeRule on StepFunctionsGetEventsForECSTaskRule);
+* an EventBridge rule delivering an event to a target (``Authorizer.delivering``) calls it with the target's role
+  when the target names one, else is allowed by the target's resource-based policy (a Lambda's permissions).
 
 Each request becomes the checks of ``iam_requests`` and is evaluated by ``iam_policy`` against the principal's
 statements (taken from the synthesized template by ``gpu_recovery.stack_policies``); decisions are cached. A denied
@@ -60,6 +62,19 @@ class Principal:
     statements: Sequence[Mapping[str, Any]]
 
 
+@dataclass(frozen=True)
+class RuleTarget:
+    """How an EventBridge rule reaches one target: with ``role`` (the target's RoleArn) or, without one, through
+    ``resource_policy``, the statements of the target's resource-based policy."""
+
+    rule_arn: str
+    role: Principal | None
+    resource_policy: Sequence[Mapping[str, Any]] = ()
+
+
+EVENTS_PRINCIPAL: Final = "events.amazonaws.com"
+
+
 @dataclass
 class Authorizer:
     region: str
@@ -67,6 +82,7 @@ class Authorizer:
     functions: dict[str, Principal] = field(default_factory=dict)
     function_log_groups: dict[str, str] = field(default_factory=dict)
     state_machines: dict[str, Principal] = field(default_factory=dict)
+    rule_targets: dict[str, RuleTarget] = field(default_factory=dict)
     # (role ARN, action) of every allowed check, and every denied check: for least-privilege tests and reports.
     used: set[tuple[str, str]] = field(default_factory=set)
     denied: list[tuple[str, Check]] = field(default_factory=list)
@@ -83,6 +99,27 @@ class Authorizer:
 
     def assign_state_machine(self, arn: str, principal: Principal) -> None:
         self.state_machines[arn] = principal
+
+    @contextmanager
+    def delivering(self, target_arn: str) -> Iterator[None]:
+        """EventBridge delivering a rule's event to ``target_arn``: the calls inside run as the target's role; a
+        target without one (a Lambda) must allow the rule in its resource-based policy, else AccessDeniedException."""
+        target = self.rule_targets[target_arn]
+        if target.role is not None:
+            with acting_as(target.role):
+                yield
+            return
+        # The service principal's request carries the rule as aws:SourceArn and its account as aws:SourceAccount.
+        check = Check(
+            "lambda:InvokeFunction", target_arn, {"aws:SourceArn": target.rule_arn, "aws:SourceAccount": self.account}
+        )
+        statements = [s for s in target.resource_policy if s["Principal"] == {"Service": EVENTS_PRINCIPAL}]
+        if not is_allowed(statements, check):
+            self.denied.append((target.rule_arn, check))
+            principal = Principal(EVENTS_PRINCIPAL, ())
+            raise _denied_error(boto3.client("lambda", region_name=self.region), "Invoke", principal, check)
+        self.used.add((target.rule_arn, check.action))
+        yield
 
     def first_denied(self, principal: Principal, checks: Sequence[Check]) -> Check | None:
         for check in checks:
@@ -122,9 +159,10 @@ def acting_as(principal: Principal | None) -> Iterator[None]:
 
 def _denied_error(client: BaseClient, operation: str, principal: Principal, check: Check) -> Exception:
     code, status = DENIED_CODE.get(client.meta.service_model.service_name, _DEFAULT_DENIED)
+    policy = "resource-based" if principal.role_arn == EVENTS_PRINCIPAL else "identity-based"
     message = (
         f"User: {principal.role_arn} is not authorized to perform: {check.action} on resource: {check.resource} "
-        "because no identity-based policy allows the action"
+        f"because no {policy} policy allows the action"
     )
     response: Any = {
         "Error": {"Code": code, "Message": message},

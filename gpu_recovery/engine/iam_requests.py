@@ -96,6 +96,15 @@ def _any_resource(action: str) -> Mapper:
     return checks
 
 
+def _state_machine(action: str) -> Mapper:
+    """A Step Functions action on the state machine named by ``stateMachineArn`` (resource type stateMachine)."""
+
+    def checks(_arns: Arns, params: Mapping[str, Any], _roles: Callable[[str], list[str]]) -> Iterable[Check]:
+        yield Check(action, params["stateMachineArn"])
+
+    return checks
+
+
 def _execution(action: str) -> Mapper:
     """A Step Functions action on the execution named by ``executionArn`` (resource type execution)."""
 
@@ -206,6 +215,8 @@ MAPPERS: Final[dict[tuple[str, str], Mapper]] = {
     ("ec2", "TerminateInstances"): _instances("ec2:TerminateInstances"),
     ("ec2", "DescribeNetworkInterfaces"): _any_resource("ec2:DescribeNetworkInterfaces"),
     ("stepfunctions", "DescribeExecution"): _execution("states:DescribeExecution"),
+    # EventBridge's target role starting a recovery (SAR, AWS Step Functions: StartExecution on stateMachine).
+    ("stepfunctions", "StartExecution"): _state_machine("states:StartExecution"),
     ("ssm", "SendCommand"): _send_command,
     ("ssm", "GetCommandInvocation"): _any_resource("ssm:GetCommandInvocation"),
     ("logs", "GetLogEvents"): _log_stream("logs:GetLogEvents"),

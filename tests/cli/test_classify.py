@@ -99,3 +99,8 @@ def test_unreadable_file_is_a_usage_error(tmp_path: Path, deployment: Deployment
     code, _, err = cli("classify", str(tmp_path / "junk.json"))
     assert code == 2
     assert "is not JSON" in err
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe{}")
+    code, _, err = cli("classify", str(tmp_path / "binary.json"))
+    assert code == 2
+    binary = tmp_path / "binary.json"
+    assert err.strip() == f"gpu-recovery classify: {binary} is not UTF-8 text (byte 0: invalid start byte)"

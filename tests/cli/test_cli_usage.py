@@ -19,6 +19,7 @@ import pytest
 from cli_helpers import CliRun, Deployment
 from test_classify import event_file
 
+from gpu_recovery import cli as cli_module
 from gpu_recovery.cli import command_names
 
 TASK_ARN = "arn:aws:ecs:us-west-2:123456789012:task/gpu-cluster/0123456789abcdef0123456789abcdef"
@@ -60,6 +61,15 @@ def test_every_command_takes_the_global_flags(cli: CliRun) -> None:
         code, out, _ = cli(name, "--help")
         assert code == 0
         assert all(flag in out for flag in ("--region", "--profile", "--json")), name
+
+
+def test_each_command_is_summed_up_in_a_whole_sentence() -> None:
+    """`--help` lists each command by its docstring's summary; one that wraps was cut mid-sentence ("... PASS,
+    WARN or FAIL,")."""
+    summaries = {name: cli_module._summary(name) for name in cli_module.command_names()}
+    assert summaries["doctor"] == "is this deployment ready for its first incident?"
+    assert summaries["locks"] == "every job and node lock and fleet-breaker slot, with whether its owner still runs"
+    assert not [name for name, summary in summaries.items() if summary.endswith((",", ";"))]
 
 
 def test_version(cli: CliRun) -> None:

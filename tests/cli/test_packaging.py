@@ -18,6 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 FIXTURES = ROOT / "tests" / "unit" / "fixtures"
+# The local stack runs the fleet's own check task; the stack's own (dcgm-check/entrypoint.sh) is a deploy's.
+DCGM_TASK = "arn:aws:ecs:us-east-1:123456789012:task-definition/gpu-recovery-dcgm-check:1"
 SOURCES = ("pyproject.toml", "README.md", "gpu_recovery", "infra", "functions", "statemachine", "scenarios")
 
 
@@ -105,13 +107,48 @@ def test_the_installed_cli_works_offline_outside_the_repository(wheel: Path, tmp
     assert diagnose.returncode == 0, diagnose.stderr
     assert json.loads(diagnose.stdout)["status"] == "HEALTHY"
     assert "LOADED []" in diagnose.stderr
+    # Loading a scenario checks its configuration, and so the definition's worst-case history (infra reads it).
+    scenario = (ROOT / "scenarios" / "transient-xid79.yaml").read_text().replace("{job: job-a,", "{job: job-b,")
+    (tmp_path / "bad.yaml").write_text(scenario)
+    invalid = run("simulate", "--scenario", "bad.yaml")
+    assert (invalid.returncode, invalid.stdout) == (2, ""), invalid.stderr
+    assert "job-b" in invalid.stderr
+    assert "Traceback" not in invalid.stderr
+    # simulate synthesizes the stack from the installed package (the CDK from this environment, as with [sim]).
+    synth = subprocess.run(
+        [sys.executable, "-S", "-m", "gpu_recovery.stack_policies"],
+        input=json.dumps({"ECS_CLUSTER_NAME": cluster, "DCGM_HEALTH_CHECK_TASK": DCGM_TASK, "DCGM_LOG_GROUP": "/dcgm"}),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert synth.returncode == 0, synth.stderr[-2000:]
+    assert "AWS::StepFunctions::StateMachine" in synth.stdout
 
 
-def test_simulate_without_the_sim_extra_says_what_to_install() -> None:
-    script = "import sys\nsys.modules['moto'] = None\nfrom gpu_recovery import cli\nsys.exit(cli.main(['simulate']))\n"
+@pytest.mark.parametrize(
+    ("hide", "missing"),
+    [
+        ("sys.modules['moto'] = None\n", "moto"),
+        # The CDK is only looked for (it synthesizes in a child process): hide it from find_spec.
+        (
+            "find_spec = importlib.util.find_spec\n"
+            "importlib.util.find_spec = lambda name, *a: None if name == 'aws_cdk' else find_spec(name, *a)\n",
+            "aws_cdk",
+        ),
+    ],
+)
+def test_simulate_without_the_sim_extra_says_what_to_install(hide: str, missing: str) -> None:
+    script = f"import importlib.util, sys\n{hide}from gpu_recovery import cli\nsys.exit(cli.main(['simulate']))\n"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "gpu-recovery simulate: needs the [sim] extra (moto is not installed): "
+        f"gpu-recovery simulate: needs the [sim] extra ({missing} is not installed): "
         "pipx install 'ecs-gpu-recovery[sim]' (or pip install 'ecs-gpu-recovery[sim]')"
     )
+
+
+def test_the_sim_extra_brings_the_cdk() -> None:
+    assert "ecs-gpu-recovery[deploy]" in PYPROJECT["project"]["optional-dependencies"]["sim"]

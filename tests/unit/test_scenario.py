@@ -129,6 +129,13 @@ def test_unreadable_yaml_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(raised.value)
 
 
+def test_a_binary_file_is_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfename: x\n")
+    with pytest.raises(scenarios.ScenarioError, match=r"binary.yaml: not UTF-8 text \(byte 0: invalid start byte\)$"):
+        scenarios.load(str(binary))
+
+
 class _Fleet:
     @staticmethod
     def node_name(node_id: str) -> str:

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
 import pytest
+from botocore.exceptions import ClientError
 
 from gpu_recovery import local_stack
 from gpu_recovery import scenario as scenarios
+from gpu_recovery.engine.iam_policy import Check, is_allowed
+from gpu_recovery.engine.iam_requests import Arns, log_stream_arn
 from gpu_recovery.local_stack import LocalStack
 from gpu_recovery.scenario import Event
 from gpu_recovery.simulate import _fail, deployed, run
+from gpu_recovery.stack_policies import StackPolicies
+from infra.substitutions import LAMBDAS
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +42,10 @@ IMPLICIT = {
     # tasks; tests/unit/test_relaunch.py covers the awsvpc path.
     "ec2:DescribeNetworkInterfaces",
 }  # fmt: skip
-CHECKED_ROLES = ("Steps", "WorkflowRole")
+# The failure rule's target role (CDK names it after the state machine): EventBridge starts recoveries with it.
+TRIGGER_ROLE = "WorkflowStateMachineEventsRole"
+CHECKED_ROLES = ("Steps", "WorkflowRole", TRIGGER_ROLE)
+REGION, ACCOUNT = "us-east-1", "123456789012"
 # Together these runs take every path of the definition that calls AWS: reboot, sibling stop, GPU reset and
 # quarantine (GPU_RESET_ENABLED), and the error handler with a node locked.
 RUNS = ("transient-xid79", "four-node-one-bad", "xid48-isolate-replace")
@@ -104,7 +112,7 @@ def test_no_call_is_denied_and_no_grant_is_unused() -> None:
         with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
             event = _fail(fleet, Event(job="job-a", node="node-1"))
             with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
-                description = stack.engine.wait(stack.engine.start_execution(stack.state_machine_arn, "err", event))
+                description = stack.wait(stack.start_execution("err", event))
             assert description["status"] == "FAILED"
     used: dict[str, set[str]] = {}
     for stack in stacks:
@@ -120,32 +128,114 @@ def test_no_call_is_denied_and_no_grant_is_unused() -> None:
     assert not needless, f"grants no call needs: {needless}"
 
 
-def without_run_task(template: dict[str, Any]) -> dict[str, Any]:
-    """The template with ecs:RunTask taken out of the state machine role's policy."""
+def without_grant(template: dict[str, Any], role_prefix: str, action: str) -> dict[str, Any]:
+    """The template with ``action`` taken out of the policies of the roles whose logical ID starts with
+    ``role_prefix`` (a statement left with no action goes too)."""
     template = copy.deepcopy(template)
     for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::IAM::Policy" and resource["Properties"]["Roles"][0]["Ref"].startswith("Workflow"):
-            statements = resource["Properties"]["PolicyDocument"]["Statement"]
-            resource["Properties"]["PolicyDocument"]["Statement"] = [
-                s
-                for s in statements
-                if "ecs:RunTask" not in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-            ]
+        if resource["Type"] == "AWS::IAM::Policy" and resource["Properties"]["Roles"][0]["Ref"].startswith(role_prefix):
+            document = resource["Properties"]["PolicyDocument"]
+            for statement in document["Statement"]:
+                listed = statement["Action"]
+                statement["Action"] = [a for a in ([listed] if isinstance(listed, str) else listed) if a != action]
+            document["Statement"] = [s for s in document["Statement"] if s["Action"]]
     return template
 
 
-def test_removed_run_task_grant_fails_the_dcgm_check_with_access_denied() -> None:
+def without_lambda_permissions(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with no AWS::Lambda::Permission: no rule may invoke a function."""
+    template = copy.deepcopy(template)
+    template["Resources"] = {
+        lid: r for lid, r in template["Resources"].items() if r["Type"] != "AWS::Lambda::Permission"
+    }
+    return template
+
+
+@contextmanager
+def changed_template(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Iterator[None]:
     synthesize = local_stack.synthesized_template
     with (
-        mock.patch.object(local_stack, "synthesized_template", lambda context: without_run_task(synthesize(context))),
+        mock.patch.object(local_stack, "synthesized_template", lambda context: change(synthesize(context))),
         warnings.catch_warnings(),
     ):
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
-            event = _fail(fleet, Event(job="job-a", node="node-1"))
-            arn = stack.engine.start_execution(stack.state_machine_arn, "no-run-task", event)
-            stack.engine.wait(arn)
-            failures = [e["taskFailedEventDetails"] for e in stack.engine.history(arn) if "taskFailedEventDetails" in e]
-            denied = stack.engine.authorizer.denied
+        yield
+
+
+def test_removed_run_task_grant_fails_the_dcgm_check_with_access_denied() -> None:
+    with (
+        changed_template(lambda t: without_grant(t, "Workflow", "ecs:RunTask")),
+        deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock),
+    ):
+        event = _fail(fleet, Event(job="job-a", node="node-1"))
+        arn = stack.engine.start_execution(stack.state_machine_arn, "no-run-task", event)
+        stack.engine.wait(arn)
+        failures = [e["taskFailedEventDetails"] for e in stack.engine.history(arn) if "taskFailedEventDetails" in e]
+        denied = stack.engine.authorizer.denied
     assert next(f["error"] for f in failures if f["resource"] == "runTask.sync") == "ECS.AccessDeniedException"
     assert {check.action for _, check in denied} == {"ecs:RunTask"}
+
+
+def test_removed_start_execution_grant_denies_the_failure_rule() -> None:
+    """EventBridge starts a recovery with the failure rule's target role; without states:StartExecution it cannot."""
+    with (
+        changed_template(lambda t: without_grant(t, TRIGGER_ROLE, "states:StartExecution")),
+        deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock),
+    ):
+        event = _fail(fleet, Event(job="job-a", node="node-1"))
+        with pytest.raises(ClientError, match=r"AccessDeniedException.*states:StartExecution"):
+            stack.start_execution("no-start", event)
+        assert stack.engine.authorizer.denied[0][1].action == "states:StartExecution"
+
+
+def test_removed_lambda_permission_denies_the_cleanup_rule() -> None:
+    """The cleanup rule invokes CleanupExecution through the function's resource policy (no role)."""
+    with (
+        changed_template(without_lambda_permissions),
+        deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock),
+    ):
+        event = _fail(fleet, Event(job="job-a", node="node-1"))
+        with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
+            arn = stack.start_execution("err", event)
+            with pytest.raises(ClientError, match=r"AccessDeniedException.*resource-based"):
+                stack.wait(arn)
+        ((rule, check),) = stack.engine.authorizer.denied
+    assert check.action == "lambda:InvokeFunction"
+    assert check.context["aws:SourceArn"] == rule
+
+
+def awslogs_denied(template: dict[str, Any]) -> list[str]:
+    """What the DCGM check's execution role may not do of what the awslogs driver does for a task: create the
+    task's stream ``<prefix>/<container>/<task id>`` in the container's log group and put its events there (ECS
+    developer guide, "Amazon ECS task execution IAM role" and "Using the awslogs log driver").
+
+    The local stack runs the fleet's own check task definition, which has no execution role, so the default stack's
+    (the one that creates the check task) is evaluated here, with the engine's evaluator and resolved names."""
+    names = {module: local_stack.function_name(module) for module in LAMBDAS}
+    policies = StackPolicies.resolve(template, REGION, ACCOUNT, names, "recovery")
+    resources = template["Resources"]
+    (definition,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    role = policies.roles[definition["ExecutionRoleArn"]["Fn::GetAtt"][0]]
+    (container,) = definition["ContainerDefinitions"]
+    options = container["LogConfiguration"]["Options"]
+    group = resources[options["awslogs-group"]["Ref"]]["Properties"].get(
+        "LogGroupName", options["awslogs-group"]["Ref"]
+    )
+    stream = f"{options['awslogs-stream-prefix']}/{container['Name']}/0123456789abcdef0123456789abcdef"
+    arn = log_stream_arn(Arns(REGION, ACCOUNT), group, stream)
+    return [a for a in ("logs:CreateLogStream", "logs:PutLogEvents") if not is_allowed(role.statements, Check(a, arn))]
+
+
+@pytest.fixture(scope="module")
+def default_template() -> dict[str, Any]:
+    """The stack with its own DCGM check task (no DCGM_HEALTH_CHECK_TASK): the one with the execution role."""
+    return local_stack.synthesized_template({"ECS_CLUSTER_NAME": "gpu-cluster"})
+
+
+def test_the_dcgm_check_execution_role_writes_the_check_log(default_template: dict[str, Any]) -> None:
+    assert awslogs_denied(default_template) == []
+
+
+@pytest.mark.parametrize("action", ["logs:CreateLogStream", "logs:PutLogEvents"])
+def test_removed_log_grant_denies_the_dcgm_check_log(default_template: dict[str, Any], action: str) -> None:
+    assert awslogs_denied(without_grant(default_template, "DcgmCheckExecutionRole", action)) == [action]

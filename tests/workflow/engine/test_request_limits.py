@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from engine_harness import StartEngine, ecs_cluster
+from engine_harness import StartEngine, ecs_cluster, run
 
 from gpu_recovery.engine.request_limits import limit_violation
 
@@ -58,3 +60,18 @@ def test_aws_size_limits(service: str, operation: str, params: dict[str, object]
 )
 def test_requests_within_the_limits_pass(service: str, operation: str, params: dict[str, object]) -> None:
     assert limit_violation(service, operation, params) is None
+
+
+@pytest.mark.parametrize(("kib", "status"), [(150, "FAILED"), (100, "SUCCEEDED")])
+def test_a_state_output_over_256_kb_fails_with_data_limit_exceeded(
+    start_engine: StartEngine, tmp_path: Path, kib: int, status: str
+) -> None:
+    """moto enforces this one itself (its state and task output check): no correction, only this test."""
+    engine = start_engine()
+    doubled = {
+        "StartAt": "Double",
+        "States": {"Double": {"Type": "Pass", "Parameters": {"a.$": "$.x", "b.$": "$.x"}, "End": True}},
+    }
+    result = run(engine, tmp_path, doubled, {"x": "x" * (kib * 1024)})
+    assert result["status"] == status
+    assert result.get("error") == ("States.DataLimitExceeded" if status == "FAILED" else None)
