@@ -33,6 +33,7 @@ class Deployment:
     dcgm_log_group: str
     functions: dict[str, str]  # step name (ClassifyFailure, ...) -> function name
     state_machine_arn: str
+    managed_node_tag: tuple[str, str]  # MANAGED_NODE_TAG: the tag the instance actions require
 
     def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
         where = f"{self.region if region else ''}:{self.account if account else ''}"
@@ -73,7 +74,10 @@ class Call:
     def context(self, d: Deployment) -> dict[str, str]:
         """The request context IAM sees for the call."""
         on_cluster = {"ecs:cluster": d.arn("ecs", f"cluster/{d.cluster}")} if self.action.startswith("ecs:") else {}
-        return on_cluster | dict(self.condition)
+        # Actions on instances are allowed on those with MANAGED_NODE_TAG (aws:ResourceTag): simulate a tagged one.
+        key, value = d.managed_node_tag
+        tagged = {f"aws:ResourceTag/{key}": value} if self.resource == "{instances}" else {}
+        return on_cluster | tagged | dict(self.condition)
 
 
 def _table(table: str, *actions: str, why: str) -> tuple[Call, ...]:

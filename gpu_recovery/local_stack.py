@@ -133,6 +133,9 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         "DCGM_LOG_GROUP": fleet.dcgm_log_group,
     }
     config = Config.load(context=context, env={})
+    # The deploy prerequisite (docs/permissions.md): every GPU instance of the cluster carries MANAGED_NODE_TAG.
+    key, value = config.managed_node_tag
+    boto3.client("ec2").create_tags(Resources=fleet.instance_ids(), Tags=[{"Key": key, "Value": value}])
     create_tables(config)
     topic_arn = boto3.client("sns").create_topic(Name=config.SNS_TOPIC_NAME)["TopicArn"]
     environment = config.lambda_environment() | {"DCGM_LOG_GROUP": fleet.dcgm_log_group, "LOG_LEVEL": "WARNING"}

@@ -14,7 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.cluster import ClusterArns
-from infra.common import removal_policy, retention
+from infra.common import removal_policy, retention, service_principal
 from infra.config import Config
 from infra.dcgm_task import DcgmCheckTask
 from infra.nag import acknowledge, resource_finding
@@ -62,6 +62,12 @@ def execution_timeout_seconds(config: Config) -> int:
     return math.ceil(_JOB_LAMBDA_STEPS * step + TASK_STOP_POLL_BOUND_SECONDS + job_rounds(config) * node)
 
 
+def managed_node_condition(config: Config) -> dict[str, dict[str, str]]:
+    """IAM condition limiting an action on an EC2 instance to those tagged MANAGED_NODE_TAG."""
+    key, value = config.managed_node_tag
+    return {"StringEquals": {f"aws:ResourceTag/{key}": value}}
+
+
 def job_rounds(config: Config) -> int:
     """How many nodes each Map slot checks, one after another, for the largest job recovered."""
     return math.ceil(config.MAX_JOB_NODES / config.NODE_CHECK_CONCURRENCY)
@@ -100,7 +106,8 @@ class RecoveryWorkflow(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            # Not this state machine's own ARN: the role is created before it (a circular reference otherwise).
+            assumed_by=service_principal("states.amazonaws.com", "states:stateMachine:*"),
             description="GPU recovery state machine",
         )
         for statement in self._statements(
@@ -192,14 +199,19 @@ class RecoveryWorkflow(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         on_cluster = cluster.condition()
+        instances = arn("ec2", "instance", "*")
+        # Only the cluster's instances, by their tag: the Service Authorization Reference lists aws:ResourceTag/
+        # ${TagKey} for ec2:RebootInstances, ec2:TerminateInstances and ssm:SendCommand on resource type instance.
+        on_managed_nodes = managed_node_condition(config)
         gpu_reset: list[iam.PolicyStatement] = []
         if config.GPU_RESET_ENABLED:
+            ec2_actions.append("ssm:SendCommand")
             # AWS-owned documents have no account in their ARN.
             document = stack.format_arn(
                 service="ssm", account="", resource="document", resource_name=GPU_RESET_DOCUMENT
             )
             gpu_reset = [
-                iam.PolicyStatement(actions=["ssm:SendCommand"], resources=[document, arn("ec2", "instance", "*")]),
+                iam.PolicyStatement(actions=["ssm:SendCommand"], resources=[document]),
                 # GetCommandInvocation supports no resource-level permissions.
                 iam.PolicyStatement(actions=["ssm:GetCommandInvocation"], resources=["*"]),
             ]
@@ -227,7 +239,7 @@ class RecoveryWorkflow(Construct):
                 resources=[cluster.container_instances],
                 conditions=on_cluster,
             ),
-            iam.PolicyStatement(actions=ec2_actions, resources=[arn("ec2", "instance", "*")]),
+            iam.PolicyStatement(actions=ec2_actions, resources=[instances], conditions=on_managed_nodes),
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 resources=[tables.job_table.table_arn, tables.task_table.table_arn],
@@ -272,6 +284,7 @@ class RecoveryWorkflow(Construct):
             self.role,
             "AwsSolutions-IAM5",
             "The GPU node to reboot (or terminate, with TERMINATE_QUARANTINED; or to reset a GPU of over SSM, with "
-            "GPU_RESET_ENABLED, using only the AWS-RunShellScript document) is known only at run time.",
+            "GPU_RESET_ENABLED, using only the AWS-RunShellScript document) is known only at run time; only "
+            "instances tagged MANAGED_NODE_TAG (aws:ResourceTag condition).",
             [resource_finding(stack, stack.format_arn(service="ec2", resource="instance", resource_name="*"))],
         )

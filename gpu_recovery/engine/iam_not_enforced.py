@@ -35,6 +35,7 @@ from unittest import mock
 import boto3
 from botocore.client import BaseClient
 from moto.awslambda.models import LambdaFunction
+from moto.ec2.models import ec2_backends
 from moto.ecs.models import ecs_backends
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
@@ -42,7 +43,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 
 from gpu_recovery.engine.iam_policy import Check, is_allowed
-from gpu_recovery.engine.iam_requests import Arns, checks_for, log_stream_arn
+from gpu_recovery.engine.iam_requests import Arns, checks_for, log_stream_arn, with_resource_tags
 
 # The access-denied error each service returns (its API reference's common errors); others use this default.
 DENIED_CODE: Final = {"sns": ("AuthorizationError", 403), "ec2": ("UnauthorizedOperation", 403)}
@@ -97,6 +98,14 @@ class Authorizer:
                 self.used.add((principal.role_arn, check.action))
         return None
 
+    def resource_tags(self, resource: str) -> dict[str, str]:
+        """The tags of the EC2 instance a check is on (empty for any other resource)."""
+        prefix = self.arns.arn("ec2", "instance/")
+        if not resource.startswith(prefix):
+            return {}
+        tags = ec2_backends[self.account][self.region].describe_tags(filters={"resource-id": [resource[len(prefix) :]]})
+        return {tag["key"]: tag["value"] for tag in tags}
+
     def task_definition_roles(self, task_definition: str) -> list[str]:
         definition = ecs_backends[self.account][self.region].describe_task_definition(task_definition)
         # moto sets the role attributes only when the definition names them.
@@ -144,7 +153,10 @@ def correct_iam_not_enforced(authorizer: Authorizer) -> Iterator[None]:
         principal = _principal.get()
         if principal is not None:
             service = client.meta.service_model.service_name
-            checks = checks_for(authorizer.arns, service, operation, params, authorizer.task_definition_roles)
+            checks = [
+                with_resource_tags(check, authorizer.resource_tags(check.resource))
+                for check in checks_for(authorizer.arns, service, operation, params, authorizer.task_definition_roles)
+            ]
             denied = authorizer.first_denied(principal, checks)
             if denied is not None:
                 raise _denied_error(client, operation, principal, denied)

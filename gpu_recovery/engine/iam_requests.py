@@ -214,6 +214,17 @@ MAPPERS: Final[dict[tuple[str, str], Mapper]] = {
 }
 
 
+def with_resource_tags(check: Check, tags: Mapping[str, str]) -> Check:
+    """The check with its resource's tags as ``aws:ResourceTag/<key>`` (IAM User Guide, "AWS global condition
+    context keys": present in a request on a resource that has tags). Only EC2 instances are looked up here:
+    ec2:RebootInstances, ec2:TerminateInstances and ssm:SendCommand take the key on resource type instance
+    (Service Authorization Reference)."""
+    if not tags:
+        return check
+    resource_tags = {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
+    return Check(check.action, check.resource, {**check.context, **resource_tags})
+
+
 def checks_for(
     arns: Arns, service: str, operation: str, params: Mapping[str, Any], roles: Callable[[str], list[str]]
 ) -> list[Check]:

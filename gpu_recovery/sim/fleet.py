@@ -181,6 +181,9 @@ class SimFleet:
     def instance_id(self, node_name: str) -> str:
         return self._nodes[node_name].instance_id
 
+    def instance_ids(self) -> list[str]:
+        return [node.instance_id for node in self._nodes.values()]
+
     def node_name(self, instance_id: str) -> str:
         return self._by_instance[instance_id].spec.name
 

@@ -22,7 +22,7 @@ from moto.ssm.models import Parameter, ssm_backends
 from gpu_recovery.commands import doctor
 from gpu_recovery.iam_calls import CALLS, STATE_MACHINE
 from infra.config import POWERTOOLS_LAYER_PARAMETER
-from infra.substitutions import STEP_FUNCTIONS
+from infra.substitutions import LAMBDAS
 
 REGION = "us-east-1"
 STACK = "EcsGpuRecoveryStack"
@@ -76,11 +76,17 @@ def account() -> Iterator[dict[str, str]]:
                 Code={"ZipFile": _zip()},
                 Environment={"Variables": SETTINGS},
             )["FunctionArn"]
-            for module, name in STEP_FUNCTIONS.items()
+            for module, name in LAMBDAS.items()
         }
+        cleanup = functions.pop("CleanupExecution")
         cluster = ecs.create_cluster(clusterName=CLUSTER)["cluster"]["clusterArn"]
         for _ in range(2):
-            instance = ec2.run_instances(ImageId="ami-0gpu", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+            instance = ec2.run_instances(
+                ImageId="ami-0gpu",
+                MinCount=1,
+                MaxCount=1,
+                TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "gpu"}]}],
+            )["Instances"][0]["InstanceId"]
             document = json.dumps({"instanceId": instance, "region": REGION})
             ecs.register_container_instance(cluster=CLUSTER, instanceIdentityDocument=document)
         for registered in ecs_backends[DEFAULT_ACCOUNT_ID][REGION].container_instances[CLUSTER].values():
@@ -132,7 +138,7 @@ def account() -> Iterator[dict[str, str]]:
         outputs = {
             "StateMachineArn": machine, "TaskTableName": "ecs_task", "JobTableName": "ecs_job",
             "NodeTableName": "ecs_node", "NotificationTopicArn": topic, "DeadLetterQueueUrl": queue,
-            "DcgmTaskDefinitionArn": task_definition,
+            "DcgmTaskDefinitionArn": task_definition, "ManagedNodeTag": "team=gpu", "CleanupFunctionArn": cleanup,
         }  # fmt: skip
         template = {
             "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
@@ -152,6 +158,8 @@ def denied(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
             assert context["ecs:cluster"] == f"arn:aws:ecs:{REGION}:{DEFAULT_ACCOUNT_ID}:cluster/{CLUSTER}"
         if "ecs:TagResource" in actions:
             assert context["ecs:CreateAction"] == "RunTask"
+        if ":instance/" in resource:
+            assert context["aws:ResourceTag/team"] == "gpu"
         return [a for a in actions if (role_arn.rsplit("/", 1)[-1], a) in refused]
 
     monkeypatch.setattr(doctor, "simulate", simulate)
@@ -174,9 +182,8 @@ def test_a_healthy_deployment_passes_every_check(cli: CliRun, account: dict[str,
     table = rows(out)
     assert {check: status for check, (status, _) in table.items()} == {
         "stack": "PASS", "step lambdas": "PASS", "settings": "PASS",
-        # Doctor finds the Lambdas through the definition; CleanupExecution is a rule's target, not a step.
-        **{f"permissions {p}": "PASS" for p in CALLS if p != "CleanupExecution"},
-        "powertools layer": "PASS", "cluster": "PASS",
+        **{f"permissions {p}": "PASS" for p in CALLS},
+        "powertools layer": "PASS", "cluster": "PASS", "node tag": "PASS",
         "dcgm task": "PASS", "dcgm log group": "PASS", "event rule": "PASS", "dead-letter queue": "PASS",
         "notifications": "PASS",
     }  # fmt: skip
@@ -207,6 +214,22 @@ def test_each_problem_is_a_fail_with_its_fix(cli: CliRun, account: dict[str, str
     assert table["notifications"][0] == "FAIL"
     assert table["dcgm log group"][0] == "FAIL"
     assert table["permissions StateMachine"][0] == "PASS"
+
+
+def test_cleanup_execution_role_and_untagged_instances_fail(
+    cli: CliRun, account: dict[str, str], denied: set[Any]
+) -> None:
+    denied.add(("fn", "dynamodb:Scan"))  # only CleanupExecution scans
+    ec2 = boto3.client("ec2")
+    untagged = ec2.describe_instances()["Reservations"][0]["Instances"][0]["InstanceId"]
+    ec2.delete_tags(Resources=[untagged], Tags=[{"Key": "team"}])
+    code, out, _ = cli("doctor")
+    table = rows(out)
+    assert code == 1
+    assert table["permissions CleanupExecution"][0] == "FAIL"
+    assert "dynamodb:Scan" in table["permissions CleanupExecution"][1]
+    assert table["node tag"][0] == "FAIL"
+    assert f"team=gpu missing on {untagged}" in table["node tag"][1]
 
 
 def test_a_check_task_that_does_not_fit_or_cannot_read_the_kernel_log(

@@ -25,11 +25,13 @@ def test_gpu_reset_grants_are_least_privilege_and_nag_clean() -> None:
     app, stack = build_app(env={"GPU_RESET_ENABLED": "true"})
     report = AwsSolutionsChecks().validate_scope(app)
     assert report.success, [f"{v.rule_name}: {v.description[:80]}" for v in report.violations]
-    send, get = ssm_statements(Template.from_stack(stack).to_json())
-    assert send["Action"] == "ssm:SendCommand"
-    resources = str(send["Resource"])
-    assert "::document/AWS-RunShellScript" in resources
-    assert ":instance/*" in resources
+    instances, document, get = ssm_statements(Template.from_stack(stack).to_json())
+    # On instances: only those tagged MANAGED_NODE_TAG (tests/infra/test_least_privilege.py).
+    assert "ssm:SendCommand" in instances["Action"]
+    assert ":instance/*" in str(instances["Resource"])
+    assert instances["Condition"] == {"StringEquals": {"aws:ResourceTag/ecs-gpu-recovery": "managed"}}
+    assert document["Action"] == "ssm:SendCommand"
+    assert "::document/AWS-RunShellScript" in str(document["Resource"])
     assert (get["Action"], get["Resource"]) == ("ssm:GetCommandInvocation", "*")
 
 
