@@ -34,6 +34,7 @@ class Deployment:
     functions: dict[str, str]  # step name (ClassifyFailure, ...) -> function name
     state_machine_arn: str
     managed_node_tag: tuple[str, str]  # MANAGED_NODE_TAG: the tag the instance actions require
+    gpu_reset_document: str  # the stack's SSM document that ResetGpu sends
 
     def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
         where = f"{self.region if region else ''}:{self.account if account else ''}"
@@ -65,7 +66,7 @@ class Call:
             "dcgm_log_stream": d.arn("logs", f"log-group:{d.dcgm_log_group}:log-stream:*"),
             "instances": d.arn("ec2", "instance/*"),
             "sync_rule": d.arn("events", f"rule/{SYNC_RULE}"),
-            "gpu_reset_document": d.arn("ssm", "document/AWS-RunShellScript", account=False),
+            "gpu_reset_document": d.arn("ssm", f"document/{d.gpu_reset_document}"),
             # arn:...:states:<region>:<account>:stateMachine:<name> -> its executions, execution:<name>:*
             "executions": d.arn("states", f"execution:{d.state_machine_arn.rsplit(':', 1)[-1]}:*"),
         }

@@ -14,9 +14,10 @@ from moto.sns.models import sns_backends
 from gpu_recovery.engine import LocalEngine
 from gpu_recovery.resources import DEFINITION
 from gpu_recovery.sim import SimFleet
-from gpu_recovery.stack_policies import StackPolicies, synthesized_template
+from gpu_recovery.stack_policies import GPU_RESET_DOCUMENT, StackPolicies, synthesized_template
 from infra.config import Config
 from infra.event_pattern import execution_ended_badly_pattern, task_failure_pattern
+from infra.gpu_reset_document import gpu_reset_document
 from infra.substitutions import EVENT_FUNCTIONS, LAMBDAS, STEP_FUNCTIONS, definition_substitutions, function_arn_key
 
 # Quiet, local-only Powertools: no X-Ray daemon here, and the report says what happened.
@@ -156,6 +157,9 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         "NotificationTopicArn": topic_arn,
         "JobTableName": config.JOB_TABLE_NAME,
         "TaskTableName": config.TASK_TABLE_NAME,
+        "GpuResetDocumentName": boto3.client("ssm").create_document(
+            Content=json.dumps(gpu_reset_document()), Name=GPU_RESET_DOCUMENT, DocumentType="Command"
+        )["DocumentDescription"]["Name"],
     }
     state_machine_arn = engine.deploy_state_machine(
         f"{config.STACK_NAME}-recovery", DEFINITION, definition_substitutions(values)

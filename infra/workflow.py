@@ -10,6 +10,7 @@ from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -17,6 +18,7 @@ from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention, service_principal
 from infra.config import Config
 from infra.dcgm_task import DcgmCheckTask
+from infra.gpu_reset_document import gpu_reset_document
 from infra.nag import acknowledge, resource_finding
 from infra.notifications import Notifications
 from infra.substitutions import STEP_FUNCTIONS, definition_substitutions, function_arn_key
@@ -26,8 +28,6 @@ DEFINITION_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "rec
 
 # ecs:runTask.sync waits for the task through this managed rule, which Step Functions creates in our account.
 _SYNC_RULE = "StepFunctionsGetEventsForECSTaskRule"
-# The SSM document the ResetGpu state runs (GPU_RESET_ENABLED).
-GPU_RESET_DOCUMENT = "AWS-RunShellScript"
 
 
 # Bounds the definition takes from functions/recovery/settings.py (the CDK app cannot import the Lambda code;
@@ -95,6 +95,10 @@ class RecoveryWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        # What ResetGpu sends (GPU_RESET_ENABLED): reset the listed GPUs, nothing else.
+        self.gpu_reset_document = ssm.CfnDocument(
+            self, "GpuResetDocument", content=gpu_reset_document(), document_type="Command", document_format="JSON"
+        )
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -112,6 +116,7 @@ class RecoveryWorkflow(Construct):
         )
         for statement in self._statements(
             stack=stack,
+            gpu_reset_document_name=self.gpu_reset_document.ref,
             config=config,
             functions=functions,
             tables=tables,
@@ -131,6 +136,7 @@ class RecoveryWorkflow(Construct):
                 "NotificationTopicArn": notifications.topic.topic_arn,
                 "JobTableName": tables.job_table.table_name,
                 "TaskTableName": tables.task_table.table_name,
+                "GpuResetDocumentName": self.gpu_reset_document.ref,
             }
         )
         self.state_machine = sfn.StateMachine(
@@ -173,6 +179,7 @@ class RecoveryWorkflow(Construct):
     def _statements(
         *,
         stack: Stack,
+        gpu_reset_document_name: str,
         config: Config,
         functions: dict[str, lambda_.Function],
         tables: RecoveryTables,
@@ -206,10 +213,7 @@ class RecoveryWorkflow(Construct):
         gpu_reset: list[iam.PolicyStatement] = []
         if config.GPU_RESET_ENABLED:
             ec2_actions.append("ssm:SendCommand")
-            # AWS-owned documents have no account in their ARN.
-            document = stack.format_arn(
-                service="ssm", account="", resource="document", resource_name=GPU_RESET_DOCUMENT
-            )
+            document = arn("ssm", "document", gpu_reset_document_name)
             gpu_reset = [
                 iam.PolicyStatement(actions=["ssm:SendCommand"], resources=[document]),
                 # GetCommandInvocation supports no resource-level permissions.
@@ -284,7 +288,7 @@ class RecoveryWorkflow(Construct):
             self.role,
             "AwsSolutions-IAM5",
             "The GPU node to reboot (or terminate, with TERMINATE_QUARANTINED; or to reset a GPU of over SSM, with "
-            "GPU_RESET_ENABLED, using only the AWS-RunShellScript document) is known only at run time; only "
+            "GPU_RESET_ENABLED, using only the stack's GPU reset document) is known only at run time; only "
             "instances tagged MANAGED_NODE_TAG (aws:ResourceTag condition).",
             [resource_finding(stack, stack.format_arn(service="ec2", resource="instance", resource_name="*"))],
         )

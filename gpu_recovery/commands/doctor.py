@@ -153,6 +153,14 @@ class Doctor:
             functions={step: config["FunctionName"] for step, config in self.functions.items()},
             state_machine_arn=self.context.state_machine_arn,
             managed_node_tag=self.managed_node_tag,
+            gpu_reset_document=next(
+                (
+                    str(state.get("Parameters", {}).get("DocumentName", ""))
+                    for _, state in aws_context.walk_states(self.context.definition.get("States", {}))
+                    if str(state.get("Resource", "")).endswith(":ssm:sendCommand")
+                ),
+                "",
+            ),
         )
 
     @property

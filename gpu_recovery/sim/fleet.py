@@ -17,7 +17,6 @@ import hashlib
 import itertools
 import json
 import math
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -40,6 +39,7 @@ from gpu_recovery.sim import dcgm, placement
 from gpu_recovery.sim.events import task_state_change
 from gpu_recovery.sim.faults import FAULTS, NO_FAULT, FaultBehaviour, Reset
 from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
+from infra.gpu_reset_document import GPU_RESET_PARAMETER
 
 DCGM_FAMILY = "gpu-recovery-dcgm-check"
 DCGM_CONTAINER = "dcgm-check"
@@ -810,13 +810,14 @@ class SimFleet:
             node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
 
     def _on_send_command(self, backend: Any, command: Any) -> None:
-        """SSM Run Command on our instances: `nvidia-smi --gpu-reset -i N` resets GPU N. A reset clears an
-        active fault of a reset-clearable kind on the GPUs it covers (unless the fault is persistent); a GPU
-        that fell off the bus cannot be reset (the command fails); anything else is left as it was."""
+        """SSM Run Command of the stack's GPU reset document on our instances: `gpuIndexes` "N,M" resets GPUs N
+        and M. A reset clears an active fault of a reset-clearable kind on the GPUs it covers (unless the fault is
+        persistent); a GPU that fell off the bus cannot be reset (the command fails); anything else is left as it
+        was."""
         if backend.account_id != self.account_id or backend.region_name != self.region:
             return
-        lines = [str(line) for line in (command.parameters or {}).get("commands", [])]
-        reset = [int(m) for line in lines for m in re.findall(r"nvidia-smi --gpu-reset -i (\d+)", line)]
+        indexes = (command.parameters or {}).get(GPU_RESET_PARAMETER, [])
+        reset = [int(index) for value in indexes for index in str(value).split(",") if index.isdigit()]
         if not reset:
             return
         with self._lock:
