@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from gpu_recovery import aws_context
 from gpu_recovery.aws_context import AwsContext, ContextError
 from gpu_recovery.cli_output import FAILED, OK, command, print_json, render_table
-from gpu_recovery.iam_calls import STATE_MACHINE, Call, Deployment, calls_for
+from gpu_recovery.iam_calls import STATE_MACHINE, Deployment, checks_for_principal
 from infra.config import POWERTOOLS_LAYER_PARAMETER
 from infra.substitutions import EVENT_FUNCTIONS, STEP_FUNCTIONS
 
@@ -173,14 +173,13 @@ class Doctor:
         machine = self.client("stepfunctions").describe_state_machine(stateMachineArn=self.context.state_machine_arn)
         roles = {STATE_MACHINE: machine["roleArn"]} | {step: c["Role"] for step, c in self.functions.items()}
         for principal, role_arn in roles.items():
-            groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[Call]] = {}
-            for call in calls_for(principal, self.settings, deployment):
-                key = (call.resource_arn(deployment), tuple(sorted(call.context(deployment).items())))
-                groups.setdefault(key, []).append(call)
+            groups: dict[tuple[str, tuple[tuple[str, str], ...]], set[str]] = {}
+            for check in checks_for_principal(principal, self.settings, deployment):
+                groups.setdefault((check.resource, tuple(sorted(check.context.items()))), set()).add(check.action)
             denied: list[str] = []
             try:
-                for (resource, context), calls in groups.items():
-                    refused = simulate(iam, role_arn, sorted({c.action for c in calls}), resource, dict(context))
+                for (resource, context), actions in groups.items():
+                    refused = simulate(iam, role_arn, sorted(actions), resource, dict(context))
                     denied += [f"{action} on {resource}" for action in refused]
             except ClientError as error:
                 yield Check(

@@ -43,12 +43,17 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 
 from gpu_recovery.engine.iam_policy import Check, is_allowed
-from gpu_recovery.engine.iam_requests import Arns, checks_for, log_stream_arn, with_resource_tags
+from gpu_recovery.engine.iam_requests import (
+    Arns,
+    checks_for,
+    ecs_sync_rule_checks,
+    log_stream_arn,
+    with_resource_tags,
+)
 
 # The access-denied error each service returns (its API reference's common errors); others use this default.
 DENIED_CODE: Final = {"sns": ("AuthorizationError", 403), "ec2": ("UnauthorizedOperation", 403)}
 _DEFAULT_DENIED: Final = ("AccessDeniedException", 400)
-ECS_SYNC_RULE: Final = "StepFunctionsGetEventsForECSTaskRule"
 # The runtime names each stream "YYYY/MM/DD/[$LATEST]<id>"; policies grant the group's streams, not one of them.
 LAMBDA_LOG_STREAM: Final = "2026/01/01/[$LATEST]local"
 
@@ -183,9 +188,7 @@ def correct_iam_not_enforced(authorizer: Authorizer) -> Iterator[None]:
     def as_state_machine_service(state: StateTaskService, env: Any) -> None:
         principal = machine_principal(env)
         if principal is not None and state.resource.resource_arn == "arn:aws:states:::ecs:runTask.sync":
-            rule = authorizer.arns.arn("events", f"rule/{ECS_SYNC_RULE}")
-            actions = ("events:PutTargets", "events:PutRule", "events:DescribeRule")
-            denied = authorizer.first_denied(principal, [Check(action, rule) for action in actions])
+            denied = authorizer.first_denied(principal, ecs_sync_rule_checks(authorizer.arns))
             if denied is not None:
                 # The integration cannot set up its rule: the task fails as a denied ECS integration call.
                 raise _denied_error(boto3.client("ecs", region_name=authorizer.region), "RunTask", principal, denied)

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from policy_sentry.querying.actions import get_action_data
 
-from gpu_recovery.engine.iam_not_enforced import ECS_SYNC_RULE
 from gpu_recovery.engine.iam_policy import Check
 from gpu_recovery.engine.iam_requests import (
     MAPPERS,
     Arns,
     UnmappedRequest,
     checks_for,
+    ecs_sync_rule_checks,
     log_stream_arn,
     with_resource_tags,
 )
@@ -59,10 +59,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
 EXTRA = [
     Check("logs:CreateLogStream", log_stream_arn(ARNS, "/aws/lambda/f", "s")),
     Check("logs:PutLogEvents", log_stream_arn(ARNS, "/aws/lambda/f", "s")),
-    *(
-        Check(f"events:{a}", ARNS.arn("events", f"rule/{ECS_SYNC_RULE}"))
-        for a in ("PutTargets", "PutRule", "DescribeRule")
-    ),
+    *ecs_sync_rule_checks(ARNS),
 ]
 
 
