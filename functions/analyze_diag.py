@@ -13,7 +13,7 @@ from recovery.aws import Ecs, Logs, awslogs_stream
 from recovery.diagnosis import RESULT_MARKER, check_task, gpu_summary, instant, reset_targets, verdict_from_check
 from recovery.models import Analysis, NodeStep
 from recovery.observability import count_by, logger, metrics, traced_step_handler
-from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_commands, plan_node_step, repair_slots
+from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_indexes, plan_node_step, repair_slots
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
@@ -108,8 +108,8 @@ def analyze(request: NodeStepRequest, settings: Settings, ecs: Ecs, logs: Logs, 
         {"phase": request.check_plan.phase, "verdict": verdict.dump(), "next": step.value, "reason": reason},
     )
     logger.info("Diagnosis", node_id=node_id, status=verdict.status.value, action=verdict.action.value, next=step.value)
-    commands = gpu_reset_commands(reset_gpus) if step == NodeStep.RESET_GPU else None
-    return Analysis(verdict=verdict, next=step, reason=reason, reset_commands=commands)
+    gpus = gpu_reset_indexes(reset_gpus) if step == NodeStep.RESET_GPU else None
+    return Analysis(verdict=verdict, next=step, reason=reason, reset_gpus=gpus)
 
 
 @traced_step_handler

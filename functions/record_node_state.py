@@ -71,7 +71,7 @@ def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     if recorded:
         detail = {
             "reason": analysis.reason if analysis else "",
-            "commands": (analysis.reset_commands or []) if analysis else [],
+            "gpus": (analysis.reset_gpus or "") if analysis else "",
         }
         tables.add_history(node_id, "GPU_RESET", me, now, detail)
         metrics.add_metric(name="NodeGpuReset", unit=MetricUnit.Count, value=1)

@@ -1,25 +1,31 @@
-"""Every AWS call the deployed code makes, per principal, as (IAM action, resource): what `gpu-recovery doctor`
-asks IAM SimulatePrincipalPolicy about, and what docs/permissions.md lists. One catalog for both, so a new call in
-the code is one new line here (tests/cli/test_doctor.py checks the catalog against the definition's integrations).
+"""Every AWS request the deployed code makes, per principal: what `gpu-recovery doctor` asks IAM
+SimulatePrincipalPolicy about, and what docs/permissions.md lists.
 
-Resources are templates over a Deployment's names. ECS calls are simulated with the condition keys ECS sets on them
-(Service Authorization Reference, Amazon ECS): ``ecs:cluster``, and ``ecs:CreateAction`` for tagging at RunTask.
+A request is an API operation with its parameters (templates over a Deployment's names). What IAM authorizes for
+it, the actions, resource ARNs and condition keys, comes from the local engine's own request mapping
+(gpu_recovery/engine/iam_requests.py), so doctor simulates exactly what the engine enforces, with the same keys
+(``ecs:cluster``, ``ecs:CreateAction``, ``aws:ResourceTag`` of a tagged instance). tests/workflow/test_iam_stack.py
+checks that every action the engine authorized for a role in its runs is asked of that role here, so a new call
+in the code cannot be left out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from infra.substitutions import STEP_FUNCTIONS
+from gpu_recovery.engine.iam_policy import Check
+from gpu_recovery.engine.iam_requests import Arns, checks_for, ecs_sync_rule_checks, with_resource_tags
+from infra.substitutions import LAMBDAS, STEP_FUNCTIONS
 
 STATE_MACHINE = "StateMachine"
-# The rule Step Functions creates in the account to follow ecs:runTask.sync tasks.
-SYNC_RULE = "StepFunctionsGetEventsForECSTaskRule"
+ANY = "*"  # an ID known only at run time: the check is on every resource of the kind
 
 
 @dataclass(frozen=True)
 class Deployment:
-    """The names a deployment's ARNs are built from."""
+    """The names a deployment's requests are built from."""
 
     partition: str
     region: str
@@ -33,100 +39,129 @@ class Deployment:
     dcgm_log_group: str
     functions: dict[str, str]  # step name (ClassifyFailure, ...) -> function name
     state_machine_arn: str
+    managed_node_tag: tuple[str, str]  # MANAGED_NODE_TAG: the tag the instance actions require
+    gpu_reset_document: str  # the stack's SSM document that ResetGpu sends
 
-    def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
-        where = f"{self.region if region else ''}:{self.account if account else ''}"
-        return f"arn:{self.partition}:{service}:{where}:{resource}"
+    @property
+    def arns(self) -> Arns:
+        return Arns(self.region, self.account, self.partition)
+
+    def names(self) -> dict[str, str]:
+        machine = self.state_machine_arn.rsplit(":", 1)[-1]
+        return {
+            "cluster": self.cluster,
+            "task_table": self.task_table,
+            "job_table": self.job_table,
+            "node_table": self.node_table,
+            "topic": self.topic_arn,
+            "dcgm_task_definition": self.dcgm_task_definition_arn,
+            "dcgm_log_group": self.dcgm_log_group,
+            "gpu_reset_document": self.gpu_reset_document,
+            "executions": self.arns.arn("states", f"execution:{machine}:{ANY}"),
+            **{
+                f"function_{step}": self.arns.arn("lambda", f"function:{name}") for step, name in self.functions.items()
+            },
+        }
 
 
 @dataclass(frozen=True)
 class Call:
-    action: str
-    resource: str  # a template: {cluster}, {task_table}, ... (Deployment fields), or "*"
+    service: str  # boto3's service name, as in the engine's request mapping
+    operation: str
+    params: Mapping[str, Any]  # strings are templates over Deployment.names()
     why: str
     setting: str = ""  # made only when this true/false setting is on
-    condition: tuple[tuple[str, str], ...] = ()  # condition keys beyond ecs:cluster, as (key, value)
 
-    def resource_arn(self, d: Deployment) -> str:
-        if self.resource.startswith("{function:"):
-            return d.arn("lambda", f"function:{d.functions[self.resource[len('{function:') : -1]]}")
-        names = {
-            "cluster_arn": d.arn("ecs", f"cluster/{d.cluster}"),
-            "tasks": d.arn("ecs", f"task/{d.cluster}/*"),
-            "container_instances": d.arn("ecs", f"container-instance/{d.cluster}/*"),
-            "task_table": d.arn("dynamodb", f"table/{d.task_table}"),
-            "job_table": d.arn("dynamodb", f"table/{d.job_table}"),
-            "node_table": d.arn("dynamodb", f"table/{d.node_table}"),
-            "task_index": d.arn("dynamodb", f"table/{d.task_table}/index/byJob"),
-            "topic": d.topic_arn,
-            "dcgm_task_definition": d.dcgm_task_definition_arn,
-            "task_definitions": d.arn("ecs", "task-definition/*"),
-            "dcgm_log_stream": d.arn("logs", f"log-group:{d.dcgm_log_group}:log-stream:*"),
-            "instances": d.arn("ec2", "instance/*"),
-            "sync_rule": d.arn("events", f"rule/{SYNC_RULE}"),
-            "gpu_reset_document": d.arn("ssm", "document/AWS-RunShellScript", account=False),
-            # arn:...:states:<region>:<account>:stateMachine:<name> -> its executions, execution:<name>:*
-            "executions": d.arn("states", f"execution:{d.state_machine_arn.rsplit(':', 1)[-1]}:*"),
-        }
-        return "*" if self.resource == "*" else self.resource.format(**names)
-
-    def context(self, d: Deployment) -> dict[str, str]:
-        """The request context IAM sees for the call."""
-        on_cluster = {"ecs:cluster": d.arn("ecs", f"cluster/{d.cluster}")} if self.action.startswith("ecs:") else {}
-        return on_cluster | dict(self.condition)
+    def checks(self, d: Deployment) -> list[Check]:
+        """What IAM authorizes for the request in this deployment; an instance carries the managed node tag."""
+        params = _filled(self.params, d.names())
+        checks = checks_for(d.arns, self.service, self.operation, params, lambda _: [])
+        return [with_resource_tags(c, dict([d.managed_node_tag])) if ":instance/" in c.resource else c for c in checks]
 
 
-def _table(table: str, *actions: str, why: str) -> tuple[Call, ...]:
-    return tuple(Call(f"dynamodb:{a}", f"{{{table}}}", why) for a in actions)
+def _filled(value: Any, names: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.format(**names)
+    if isinstance(value, list):
+        return [_filled(v, names) for v in value]
+    if isinstance(value, dict):
+        return {k: _filled(v, names) for k, v in value.items()}
+    return value
+
+
+def _table(table: str, *operations: str, why: str, index: str | None = None) -> tuple[Call, ...]:
+    """Item operations on a table; ConditionCheckItem is a transaction item (DynamoDB authorizes it per item)."""
+
+    def call(operation: str) -> Call:
+        if operation == "ConditionCheckItem":
+            items = [{"ConditionCheck": {"TableName": f"{{{table}}}"}}]
+            return Call("dynamodb", "TransactWriteItems", {"TransactItems": items}, why)
+        index_name = {"IndexName": index} if index else {}
+        return Call("dynamodb", operation, {"TableName": f"{{{table}}}", **index_name}, why)
+
+    return tuple(call(operation) for operation in operations)
 
 
 _ITEM_WRITES = ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
+_ON_CLUSTER = {"cluster": "{cluster}"}
+_TASKS = {**_ON_CLUSTER, "tasks": [ANY]}
+_INSTANCES = {**_ON_CLUSTER, "containerInstances": [ANY]}
 
 CALLS: dict[str, tuple[Call, ...]] = {
     STATE_MACHINE: (
         *(
-            Call("lambda:InvokeFunction", f"{{function:{name}}}", f"the {name} step")
+            Call("lambda", "Invoke", {"FunctionName": f"{{function_{name}}}"}, f"the {name} step")
             for name in STEP_FUNCTIONS.values()
         ),
-        Call("ecs:RunTask", "{dcgm_task_definition}", "RunDcgmDiag"),
-        Call("ecs:DescribeTasks", "{tasks}", "RunDcgmDiag (.sync) and DescribeStoppingTasks"),
-        Call("ecs:StopTask", "{tasks}", "StopJobTasks"),
-        Call("ecs:UpdateContainerInstancesState", "{container_instances}", "drain and reactivate nodes"),
-        Call("ecs:DescribeContainerInstances", "{container_instances}", "CheckAgentConnected"),
-        Call("events:PutRule", "{sync_rule}", "ecs:runTask.sync follows the check task through this rule"),
-        Call("events:PutTargets", "{sync_rule}", "ecs:runTask.sync"),
-        Call("events:DescribeRule", "{sync_rule}", "ecs:runTask.sync"),
-        Call("ec2:RebootInstances", "{instances}", "RebootInstance"),
-        Call("ec2:TerminateInstances", "{instances}", "TerminateInstance", "TERMINATE_QUARANTINED"),
-        Call("ssm:SendCommand", "{instances}", "ResetGpu", "GPU_RESET_ENABLED"),
-        Call("ssm:SendCommand", "{gpu_reset_document}", "ResetGpu", "GPU_RESET_ENABLED"),
-        Call("ssm:GetCommandInvocation", "*", "ResetGpu's poll", "GPU_RESET_ENABLED"),
+        Call("ecs", "RunTask", {**_ON_CLUSTER, "taskDefinition": "{dcgm_task_definition}"}, "RunDcgmDiag"),
+        Call("ecs", "DescribeTasks", _TASKS, "RunDcgmDiag (.sync) and DescribeStoppingTasks"),
+        Call("ecs", "StopTask", {**_ON_CLUSTER, "task": ANY}, "StopJobTasks"),
+        Call("ecs", "UpdateContainerInstancesState", _INSTANCES, "drain and reactivate nodes"),
+        Call("ecs", "DescribeContainerInstances", _INSTANCES, "CheckAgentConnected"),
+        Call("ec2", "RebootInstances", {"InstanceIds": [ANY]}, "RebootInstance"),
+        Call("ec2", "TerminateInstances", {"InstanceIds": [ANY]}, "TerminateInstance", "TERMINATE_QUARANTINED"),
+        Call(
+            "ssm",
+            "SendCommand",
+            {"DocumentName": "{gpu_reset_document}", "InstanceIds": [ANY]},
+            "ResetGpu",
+            "GPU_RESET_ENABLED",
+        ),
+        Call("ssm", "GetCommandInvocation", {}, "ResetGpu's poll", "GPU_RESET_ENABLED"),
         *_table("job_table", "GetItem", "UpdateItem", why="LockJob, ReadJobLockOwner, ReleaseJob"),
         *_table("task_table", "UpdateItem", why="JoinExistingRecovery"),
-        Call("sns:Publish", "{topic}", "NotifyRecoveryResult, NotifyRecoveryError, NotifyLastResort"),
-        Call("states:DescribeExecution", "{executions}", "CheckJobLockOwner: is the job lock's owner still running"),
+        Call("sns", "Publish", {"TopicArn": "{topic}"}, "NotifyRecoveryResult, NotifyRecoveryError, NotifyLastResort"),
+        Call(
+            "stepfunctions",
+            "DescribeExecution",
+            {"executionArn": "{executions}"},
+            "CheckJobLockOwner: is the job lock's owner still running",
+        ),
     ),
     "ClassifyFailure": (
-        Call("ecs:DescribeClusters", "{cluster_arn}", "the cluster's ARN (Ecs.cluster_arn)"),
-        Call("ecs:DescribeTasks", "{tasks}", "the failed task (manual request, tags) and the job's other tasks"),
-        # A ListTasks naming no container instance is authorized against "*" with the ecs:cluster condition
-        # (Service Authorization Reference, Amazon ECS, ListTasks).
-        Call("ecs:ListTasks", "*", "the job's other tasks, by task definition family"),
-        Call("ecs:DescribeTaskDefinition", "*", "which containers are essential (a clean exit or not)"),
-        Call("ecs:DescribeContainerInstances", "{container_instances}", "the nodes' EC2 instance ids"),
-        Call("ec2:DescribeNetworkInterfaces", "*", "the security groups of awsvpc tasks, for the restart"),
+        Call("ecs", "DescribeClusters", {"clusters": ["{cluster}"]}, "the cluster's ARN (Ecs.cluster_arn)"),
+        Call("ecs", "DescribeTasks", _TASKS, "the failed task (manual request, tags) and the job's other tasks"),
+        Call("ecs", "ListTasks", _ON_CLUSTER, "the job's other tasks, by task definition family"),
+        Call("ecs", "DescribeTaskDefinition", {"taskDefinition": ANY}, "which containers are essential"),
+        Call("ecs", "DescribeContainerInstances", _INSTANCES, "the nodes' EC2 instance ids"),
+        Call("ec2", "DescribeNetworkInterfaces", {}, "the security groups of awsvpc tasks, for the restart"),
         *_table("task_table", *_ITEM_WRITES, "Query", why="the task rows"),
-        *_table("task_index", "Query", why="the job's tasks (byJob)"),
+        *_table("task_table", "Query", why="the job's tasks (byJob)", index="byJob"),
         *_table("job_table", *_ITEM_WRITES, why="the job row"),
     ),
     "AcquireNode": (
         *_table("node_table", *_ITEM_WRITES, "Query", why="the node lock and history"),
-        Call("states:DescribeExecution", "{executions}", "is the node lock's owner still running"),
+        Call(
+            "stepfunctions",
+            "DescribeExecution",
+            {"executionArn": "{executions}"},
+            "is the node lock's owner still running",
+        ),
     ),
     "AnalyzeDiag": (
-        Call("ecs:DescribeTaskDefinition", "*", "where the check task logs"),
-        Call("ecs:ListContainerInstances", "{cluster_arn}", "the fleet breaker's cluster size"),
-        Call("logs:GetLogEvents", "{dcgm_log_stream}", "the check's output"),
+        Call("ecs", "DescribeTaskDefinition", {"taskDefinition": ANY}, "where the check task logs"),
+        Call("ecs", "ListContainerInstances", _ON_CLUSTER, "the fleet breaker's cluster size"),
+        Call("logs", "GetLogEvents", {"logGroupName": "{dcgm_log_group}", "logStreamName": ANY}, "the check's output"),
         *_table("node_table", *_ITEM_WRITES, "Query", why="verdict, history, repair slots"),
     ),
     "RecordNodeState": (
@@ -134,35 +169,57 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_table("job_table", *_ITEM_WRITES, why="node outcomes on the job"),
     ),
     "RestartJob": (
-        Call("ecs:RunTask", "{task_definitions}", "relaunch the job's tasks (task definitions known only at run time)"),
-        Call("ecs:TagResource", "{tasks}", "RunTask with tags", condition=(("ecs:CreateAction", "RunTask"),)),
+        # The job's task definitions are known only at run time; with tags, RunTask also tags the new tasks.
+        Call(
+            "ecs",
+            "RunTask",
+            {**_ON_CLUSTER, "taskDefinition": ANY, "tags": [{"key": "k", "value": "v"}]},
+            "relaunch the job's tasks",
+        ),
         *_table("task_table", *_ITEM_WRITES, "Query", why="the job's task rows"),
-        *_table("task_index", "Query", why="joined tasks (byJob)"),
+        *_table("task_table", "Query", why="joined tasks (byJob)", index="byJob"),
         *_table("job_table", *_ITEM_WRITES, why="the job outcome"),
     ),
     "HandleError": (
         *_table("task_table", *_ITEM_WRITES, "Query", why="release the job's task rows"),
-        *_table("task_index", "Query", why="the job's tasks (byJob)"),
+        *_table("task_table", "Query", why="the job's tasks (byJob)", index="byJob"),
         *_table("job_table", *_ITEM_WRITES, why="release the job lock"),
         *_table("node_table", *_ITEM_WRITES, "Query", why="release node locks and repair slots"),
-        Call("ecs:UpdateContainerInstancesState", "{container_instances}", "leave interrupted nodes drained"),
+        Call("ecs", "UpdateContainerInstancesState", _INSTANCES, "leave interrupted nodes drained"),
     ),
     "CleanupExecution": (
         *_table("task_table", *_ITEM_WRITES, why="mark the failed task ERROR"),
         *_table("job_table", *_ITEM_WRITES, "Scan", why="find and release the execution's job locks"),
         *_table("node_table", *_ITEM_WRITES, "Scan", why="find and release its node locks and repair slots"),
-        Call("ecs:UpdateContainerInstancesState", "{container_instances}", "leave interrupted nodes drained"),
-        Call("sns:Publish", "{topic}", "the alert for an execution that ended badly"),
+        Call("ecs", "UpdateContainerInstancesState", _INSTANCES, "leave interrupted nodes drained"),
+        Call("sns", "Publish", {"TopicArn": "{topic}"}, "the alert for an execution that ended badly"),
     ),
 }
+assert set(CALLS) == {STATE_MACHINE, *LAMBDAS.values()}
 
 
-def calls_for(principal: str, settings: dict[str, str], deployment: Deployment) -> list[Call]:
-    """The principal's calls under these settings (a setting-gated call only when the setting is true), leaving
-    out invocations of step Lambdas the deployment does not have (reported on their own)."""
-    return [
+def checks_for_principal(principal: str, settings: Mapping[str, str], deployment: Deployment) -> list[Check]:
+    """What IAM must allow the principal under these settings (a setting-gated call only when the setting is
+    true), leaving out invocations of step Lambdas the deployment does not have (reported on their own)."""
+    calls = [
         c
         for c in CALLS[principal]
         if (not c.setting or settings.get(c.setting, "false").lower() == "true")
-        and (not c.resource.startswith("{function:") or c.resource[len("{function:") : -1] in deployment.functions)
+        and (c.operation != "Invoke" or c.params["FunctionName"][len("{function_") : -1] in deployment.functions)
     ]
+    sync = ecs_sync_rule_checks(deployment.arns) if principal == STATE_MACHINE else []
+    return [check for call in calls for check in call.checks(deployment)] + sync
+
+
+def actions(principal: str) -> set[str]:
+    """Every IAM action the principal's calls need, with every setting on (for the docs and the tests)."""
+    example = Deployment(
+        partition="aws", region="us-east-1", account="123456789012", cluster="c", task_table="t", job_table="j",
+        node_table="n", topic_arn="arn:aws:sns:us-east-1:123456789012:t",
+        dcgm_task_definition_arn="arn:aws:ecs:us-east-1:123456789012:task-definition/d:1", dcgm_log_group="g",
+        functions={step: step for step in STEP_FUNCTIONS.values()},
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m", managed_node_tag=("k", "v"),
+        gpu_reset_document="r",
+    )  # fmt: skip
+    every_setting = {call.setting: "true" for call in CALLS[principal] if call.setting}
+    return {check.action for check in checks_for_principal(principal, every_setting, example)}

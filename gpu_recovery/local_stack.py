@@ -14,9 +14,10 @@ from moto.sns.models import sns_backends
 from gpu_recovery.engine import LocalEngine
 from gpu_recovery.resources import DEFINITION
 from gpu_recovery.sim import SimFleet
-from gpu_recovery.stack_policies import StackPolicies, synthesized_template
+from gpu_recovery.stack_policies import GPU_RESET_DOCUMENT, StackPolicies, synthesized_template
 from infra.config import Config
 from infra.event_pattern import execution_ended_badly_pattern, task_failure_pattern
+from infra.gpu_reset_document import gpu_reset_document
 from infra.substitutions import EVENT_FUNCTIONS, LAMBDAS, STEP_FUNCTIONS, definition_substitutions, function_arn_key
 from recovery.schema import create_table_requests
 
@@ -118,6 +119,9 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         "DCGM_LOG_GROUP": fleet.dcgm_log_group,
     }
     config = Config.load(context=context, env={})
+    # The deploy prerequisite (docs/permissions.md): every GPU instance of the cluster carries MANAGED_NODE_TAG.
+    key, value = config.managed_node_tag
+    boto3.client("ec2").create_tags(Resources=fleet.instance_ids(), Tags=[{"Key": key, "Value": value}])
     create_tables(config)
     topic_arn = boto3.client("sns").create_topic(Name=config.SNS_TOPIC_NAME)["TopicArn"]
     environment = config.lambda_environment() | {"DCGM_LOG_GROUP": fleet.dcgm_log_group, "LOG_LEVEL": "WARNING"}
@@ -138,6 +142,9 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         "NotificationTopicArn": topic_arn,
         "JobTableName": config.JOB_TABLE_NAME,
         "TaskTableName": config.TASK_TABLE_NAME,
+        "GpuResetDocumentName": boto3.client("ssm").create_document(
+            Content=json.dumps(gpu_reset_document()), Name=GPU_RESET_DOCUMENT, DocumentType="Command"
+        )["DocumentDescription"]["Name"],
     }
     state_machine_arn = engine.deploy_state_machine(
         f"{config.STACK_NAME}-recovery", DEFINITION, definition_substitutions(values)

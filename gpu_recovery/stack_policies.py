@@ -27,6 +27,8 @@ from typing import Any, Final
 from gpu_recovery.engine.iam_not_enforced import Principal, RuleTarget
 
 _LAMBDA_FUNCTION: Final = "AWS::Lambda::Function"
+# The local name of the stack's GPU reset document (CloudFormation would generate one).
+GPU_RESET_DOCUMENT: Final = "GpuResetDocument"
 # jsii prints an end-of-life banner for this machine's Node on every synth (see the Makefile); it changes nothing.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -228,6 +230,8 @@ def _physical_names(
             names[lid] = {"Ref": lid, "Arn": arn("kms", f"key/{lid}")}
         elif kind == "AWS::ECS::TaskDefinition":
             names[lid] = {"Ref": arn("ecs", f"task-definition/{props['Family']}:1")}
+        elif kind == "AWS::SSM::Document":
+            names[lid] = {"Ref": GPU_RESET_DOCUMENT}
         elif kind == "AWS::SQS::Queue":
             names[lid] = {"Ref": lid, "Arn": arn("sqs", lid), "QueueName": lid}
         elif kind == "AWS::StepFunctions::StateMachine":

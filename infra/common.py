@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Aws, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 
 from infra.config import Config
@@ -22,3 +23,17 @@ def retention(days: int) -> logs.RetentionDays:
 
 def removal_policy(config: Config) -> RemovalPolicy:
     return RemovalPolicy.DESTROY if config.REMOVAL_POLICY == "destroy" else RemovalPolicy.RETAIN
+
+
+def service_principal(principal: str, source: str) -> iam.PrincipalBase:
+    """The service principal ``principal`` may assume the role only on behalf of this account's resources that
+    match ``source`` (``<service>:<resource pattern>``), through aws:SourceAccount and aws:SourceArn, as the IAM User
+    Guide's "The confused deputy problem" advises for service roles. Used where the service documents the keys
+    on role assumption: Step Functions (developer guide, "Cross-service confused deputy prevention": the account's
+    stateMachine:*), EventBridge (user guide, "Confused deputy prevention": target roles) and ECS (developer guide,
+    "Amazon ECS task IAM role": the account's ECS resources)."""
+    service, _, resource = source.partition(":")
+    source_arn = f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+    return iam.ServicePrincipal(principal).with_conditions(
+        {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}, "ArnLike": {"aws:SourceArn": source_arn}}
+    )

@@ -103,6 +103,20 @@ class Config(StepSettings):
         90, "one of " + ", ".join(str(v) for v in LOG_RETENTION_VALUES),
         "retention of every log group the stack creates",
     )  # fmt: skip
+    JOB_TASK_ROLES: str = setting(
+        "gpu-job-*", "comma-separated IAM role names (with their path), each 1-512 of A-Z a-z 0-9 + = . @ _ - / "
+        "and the wildcards * ?",
+        "the task and execution roles of the jobs' task definitions: RestartJob may pass only these to ECS "
+        "(a deploy prerequisite; a job whose roles are not listed is not relaunched)",
+        pattern=r"^[A-Za-z0-9+=.@_/*?-]{1,512}(,[A-Za-z0-9+=.@_/*?-]{1,512})*$",
+    )  # fmt: skip
+    MANAGED_NODE_TAG: str = setting(
+        "ecs-gpu-recovery=managed", "<key>=<value>: a tag key of 1-128 (not aws:...) and a value of 0-256 of "
+        "A-Z a-z 0-9 space _ . : / = + @ -",
+        "the EC2 tag every GPU instance of the cluster carries (a deploy prerequisite): the workflow may reboot, "
+        "terminate and reset GPUs over SSM only on instances with it",
+        pattern=r"^[A-Za-z0-9 _.:/+@-]{1,128}=[A-Za-z0-9 _.:/=+@-]{0,256}$",
+    )  # fmt: skip
     REMOVAL_POLICY: Annotated[Literal["retain", "destroy"], BeforeValidator(_lower)] = setting(
         "retain", "retain or destroy", "what happens to tables, key and log groups when the stack is deleted"
     )
@@ -184,6 +198,12 @@ class Config(StepSettings):
                     f"because {first} (from {sources.get(first, 'default')}) names the same table; "
                     "allowed: a name no other table of the stack has"
                 )
+        if self.MANAGED_NODE_TAG.lower().startswith("aws:"):
+            # Tag keys starting aws: are AWS's own (EC2 user guide, "Tag restrictions"): no operator can set one.
+            raise ConfigError(
+                f"MANAGED_NODE_TAG={self.MANAGED_NODE_TAG!r} (from {sources.get('MANAGED_NODE_TAG', 'default')}) is "
+                f"invalid; allowed: {self.allowed('MANAGED_NODE_TAG')}"
+            )
         if self.DCGM_HEALTH_CHECK_TASK and not self.DCGM_LOG_GROUP:
             raise ConfigError(
                 f"DCGM_LOG_GROUP={self.DCGM_LOG_GROUP!r} (from {sources.get('DCGM_LOG_GROUP', 'default')}) is invalid "
@@ -209,6 +229,17 @@ class Config(StepSettings):
         if stack_name == defaults["STACK_NAME"]:
             return []
         return [name for name in fixed if getattr(self, name) == defaults[name]]
+
+    @property
+    def job_task_roles(self) -> list[str]:
+        """JOB_TASK_ROLES, one role name (with path) or pattern each."""
+        return self.JOB_TASK_ROLES.split(",")
+
+    @property
+    def managed_node_tag(self) -> tuple[str, str]:
+        """MANAGED_NODE_TAG as (key, value)."""
+        key, _, value = self.MANAGED_NODE_TAG.partition("=")
+        return key, value
 
     @property
     def creates_dcgm_task(self) -> bool:

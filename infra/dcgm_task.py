@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.common import removal_policy, retention
+from infra.common import removal_policy, retention, service_principal
 from infra.config import DCGM_TASK_FAMILY, Config
 from infra.nag import acknowledge
 
@@ -63,7 +63,7 @@ class DcgmCheckTask(Construct):
         task_role = iam.Role(
             self,
             "TaskRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            assumed_by=service_principal("ecs-tasks.amazonaws.com", "ecs:*"),
             description="DCGM check task: no AWS permissions",
         )
         task_definition = ecs.Ec2TaskDefinition(

@@ -121,10 +121,14 @@ class StepLambdas(Construct):
                 conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
             )
         )
+        # Only the jobs' own roles (JOB_TASK_ROLES), and only to ECS tasks (SAR, IAM: PassRole on resource type
+        # role, condition key iam:PassedToService).
+        job_roles = [stack.format_arn(service="iam", region="", resource="role", resource_name=r)
+                     for r in config.job_task_roles]  # fmt: skip
         fn["restart_job"].add_to_role_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
-                resources=["*"],
+                resources=job_roles,
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         )
@@ -154,7 +158,10 @@ class StepLambdas(Construct):
             tables.node_table,
         )
 
-        self._acknowledge(stack, tables, cluster, f"{dcgm_log_group}:log-stream:*", task_definitions)
+        self._acknowledge(
+            stack, tables, cluster, f"{dcgm_log_group}:log-stream:*", task_definitions=task_definitions,
+            job_roles=job_roles,
+        )  # fmt: skip
 
     @staticmethod
     def _allow(
@@ -182,7 +189,9 @@ class StepLambdas(Construct):
         tables: RecoveryTables,
         cluster: ClusterArns,
         dcgm_log_streams: str,
+        *,
         task_definitions: str,
+        job_roles: list[str],
     ) -> None:
         task_index = resource_finding(stack, f"{tables.task_table.table_arn}/index/*")
         cluster_tasks = resource_finding(stack, cluster.tasks)
@@ -193,8 +202,6 @@ class StepLambdas(Construct):
             "containers of the failed task's definition are essential).",
             "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
             "definition is read to find its log configuration).",
-            "restart_job": " iam:PassRole is on * because the job's task definitions (and so their roles) are not "
-            "known at deploy time; it is limited to roles passed to ECS tasks (iam:PassedToService).",
         }
         for module, function in self.functions.items():
             role = function.role
@@ -244,6 +251,8 @@ class StepLambdas(Construct):
             self.functions["restart_job"].role,  # type: ignore[arg-type]
             "AwsSolutions-IAM5",
             "RestartJob re-runs the job's own task definitions, unknown at deploy time: RunTask is limited to the "
-            "cluster (ecs:cluster) and TagResource to the tasks it creates (ecs:CreateAction=RunTask).",
-            [resource_finding(stack, task_definitions), cluster_tasks],
-        )
+            "cluster (ecs:cluster) and TagResource to the tasks it creates (ecs:CreateAction=RunTask); it passes "
+            "only the roles JOB_TASK_ROLES names (patterns of the jobs' role names), only to ECS tasks.",
+            [resource_finding(stack, task_definitions), cluster_tasks,
+             *(resource_finding(stack, role) for role in job_roles if "*" in role)],
+        )  # fmt: skip

@@ -90,6 +90,10 @@ class EcsGpuRecoveryStack(Stack):
             "DeadLetterQueueUrl": trigger.dead_letter_queue.queue_url,
             "CleanupDeadLetterQueueUrl": cleanup.dead_letter_queue.queue_url,
             "DcgmTaskDefinitionArn": dcgm.task_definition_arn,
+            # The tag the workflow's reboots, terminations and GPU resets require (doctor checks the instances).
+            "ManagedNodeTag": config.MANAGED_NODE_TAG,
+            # Doctor checks its role; it is an EventBridge target, so the definition does not name it.
+            "CleanupFunctionArn": lambdas.functions["cleanup_execution"].function_arn,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

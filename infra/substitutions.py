@@ -43,6 +43,8 @@ SUBSTITUTION_KEYS: tuple[str, ...] = (
     "NotificationTopicArn",
     "JobTableName",
     "TaskTableName",
+    # The stack's SSM document that resets GPUs (infra/gpu_reset_document.py).
+    "GpuResetDocumentName",
 )
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")

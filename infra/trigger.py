@@ -8,10 +8,12 @@ from typing import Any
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.common import service_principal
 from infra.event_pattern import task_failure_pattern
 from infra.nag import acknowledge
 
@@ -62,12 +64,21 @@ class FailureTrigger(Construct):
         state_machine: sfn.IStateMachine,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Starts the recovery for the rule. Any rule of the account, not this one: the rule names the role, so the
+        # role naming the rule would be a circular reference. CDK grants it states:StartExecution on the target.
+        target_role = iam.Role(
+            self, "TargetRole", assumed_by=service_principal("events.amazonaws.com", "events:rule/*")
+        )
         # No input given: the execution receives the whole event, which ClassifyFailure normalises.
         self.rule, self.dead_letter_queue = rule_with_dead_letter_queue(
             self,
             description="Stopped ECS tasks of the GPU cluster that may be GPU failures start a recovery",
             pattern=task_failure_pattern([cluster_arn], dcgm_task_family),
             target=lambda queue: targets.SfnStateMachine(
-                state_machine, dead_letter_queue=queue, retry_attempts=RETRY_ATTEMPTS, max_event_age=MAX_EVENT_AGE
+                state_machine,
+                dead_letter_queue=queue,
+                retry_attempts=RETRY_ATTEMPTS,
+                max_event_age=MAX_EVENT_AGE,
+                role=target_role,
             ),
         )

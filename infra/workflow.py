@@ -9,15 +9,17 @@ from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 # The checkout's statemachine/, or the copy in the wheel (`gpu-recovery simulate` synthesizes from an install).
 from gpu_recovery.resources import DEFINITION as DEFINITION_FILE
 from infra.cluster import ClusterArns
-from infra.common import removal_policy, retention
+from infra.common import removal_policy, retention, service_principal
 from infra.config import Config
 from infra.dcgm_task import DcgmCheckTask
+from infra.gpu_reset_document import gpu_reset_document
 from infra.nag import acknowledge, resource_finding
 from infra.notifications import Notifications
 from infra.substitutions import STEP_FUNCTIONS, definition_substitutions, function_arn_key
@@ -32,8 +34,6 @@ from recovery.settings import (
 
 # ecs:runTask.sync waits for the task through this managed rule, which Step Functions creates in our account.
 _SYNC_RULE = "StepFunctionsGetEventsForECSTaskRule"
-# The SSM document the ResetGpu state runs (GPU_RESET_ENABLED).
-GPU_RESET_DOCUMENT = "AWS-RunShellScript"
 
 
 # Bounds the definition takes from the steps' settings: the task-stop polls, the GPU reset's polls.
@@ -66,6 +66,12 @@ def execution_timeout_seconds(config: Config) -> int:
     return math.ceil(_JOB_LAMBDA_STEPS * step + TASK_STOP_POLL_BOUND_SECONDS + job_rounds(config) * node)
 
 
+def managed_node_condition(config: Config) -> dict[str, dict[str, str]]:
+    """IAM condition limiting an action on an EC2 instance to those tagged MANAGED_NODE_TAG."""
+    key, value = config.managed_node_tag
+    return {"StringEquals": {f"aws:ResourceTag/{key}": value}}
+
+
 def job_rounds(config: Config) -> int:
     """How many nodes each Map slot checks, one after another, for the largest job recovered."""
     return math.ceil(config.MAX_JOB_NODES / config.NODE_CHECK_CONCURRENCY)
@@ -93,6 +99,10 @@ class RecoveryWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        # What ResetGpu sends (GPU_RESET_ENABLED): reset the listed GPUs, nothing else.
+        self.gpu_reset_document = ssm.CfnDocument(
+            self, "GpuResetDocument", content=gpu_reset_document(), document_type="Command", document_format="JSON"
+        )
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -104,11 +114,13 @@ class RecoveryWorkflow(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            # Not this state machine's own ARN: the role is created before it (a circular reference otherwise).
+            assumed_by=service_principal("states.amazonaws.com", "states:stateMachine:*"),
             description="GPU recovery state machine",
         )
         for statement in self._statements(
             stack=stack,
+            gpu_reset_document_name=self.gpu_reset_document.ref,
             config=config,
             functions=functions,
             tables=tables,
@@ -128,6 +140,7 @@ class RecoveryWorkflow(Construct):
                 "NotificationTopicArn": notifications.topic.topic_arn,
                 "JobTableName": tables.job_table.table_name,
                 "TaskTableName": tables.task_table.table_name,
+                "GpuResetDocumentName": self.gpu_reset_document.ref,
             }
         )
         self.state_machine = sfn.StateMachine(
@@ -170,6 +183,7 @@ class RecoveryWorkflow(Construct):
     def _statements(
         *,
         stack: Stack,
+        gpu_reset_document_name: str,
         config: Config,
         functions: dict[str, lambda_.Function],
         tables: RecoveryTables,
@@ -196,14 +210,16 @@ class RecoveryWorkflow(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         on_cluster = cluster.condition()
+        instances = arn("ec2", "instance", "*")
+        # Only the cluster's instances, by their tag: the Service Authorization Reference lists aws:ResourceTag/
+        # ${TagKey} for ec2:RebootInstances, ec2:TerminateInstances and ssm:SendCommand on resource type instance.
+        on_managed_nodes = managed_node_condition(config)
         gpu_reset: list[iam.PolicyStatement] = []
         if config.GPU_RESET_ENABLED:
-            # AWS-owned documents have no account in their ARN.
-            document = stack.format_arn(
-                service="ssm", account="", resource="document", resource_name=GPU_RESET_DOCUMENT
-            )
+            ec2_actions.append("ssm:SendCommand")
+            document = arn("ssm", "document", gpu_reset_document_name)
             gpu_reset = [
-                iam.PolicyStatement(actions=["ssm:SendCommand"], resources=[document, arn("ec2", "instance", "*")]),
+                iam.PolicyStatement(actions=["ssm:SendCommand"], resources=[document]),
                 # GetCommandInvocation supports no resource-level permissions.
                 iam.PolicyStatement(actions=["ssm:GetCommandInvocation"], resources=["*"]),
             ]
@@ -231,7 +247,7 @@ class RecoveryWorkflow(Construct):
                 resources=[cluster.container_instances],
                 conditions=on_cluster,
             ),
-            iam.PolicyStatement(actions=ec2_actions, resources=[arn("ec2", "instance", "*")]),
+            iam.PolicyStatement(actions=ec2_actions, resources=[instances], conditions=on_managed_nodes),
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 resources=[tables.job_table.table_arn, tables.task_table.table_arn],
@@ -276,6 +292,7 @@ class RecoveryWorkflow(Construct):
             self.role,
             "AwsSolutions-IAM5",
             "The GPU node to reboot (or terminate, with TERMINATE_QUARANTINED; or to reset a GPU of over SSM, with "
-            "GPU_RESET_ENABLED, using only the AWS-RunShellScript document) is known only at run time.",
+            "GPU_RESET_ENABLED, using only the stack's GPU reset document) is known only at run time; only "
+            "instances tagged MANAGED_NODE_TAG (aws:ResourceTag condition).",
             [resource_finding(stack, stack.format_arn(service="ec2", resource="instance", resource_name="*"))],
         )

@@ -191,7 +191,8 @@ class Analysis(CamelModel):
     verdict: Verdict
     next: NodeStep
     reason: str
-    reset_commands: list[str] | None = None  # RESET_GPU: the shell lines SSM runs on the instance
+    # RESET_GPU: the GPU indexes to reset, comma-separated: the only parameter of the stack's GPU reset document.
+    reset_gpus: str | None = None
 
 
 class CheckPlan(CamelModel):

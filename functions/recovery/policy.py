@@ -215,9 +215,10 @@ def _repair_step(
     return NodeStep.REBOOT, f"{escalation}reboot {reboots_in_window + 1} of {max_reboots} allowed in the window"
 
 
-def gpu_reset_commands(gpu_indexes: Sequence[int]) -> list[str]:
-    """The AWS-RunShellScript lines that reset the named GPUs; the first failure fails the command."""
-    return ["set -e", *(f"nvidia-smi --gpu-reset -i {int(index)}" for index in gpu_indexes)]
+def gpu_reset_indexes(gpu_indexes: Sequence[int]) -> str:
+    """The GPU reset document's parameter for these GPUs: their indexes, comma-separated (the document's
+    allowedPattern, infra/gpu_reset_document.py)."""
+    return ",".join(str(int(index)) for index in gpu_indexes)
 
 
 # Node outcomes that leave the node's state unknown to this execution.

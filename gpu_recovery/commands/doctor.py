@@ -16,15 +16,15 @@ from gpu_recovery import aws_context
 from gpu_recovery.asl import walk_states
 from gpu_recovery.aws_context import AwsContext, ContextError
 from gpu_recovery.cli_output import FAILED, OK, command, print_json, render_table
-from gpu_recovery.iam_calls import STATE_MACHINE, Call, Deployment, calls_for
+from gpu_recovery.iam_calls import STATE_MACHINE, Deployment, checks_for_principal
 from infra.config import POWERTOOLS_LAYER_PARAMETER
-from infra.substitutions import STEP_FUNCTIONS
+from infra.substitutions import EVENT_FUNCTIONS, STEP_FUNCTIONS
 
 NAME = "doctor"
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 OUTPUTS = (
     "StateMachineArn", "TaskTableName", "JobTableName", "NodeTableName", "NotificationTopicArn", "DeadLetterQueueUrl",
-    "DcgmTaskDefinitionArn",
+    "DcgmTaskDefinitionArn", "ManagedNodeTag", "CleanupFunctionArn",
 )  # fmt: skip
 SHOWN_SETTINGS = ("DRY_RUN", "GPU_RESET_ENABLED", "TERMINATE_QUARANTINED")
 # What the check container needs on a real node (infra/dcgm_task.py, docs/diagnosis.md).
@@ -82,6 +82,9 @@ class Doctor:
                 step = STEP_FUNCTIONS.get(config.get("Handler", "").split(".")[0])
                 if step:
                     found[step] = config
+        # The Lambdas a rule invokes are not in the definition; the stack names them in its outputs.
+        cleanup = lambdas.get_function_configuration(FunctionName=self.outputs["CleanupFunctionArn"])
+        found[EVENT_FUNCTIONS[cleanup["Handler"].split(".")[0]]] = cleanup
         return found
 
     @property
@@ -150,21 +153,34 @@ class Doctor:
             dcgm_log_group=self.settings.get("DCGM_LOG_GROUP", ""),
             functions={step: config["FunctionName"] for step, config in self.functions.items()},
             state_machine_arn=self.context.state_machine_arn,
+            managed_node_tag=self.managed_node_tag,
+            gpu_reset_document=next(
+                (
+                    str(state.get("Parameters", {}).get("DocumentName", ""))
+                    for _, state in aws_context.walk_states(self.context.definition.get("States", {}))
+                    if str(state.get("Resource", "")).endswith(":ssm:sendCommand")
+                ),
+                "",
+            ),
         )
+
+    @property
+    def managed_node_tag(self) -> tuple[str, str]:
+        key, _, value = self.outputs["ManagedNodeTag"].partition("=")
+        return key, value
 
     def permissions(self) -> Iterator[Check]:
         deployment, iam = self.deployment(), self.client("iam")
         machine = self.client("stepfunctions").describe_state_machine(stateMachineArn=self.context.state_machine_arn)
         roles = {STATE_MACHINE: machine["roleArn"]} | {step: c["Role"] for step, c in self.functions.items()}
         for principal, role_arn in roles.items():
-            groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[Call]] = {}
-            for call in calls_for(principal, self.settings, deployment):
-                key = (call.resource_arn(deployment), tuple(sorted(call.context(deployment).items())))
-                groups.setdefault(key, []).append(call)
+            groups: dict[tuple[str, tuple[tuple[str, str], ...]], set[str]] = {}
+            for check in checks_for_principal(principal, self.settings, deployment):
+                groups.setdefault((check.resource, tuple(sorted(check.context.items()))), set()).add(check.action)
             denied: list[str] = []
             try:
-                for (resource, context), calls in groups.items():
-                    refused = simulate(iam, role_arn, sorted({c.action for c in calls}), resource, dict(context))
+                for (resource, context), actions in groups.items():
+                    refused = simulate(iam, role_arn, sorted(actions), resource, dict(context))
                     denied += [f"{action} on {resource}" for action in refused]
             except ClientError as error:
                 yield Check(
@@ -229,6 +245,32 @@ class Doctor:
             )  # fmt: skip
         else:
             yield Check("cluster", PASS, f"{len(gpus)} GPU instances, agents connected")
+        yield from self.node_tags(gpus)
+
+    def node_tags(self, gpus: list[dict[str, Any]]) -> Iterator[Check]:
+        """The deploy prerequisite: the workflow may reboot, terminate or GPU-reset only instances with the tag."""
+        key, value = self.managed_node_tag
+        ids = sorted(ci["ec2InstanceId"] for ci in gpus)
+        tagged = {
+            tag["ResourceId"]
+            for start in range(0, len(ids), 200)
+            for page in self.client("ec2")
+            .get_paginator("describe_tags")
+            .paginate(
+                Filters=[{"Name": "resource-id", "Values": ids[start : start + 200]}, {"Name": "key", "Values": [key]}]
+            )
+            for tag in page["Tags"]
+            if tag["Value"] == value
+        }
+        untagged = [i for i in ids if i not in tagged]
+        if untagged:
+            yield Check(
+                "node tag", FAIL, f"{key}={value} missing on {', '.join(untagged)}: the workflow cannot reboot them",
+                f"tag every GPU instance {key}={value} (the Auto Scaling group's tags, PropagateAtLaunch), or "
+                "deploy with MANAGED_NODE_TAG set to the tag they carry",
+            )  # fmt: skip
+        elif ids:
+            yield Check("node tag", PASS, f"{len(ids)} GPU instances tagged {key}={value}")
 
     def check_task(self) -> Iterator[Check]:
         arn = self.outputs["DcgmTaskDefinitionArn"]

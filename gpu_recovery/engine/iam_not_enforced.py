@@ -37,6 +37,7 @@ from unittest import mock
 import boto3
 from botocore.client import BaseClient
 from moto.awslambda.models import LambdaFunction
+from moto.ec2.models import ec2_backends
 from moto.ecs.models import ecs_backends
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
@@ -44,12 +45,17 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 
 from gpu_recovery.engine.iam_policy import Check, is_allowed
-from gpu_recovery.engine.iam_requests import Arns, checks_for, log_stream_arn
+from gpu_recovery.engine.iam_requests import (
+    Arns,
+    checks_for,
+    ecs_sync_rule_checks,
+    log_stream_arn,
+    with_resource_tags,
+)
 
 # The access-denied error each service returns (its API reference's common errors); others use this default.
 DENIED_CODE: Final = {"sns": ("AuthorizationError", 403), "ec2": ("UnauthorizedOperation", 403)}
 _DEFAULT_DENIED: Final = ("AccessDeniedException", 400)
-ECS_SYNC_RULE: Final = "StepFunctionsGetEventsForECSTaskRule"
 # The runtime names each stream "YYYY/MM/DD/[$LATEST]<id>"; policies grant the group's streams, not one of them.
 LAMBDA_LOG_STREAM: Final = "2026/01/01/[$LATEST]local"
 
@@ -134,6 +140,14 @@ class Authorizer:
                 self.used.add((principal.role_arn, check.action))
         return None
 
+    def resource_tags(self, resource: str) -> dict[str, str]:
+        """The tags of the EC2 instance a check is on (empty for any other resource)."""
+        prefix = self.arns.arn("ec2", "instance/")
+        if not resource.startswith(prefix):
+            return {}
+        tags = ec2_backends[self.account][self.region].describe_tags(filters={"resource-id": [resource[len(prefix) :]]})
+        return {tag["key"]: tag["value"] for tag in tags}
+
     def task_definition_roles(self, task_definition: str) -> list[str]:
         definition = ecs_backends[self.account][self.region].describe_task_definition(task_definition)
         # moto sets the role attributes only when the definition names them.
@@ -182,7 +196,10 @@ def correct_iam_not_enforced(authorizer: Authorizer) -> Iterator[None]:
         principal = _principal.get()
         if principal is not None:
             service = client.meta.service_model.service_name
-            checks = checks_for(authorizer.arns, service, operation, params, authorizer.task_definition_roles)
+            checks = [
+                with_resource_tags(check, authorizer.resource_tags(check.resource))
+                for check in checks_for(authorizer.arns, service, operation, params, authorizer.task_definition_roles)
+            ]
             denied = authorizer.first_denied(principal, checks)
             if denied is not None:
                 raise _denied_error(client, operation, principal, denied)
@@ -209,9 +226,7 @@ def correct_iam_not_enforced(authorizer: Authorizer) -> Iterator[None]:
     def as_state_machine_service(state: StateTaskService, env: Any) -> None:
         principal = machine_principal(env)
         if principal is not None and state.resource.resource_arn == "arn:aws:states:::ecs:runTask.sync":
-            rule = authorizer.arns.arn("events", f"rule/{ECS_SYNC_RULE}")
-            actions = ("events:PutTargets", "events:PutRule", "events:DescribeRule")
-            denied = authorizer.first_denied(principal, [Check(action, rule) for action in actions])
+            denied = authorizer.first_denied(principal, ecs_sync_rule_checks(authorizer.arns))
             if denied is not None:
                 # The integration cannot set up its rule: the task fails as a denied ECS integration call.
                 raise _denied_error(boto3.client("ecs", region_name=authorizer.region), "RunTask", principal, denied)

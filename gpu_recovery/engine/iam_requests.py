@@ -23,11 +23,12 @@ class UnmappedRequest(LookupError):
 
 
 class Arns:
-    def __init__(self, region: str, account: str) -> None:
-        self.region, self.account = region, account
+    def __init__(self, region: str, account: str, partition: str = "aws") -> None:
+        self.region, self.account, self.partition = region, account, partition
 
     def arn(self, service: str, resource: str, *, account: str | None = None) -> str:
-        return f"arn:aws:{service}:{self.region}:{self.account if account is None else account}:{resource}"
+        where = f"{self.region}:{self.account if account is None else account}"
+        return f"arn:{self.partition}:{service}:{where}:{resource}"
 
     def ecs(self, kind: str, cluster: str | None, name: str) -> str:
         """``task``/``container-instance`` ARN in the cluster's namespace (given an ARN, keep it)."""
@@ -223,6 +224,28 @@ MAPPERS: Final[dict[tuple[str, str], Mapper]] = {
     ("lambda", "Invoke"): _invoke,
     ("sns", "Publish"): _publish,
 }
+
+
+# ecs:runTask.sync follows the task through this managed rule, which Step Functions creates with the state
+# machine's role (Step Functions developer guide, "IAM policies for calling Amazon ECS/AWS Fargate").
+ECS_SYNC_RULE: Final = "StepFunctionsGetEventsForECSTaskRule"
+
+
+def ecs_sync_rule_checks(arns: Arns) -> list[Check]:
+    """What a state machine needs for an ecs:runTask.sync state, beyond the RunTask request itself."""
+    rule = arns.arn("events", f"rule/{ECS_SYNC_RULE}")
+    return [Check(action, rule) for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule")]
+
+
+def with_resource_tags(check: Check, tags: Mapping[str, str]) -> Check:
+    """The check with its resource's tags as ``aws:ResourceTag/<key>`` (IAM User Guide, "AWS global condition
+    context keys": present in a request on a resource that has tags). Only EC2 instances are looked up here:
+    ec2:RebootInstances, ec2:TerminateInstances and ssm:SendCommand take the key on resource type instance
+    (Service Authorization Reference)."""
+    if not tags:
+        return check
+    resource_tags = {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
+    return Check(check.action, check.resource, {**check.context, **resource_tags})
 
 
 def checks_for(

@@ -121,6 +121,9 @@ class SimFleet:
         with self._lock:
             return self._nodes[node_name].instance_id
 
+    def instance_ids(self) -> list[str]:
+        return [node.instance_id for node in self._nodes.values()]
+
     def node_name(self, instance_id: str) -> str:
         with self._lock:
             return self._by_instance[instance_id].spec.name
@@ -560,7 +563,7 @@ class SimFleet:
         instances.reboot(node, now, self.timings.reboot_seconds, never_returns=never)
 
     def moto_send_command(self, backend: Any, command: Any) -> None:
-        """SSM Run Command on our instances: `nvidia-smi --gpu-reset -i N` resets GPU N (gpu_recovery.sim.ssm)."""
+        """SSM Run Command of the stack's GPU reset document on our instances (gpu_recovery.sim.ssm)."""
         if backend.account_id != self.account_id or backend.region_name != self.region:
             return
         gpus = ssm.reset_gpus(command)

@@ -1,4 +1,5 @@
-"""SSM Run Command on the fleet's instances: the GPU reset the workflow sends (``nvidia-smi --gpu-reset -i N``).
+"""SSM Run Command on the fleet's instances: the GPU reset the workflow sends (the stack's
+GPU reset document, which runs ``nvidia-smi --gpu-reset -i N`` for each listed GPU).
 
 A reset clears an active fault of a reset-clearable kind on the GPUs it covers (unless the fault is persistent); a
 GPU that fell off the bus cannot be reset (the command fails); anything else is left as it was. The invocation is
@@ -8,13 +9,13 @@ Plain data and functions: the fleet calls them under its one lock (gpu_recovery.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from gpu_recovery.sim import instances
 from gpu_recovery.sim.faults import Reset
 from gpu_recovery.sim.instances import Node
+from infra.gpu_reset_document import GPU_RESET_PARAMETER
 
 
 @dataclass
@@ -28,9 +29,10 @@ class GpuReset:
 
 
 def reset_gpus(command: Any) -> list[int]:
-    """The GPU indexes the command resets (none: not a GPU reset)."""
-    lines = [str(line) for line in (command.parameters or {}).get("commands", [])]
-    return [int(m) for line in lines for m in re.findall(r"nvidia-smi --gpu-reset -i (\d+)", line)]
+    """The GPU indexes the command resets: the stack's GPU reset document's one parameter, "N,M" (none: not a
+    GPU reset)."""
+    values = (command.parameters or {}).get(GPU_RESET_PARAMETER, [])
+    return [int(index) for value in values for index in str(value).split(",") if index.isdigit()]
 
 
 def reset(node: Node, gpus: list[int], now: float, reset_seconds: float) -> GpuReset:

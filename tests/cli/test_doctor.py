@@ -20,9 +20,9 @@ from moto.ecs.models import ecs_backends
 from moto.ssm.models import Parameter, ssm_backends
 
 from gpu_recovery.commands import doctor
-from gpu_recovery.iam_calls import CALLS, STATE_MACHINE
+from gpu_recovery.iam_calls import CALLS, STATE_MACHINE, actions
 from infra.config import POWERTOOLS_LAYER_PARAMETER
-from infra.substitutions import STEP_FUNCTIONS
+from infra.substitutions import LAMBDAS
 
 REGION = "us-east-1"
 STACK = "EcsGpuRecoveryStack"
@@ -76,11 +76,17 @@ def account() -> Iterator[dict[str, str]]:
                 Code={"ZipFile": _zip()},
                 Environment={"Variables": SETTINGS},
             )["FunctionArn"]
-            for module, name in STEP_FUNCTIONS.items()
+            for module, name in LAMBDAS.items()
         }
+        cleanup = functions.pop("CleanupExecution")
         cluster = ecs.create_cluster(clusterName=CLUSTER)["cluster"]["clusterArn"]
         for _ in range(2):
-            instance = ec2.run_instances(ImageId="ami-0gpu", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+            instance = ec2.run_instances(
+                ImageId="ami-0gpu",
+                MinCount=1,
+                MaxCount=1,
+                TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "gpu"}]}],
+            )["Instances"][0]["InstanceId"]
             document = json.dumps({"instanceId": instance, "region": REGION})
             ecs.register_container_instance(cluster=CLUSTER, instanceIdentityDocument=document)
         for registered in ecs_backends[DEFAULT_ACCOUNT_ID][REGION].container_instances[CLUSTER].values():
@@ -132,7 +138,7 @@ def account() -> Iterator[dict[str, str]]:
         outputs = {
             "StateMachineArn": machine, "TaskTableName": "ecs_task", "JobTableName": "ecs_job",
             "NodeTableName": "ecs_node", "NotificationTopicArn": topic, "DeadLetterQueueUrl": queue,
-            "DcgmTaskDefinitionArn": task_definition,
+            "DcgmTaskDefinitionArn": task_definition, "ManagedNodeTag": "team=gpu", "CleanupFunctionArn": cleanup,
         }  # fmt: skip
         template = {
             "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
@@ -148,10 +154,12 @@ def denied(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
     refused: set[tuple[str, str]] = set()
 
     def simulate(iam: Any, role_arn: str, actions: list[str], resource: str, context: dict[str, str]) -> list[str]:
-        if any(a.startswith("ecs:") for a in actions):
+        if {"ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "ecs:UpdateContainerInstancesState"} & set(actions):
             assert context["ecs:cluster"] == f"arn:aws:ecs:{REGION}:{DEFAULT_ACCOUNT_ID}:cluster/{CLUSTER}"
         if "ecs:TagResource" in actions:
             assert context["ecs:CreateAction"] == "RunTask"
+        if ":instance/" in resource:
+            assert context["aws:ResourceTag/team"] == "gpu"
         return [a for a in actions if (role_arn.rsplit("/", 1)[-1], a) in refused]
 
     monkeypatch.setattr(doctor, "simulate", simulate)
@@ -174,9 +182,8 @@ def test_a_healthy_deployment_passes_every_check(cli: CliRun, account: dict[str,
     table = rows(out)
     assert {check: status for check, (status, _) in table.items()} == {
         "stack": "PASS", "step lambdas": "PASS", "settings": "PASS",
-        # Doctor finds the Lambdas through the definition; CleanupExecution is a rule's target, not a step.
-        **{f"permissions {p}": "PASS" for p in CALLS if p != "CleanupExecution"},
-        "powertools layer": "PASS", "cluster": "PASS",
+        **{f"permissions {p}": "PASS" for p in CALLS},
+        "powertools layer": "PASS", "cluster": "PASS", "node tag": "PASS",
         "dcgm task": "PASS", "dcgm log group": "PASS", "event rule": "PASS", "dead-letter queue": "PASS",
         "notifications": "PASS",
     }  # fmt: skip
@@ -207,6 +214,22 @@ def test_each_problem_is_a_fail_with_its_fix(cli: CliRun, account: dict[str, str
     assert table["notifications"][0] == "FAIL"
     assert table["dcgm log group"][0] == "FAIL"
     assert table["permissions StateMachine"][0] == "PASS"
+
+
+def test_cleanup_execution_role_and_untagged_instances_fail(
+    cli: CliRun, account: dict[str, str], denied: set[Any]
+) -> None:
+    denied.add(("fn", "dynamodb:Scan"))  # only CleanupExecution scans
+    ec2 = boto3.client("ec2")
+    untagged = ec2.describe_instances()["Reservations"][0]["Instances"][0]["InstanceId"]
+    ec2.delete_tags(Resources=[untagged], Tags=[{"Key": "team"}])
+    code, out, _ = cli("doctor")
+    table = rows(out)
+    assert code == 1
+    assert table["permissions CleanupExecution"][0] == "FAIL"
+    assert "dynamodb:Scan" in table["permissions CleanupExecution"][1]
+    assert table["node tag"][0] == "FAIL"
+    assert f"team=gpu missing on {untagged}" in table["node tag"][1]
 
 
 def test_a_check_task_that_does_not_fit_or_cannot_read_the_kernel_log(
@@ -262,7 +285,7 @@ def test_the_catalog_covers_every_call_of_the_definition() -> None:
     """Each integration of statemachine/recovery.asl.json has its IAM action in the state machine's catalog."""
     text = (ROOT / "statemachine" / "recovery.asl.json").read_text()
     integrations = set(re.findall(r'"arn:\$\{Partition\}:states:::(?:aws-sdk:)?([a-z0-9]+):([A-Za-z]+)', text))
-    catalog = {c.action for c in CALLS[STATE_MACHINE]}
+    catalog = actions(STATE_MACHINE)
     # IAM's service prefix where the aws-sdk integration's differs (sfn:describeExecution is states:DescribeExecution).
     prefix = {"sfn": "states"}
     missing = {f"{prefix.get(svc, svc)}:{api[0].upper()}{api[1:]}" for svc, api in integrations} - catalog
@@ -272,6 +295,6 @@ def test_the_catalog_covers_every_call_of_the_definition() -> None:
 def test_permissions_page_lists_every_call_of_each_principal() -> None:
     sections = re.split(r"^### ", (ROOT / "docs" / "permissions.md").read_text(), flags=re.M)
     pages = {section.split(" ", 1)[0].split("\n", 1)[0]: section for section in sections[1:]}
-    for principal, calls in CALLS.items():
-        missing = {c.action for c in calls if f"`{c.action}`" not in pages[principal]}
+    for principal in CALLS:
+        missing = {action for action in actions(principal) if f"`{action}`" not in pages[principal]}
         assert not missing, f"docs/permissions.md, {principal}: {sorted(missing)}"

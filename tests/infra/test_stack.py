@@ -178,6 +178,7 @@ def test_outputs(template: Template) -> None:
     assert set(template.to_json()["Outputs"]) == {
         "StateMachineArn", "StateMachineConsoleUrl", "TaskTableName", "JobTableName", "NodeTableName",
         "NotificationTopicArn", "DeadLetterQueueUrl", "CleanupDeadLetterQueueUrl", "DcgmTaskDefinitionArn",
+        "ManagedNodeTag", "CleanupFunctionArn",
     }  # fmt: skip
 
 

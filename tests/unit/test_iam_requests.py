@@ -10,9 +10,16 @@ from typing import Any
 import pytest
 from policy_sentry.querying.actions import get_action_data
 
-from gpu_recovery.engine.iam_not_enforced import ECS_SYNC_RULE
 from gpu_recovery.engine.iam_policy import Check
-from gpu_recovery.engine.iam_requests import MAPPERS, Arns, UnmappedRequest, checks_for, log_stream_arn
+from gpu_recovery.engine.iam_requests import (
+    MAPPERS,
+    Arns,
+    UnmappedRequest,
+    checks_for,
+    ecs_sync_rule_checks,
+    log_stream_arn,
+    with_resource_tags,
+)
 
 ARNS = Arns("us-east-1", "123456789012")
 ROLE = "arn:aws:iam::123456789012:role/job"
@@ -45,7 +52,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("stepfunctions", "StartExecution"): {
         "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:EcsGpuRecoveryStack-recovery"
     },
-    ("ssm", "SendCommand"): {"DocumentName": "AWS-RunShellScript", "InstanceIds": ["i-1"]},
+    ("ssm", "SendCommand"): {"DocumentName": "GpuResetDocument-AbC123", "InstanceIds": ["i-1"]},
     ("ssm", "GetCommandInvocation"): {"CommandId": "c", "InstanceId": "i-1"},
     ("logs", "GetLogEvents"): {"logGroupName": "/dcgm", "logStreamName": "dcgm/dcgm/0123"},
     ("lambda", "Invoke"): {"FunctionName": "classify-failure"},
@@ -55,10 +62,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
 EXTRA = [
     Check("logs:CreateLogStream", log_stream_arn(ARNS, "/aws/lambda/f", "s")),
     Check("logs:PutLogEvents", log_stream_arn(ARNS, "/aws/lambda/f", "s")),
-    *(
-        Check(f"events:{a}", ARNS.arn("events", f"rule/{ECS_SYNC_RULE}"))
-        for a in ("PutTargets", "PutRule", "DescribeRule")
-    ),
+    *ecs_sync_rule_checks(ARNS),
 ]
 
 
@@ -71,7 +75,10 @@ def sar_pattern(arn_format: str) -> re.Pattern[str]:
 
 
 def all_checks() -> list[Check]:
-    return [c for key, params in SAMPLES.items() for c in checks_for(ARNS, *key, params, lambda _: [ROLE])] + EXTRA
+    checks = [c for key, params in SAMPLES.items() for c in checks_for(ARNS, *key, params, lambda _: [ROLE])]
+    # The engine adds an instance's tags to each check on it (the MANAGED_NODE_TAG condition reads them).
+    tagged = [with_resource_tags(c, {"team": "gpu"}) for c in checks if ":instance/" in c.resource]
+    return checks + tagged + EXTRA
 
 
 def test_every_mapped_request_has_a_sample() -> None:
@@ -88,8 +95,9 @@ def test_check_matches_the_service_authorization_reference(check: Check) -> None
         assert "*" in formats, f"{check.action} is not authorized against *"
     else:
         assert any(sar_pattern(f).fullmatch(check.resource) for f in formats - {"*"}), (check.resource, formats)
-    keys = {k for row in rows for k in row["condition_keys"]}
-    assert set(check.context) <= keys, (check.action, set(check.context) - keys)
+    keys = [sar_pattern(k) for row in rows for k in row["condition_keys"]]
+    unknown = {k for k in check.context if not any(key.fullmatch(k) for key in keys)}
+    assert not unknown, (check.action, unknown)
 
 
 def test_run_task_passes_the_definition_roles_and_tags_on_create() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from infra.gpu_reset_document import GPU_INDEX_LIST_PATTERN
 from recovery.models import CheckPlan, NodeStep, RepairAction, Verdict, VerdictStatus
-from recovery.policy import gpu_reset_commands, plan_node_step
+from recovery.policy import gpu_reset_indexes, plan_node_step
 
 RESET = Verdict(status=VerdictStatus.UNHEALTHY, action=RepairAction.RESET_GPU, reasons=["XID 95"])
 HEALTHY = Verdict(status=VerdictStatus.HEALTHY, action=RepairAction.NONE, reasons=["ok"])
@@ -69,5 +72,8 @@ def test_restart_app_releases_the_node() -> None:
     assert plan(app, INITIAL, enabled=True)[0] == NodeStep.RELEASE
 
 
-def test_reset_commands() -> None:
-    assert gpu_reset_commands([0, 3]) == ["set -e", "nvidia-smi --gpu-reset -i 0", "nvidia-smi --gpu-reset -i 3"]
+def test_reset_indexes_match_the_documents_allowed_pattern() -> None:
+    assert gpu_reset_indexes([0, 3]) == "0,3"
+    assert re.fullmatch(GPU_INDEX_LIST_PATTERN, gpu_reset_indexes(range(16)))
+    for injected in ("0; reboot", "0 1", "", "0,", "$(id)", ",".join(["1"] * 17), "100"):
+        assert not re.fullmatch(GPU_INDEX_LIST_PATTERN, injected), injected

@@ -17,6 +17,8 @@ from gpu_recovery import local_stack
 from gpu_recovery import scenario as scenarios
 from gpu_recovery.engine.iam_policy import Check, is_allowed
 from gpu_recovery.engine.iam_requests import Arns, log_stream_arn
+from gpu_recovery.iam_calls import STATE_MACHINE
+from gpu_recovery.iam_calls import actions as doctor_actions
 from gpu_recovery.local_stack import LocalStack
 from gpu_recovery.scenario import Event
 from gpu_recovery.simulate import _fail, deployed, run
@@ -46,6 +48,8 @@ IMPLICIT = {
 TRIGGER_ROLE = "WorkflowStateMachineEventsRole"
 CHECKED_ROLES = ("Steps", "WorkflowRole", TRIGGER_ROLE)
 REGION, ACCOUNT = "us-east-1", "123456789012"
+# The Lambda runtime writes each function's logs with its role; the code makes no such call, doctor asks none.
+RUNTIME_LOG_WRITES = {"logs:CreateLogStream", "logs:PutLogEvents"}
 # Together these runs take every path of the definition that calls AWS: reboot, sibling stop, GPU reset and
 # quarantine (GPU_RESET_ENABLED), and the error handler with a node locked.
 RUNS = ("transient-xid79", "four-node-one-bad", "xid48-isolate-replace")
@@ -126,6 +130,15 @@ def test_no_call_is_denied_and_no_grant_is_unused() -> None:
     }
     needless = {role: actions for role, actions in unused.items() if actions}
     assert not needless, f"grants no call needs: {needless}"
+    # Doctor asks IAM about each call the code made here (gpu_recovery/iam_calls.py): a new one cannot be left out.
+    principals = {"WorkflowRole": STATE_MACHINE, **{f"Steps{name}Role": name for name in LAMBDAS.values()}}
+    unasked = {
+        role: sorted(missing)
+        for role, made in used.items()
+        for prefix, principal in principals.items()
+        if role.startswith(prefix) and (missing := made - doctor_actions(principal) - RUNTIME_LOG_WRITES)
+    }
+    assert not unasked, f"calls doctor does not check: {unasked}"
 
 
 def without_grant(template: dict[str, Any], role_prefix: str, action: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from fleet_helpers import REGION
 
 from gpu_recovery.sim import FaultSpec, NodeSpec, Timings
 
-RESET = {"commands": ["nvidia-smi --gpu-reset -i 0"]}
+RESET = {"gpuIndexes": ["0"]}
 
 
 def test_send_command_resets_only_the_named_instance(make_fleet, clock):
@@ -15,7 +15,7 @@ def test_send_command_resets_only_the_named_instance(make_fleet, clock):
     fleet = make_fleet(nodes, [], timings=Timings(reset_seconds=15))
     ssm = boto3.client("ssm", region_name=REGION)
     command = ssm.send_command(
-        InstanceIds=[fleet.instance_id("n1")], DocumentName="AWS-RunShellScript", Parameters=RESET
+        InstanceIds=[fleet.instance_id("n1")], DocumentName="GpuResetDocument", Parameters=RESET
     )["Command"]
     # moto alone would list (and the fleet would reset) every instance of the region.
     assert command["InstanceIds"] == [fleet.instance_id("n1")]
@@ -28,7 +28,7 @@ def test_reset_is_in_progress_for_reset_seconds(make_fleet, clock):
     fleet = make_fleet([NodeSpec("n1", fault=FaultSpec("xid94"))], [], timings=Timings(reset_seconds=15))
     ssm = boto3.client("ssm", region_name=REGION)
     instance_id = fleet.instance_id("n1")
-    command_id = ssm.send_command(InstanceIds=[instance_id], DocumentName="AWS-RunShellScript", Parameters=RESET)[
+    command_id = ssm.send_command(InstanceIds=[instance_id], DocumentName="GpuResetDocument", Parameters=RESET)[
         "Command"
     ]["CommandId"]
     assert ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)["Status"] == "InProgress"
