@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from recovery.models import Analysis, CamelModel, CheckPlan, ExecutionContext, Failure, JobPlan, NodeRef, NodeResult
+from recovery.models import (
+    Analysis,
+    CamelModel,
+    CheckPlan,
+    ExecutionContext,
+    Failure,
+    JobOutcome,
+    JobPlan,
+    NodeRef,
+    NodeResult,
+)
+
+
+class StepError(BaseModel):
+    """A Catch's error output, as Step Functions writes it (https://states-language.net/#error-output)."""
+
+    error: str = Field(alias="Error")
+    cause: str = Field("", alias="Cause")
 
 
 class NodeStepRequest(CamelModel):
@@ -21,6 +38,7 @@ class NodeStepRequest(CamelModel):
     reboots_in_window: int = 0
     action: str | None = None
     analysis: Analysis | None = None
+    error: StepError | None = None  # REBOOT_NOT_PERFORMED: why RebootInstance failed
 
 
 class JobRequest(CamelModel):
@@ -29,3 +47,4 @@ class JobRequest(CamelModel):
     node_results: list[NodeResult]
     dry_run: bool
     execution: ExecutionContext
+    outcome: JobOutcome | None = None  # RestartLateJoiners: the job's outcome so far
