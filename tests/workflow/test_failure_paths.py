@@ -191,9 +191,11 @@ def test_when_error_handling_fails_too_people_are_told_and_cleanup_releases_ever
     stack, fleet = stack_and_fleet
     (task,) = fleet.job_tasks("job-a")
     event = fleet.fail_task(task, exit_code=1)
-    # The node was rebooted; recording its outcome fails, and so does HandleError (a throttled table).
+    # The node was rebooted; recording its outcome fails (it stays locked, drained, in its result), deciding the
+    # job fails, and so does HandleError (a throttled table).
     with (
         mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")),
+        mock.patch("restart_job.decide_and_restart", side_effect=RuntimeError("table gone")),
         mock.patch("handle_error.handle", side_effect=RuntimeError("throttled")),
     ):
         arn = stack.engine.start_execution(stack.state_machine_arn, "double-fault", event)
