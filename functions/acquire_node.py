@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.aws import StepFunctions
 from recovery.models import LockOutcome, NodeLock
-from recovery.observability import logger, step_handler
+from recovery.observability import logger, metrics, step_handler
 from recovery.policy import decide_node_lock, reboots_in_window
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
@@ -44,6 +45,9 @@ def acquire(request: NodeStepRequest, settings: Settings, tables: Tables, execut
         outcome, result, dead = decide(state)
         if outcome == LockOutcome.ACQUIRED:
             outcome, dead = LockOutcome.WAIT, None
+    if dead:
+        # The lock outlived its owner (its lease): CleanupExecution should have released it. Alarmed on.
+        metrics.add_metric(name="StaleLock", unit=MetricUnit.Count, value=1)
     if outcome == LockOutcome.ACQUIRED and dead:
         tables.add_history(node_id, "LOCK_TAKEN_OVER", me, now, {"reason": f"lock owner {dead} no longer runs"})
     if result is not None:

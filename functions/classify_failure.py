@@ -147,11 +147,15 @@ def classify(
     common: dict[str, Any] = {"dry_run": dry_run, "settings": settings.workflow_settings()}
     # One job's tasks share a few task definitions: read each once.
     essential = cache(ecs.essential_containers)
+    previous = tables.get_task(task.task_arn)
+    if previous and previous.get("recoveryExecution") == execution.id:
+        # A retry of this step after its own write (a crash or throttling after record_failure): not a duplicate.
+        previous = None
     decision, why = classify_task(
         task,
         ecs.cluster_arn,
         manual=manual,
-        previous=tables.get_task(task.task_arn),
+        previous=previous,
         dcgm_task_family=settings.DCGM_TASK_FAMILY,
         essential=lambda: essential(task.task_definition_arn),
     )
@@ -187,7 +191,7 @@ def classify(
         "recoveryExecution": execution.id,
         "recoveryStatus": TaskRecoveryStatus.RECOVERING,
     }
-    if not tables.record_failure(item, job_id, now, manual=manual):
+    if not tables.record_failure(item, job_id, now, manual=manual, me=execution.id):
         return Classification(decision=Decision.DUPLICATE, reason="a newer event for this task is recorded", **common)
     for sibling in siblings:
         tables.record_sibling(sibling)

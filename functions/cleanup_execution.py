@@ -52,6 +52,7 @@ def clean_up(change: ExecutionStatusChange, ecs: Ecs, tables: Tables, sns: Sns) 
             cause,
             ExecutionContext(id=me, name=change.name),
             released.nodes,
+            failed_task=task_arn,
         )
         sns.publish(notification.subject, notification.message)
     metrics.add_metric(name="RecoveryCleanedUp", unit=MetricUnit.Count, value=1)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.abandon import suspend_nodes
 from recovery.aws import Ecs
-from recovery.models import ErrorReport, ExecutionContext, TaskRecoveryStatus
+from recovery.models import ErrorReport, ExecutionContext, TaskRecoveryStatus, request_task_arn
 from recovery.notify import error_notification
 from recovery.observability import logger, metrics, step_handler
 from recovery.settings import get_settings
@@ -36,13 +36,16 @@ def handle(state: dict[str, Any], execution: ExecutionContext, ecs: Ecs, tables:
         tables=tables,
         ecs=ecs,
     )
-    task_arn = (state.get("failure") or {}).get("taskArn")
+    # Before ClassifyFailure succeeded there is no failure yet, only the execution's input (the state itself).
+    task_arn = (state.get("failure") or {}).get("taskArn") or request_task_arn(state)
     if task_arn:
         tables.mark_task(task_arn, TaskRecoveryStatus.ERROR, now.isoformat())
     metrics.add_metric(name="RecoveryError", unit=MetricUnit.Count, value=1)
     logger.error("Recovery failed", error=name, cause=cause, job_id=job_id, released_nodes=released_nodes)
     # The whole cause: the alert extracts the error from it (a cut JSON document could not be read).
-    notification = error_notification(job_id, name, str(error.get("Cause", "")), execution, released_nodes)
+    notification = error_notification(
+        job_id, name, str(error.get("Cause", "")), execution, released_nodes, failed_task=task_arn
+    )
     return ErrorReport(released_job=released_job, released_nodes=released_nodes, notification=notification)
 
 

@@ -1,4 +1,5 @@
-"""RecordReboot / RecordGpuReset / ReleaseNode / QuarantineNode / HoldNode / MarkNodeSuspect / RecordDryRun: record a
+"""RecordReboot / RefundReboot / RecordGpuReset / ReleaseNode / QuarantineNode / HoldNode / MarkNodeSuspect /
+RecordDryRun: record a
 node's state change (conditional on this execution holding the node lock) and its history row. Each says whether
 this execution still owns the node, so that the state machine drains, reboots or terminates nothing it lost."""
 
@@ -10,9 +11,21 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
-from recovery.models import CamelModel, NodeAction, NodeOutcome, NodeResult, NodeStatus, VerdictStatus
+from recovery.models import (
+    Analysis,
+    CamelModel,
+    NodeAction,
+    NodeOutcome,
+    NodeResult,
+    NodeStatus,
+    NodeStep,
+    RepairAction,
+    Verdict,
+    VerdictStatus,
+)
+from recovery.notify import error_summary
 from recovery.observability import logger, metrics, step_handler
-from recovery.requests import NodeStepRequest
+from recovery.requests import NodeStepRequest, StepError
 from recovery.settings import Settings, get_settings
 from recovery.tables import MAX_REBOOT_TIMES_KEPT, Tables
 
@@ -78,6 +91,24 @@ def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     return RebootRecord(counted=recorded, owned=owned)
 
 
+def refund_reboot(request: NodeStepRequest, tables: Tables) -> Analysis:
+    """RebootInstance failed after RecordReboot counted it: the reboot did not happen, so it consumes no budget and
+    the audit trail says so. Returns the analysis MarkNodeSuspect records (the node stays drained for a human)."""
+    node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
+    error = request.error or StepError(Error="Unknown", Cause="")
+    why = f"reboot not performed: {error_summary(error.error, error.cause)}"
+    # History first: both writes are idempotent, so a retry after a crash between them completes the refund.
+    tables.relabel_history(node_id, me, "REBOOT", "REBOOT_NOT_PERFORMED", {"reason": why})
+    if tables.refund_reboot(node_id, me, now.isoformat()):
+        metrics.add_metric(name="RebootNotPerformed", unit=MetricUnit.Count, value=1)
+    verdict = (
+        request.analysis.verdict
+        if request.analysis
+        else Verdict(status=VerdictStatus.INCONCLUSIVE, action=RepairAction.NONE, reasons=[why])
+    )
+    return Analysis(verdict=verdict, next=NodeStep.SUSPECT, reason=why)
+
+
 def finish_node(request: NodeStepRequest, action: NodeAction, cluster: str, tables: Tables) -> NodeResult:
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
@@ -121,6 +152,8 @@ def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> Came
     action = request.action
     if action == NodeAction.REBOOTING:
         return record_reboot(request, tables)
+    if action == NodeAction.REBOOT_NOT_PERFORMED:
+        return refund_reboot(request, tables)
     if action == NodeAction.RESETTING_GPU:
         return record_gpu_reset(request, tables)
     if action is None:

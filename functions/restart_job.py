@@ -28,17 +28,15 @@ def client_token(execution_arn: str, task_arn: str) -> str:
     return hashlib.sha256(f"{execution_arn}|{task_arn}".encode()).hexdigest()[:RUN_TASK_CLIENT_TOKEN_LENGTH]
 
 
-def restart_tasks(
-    request: JobRequest, ecs: Ecs, tables: Tables, taken_from: str | None
-) -> tuple[dict[str, str], list[str]]:
-    """Start the job's tasks again, with the tasks that joined this recovery (or joined the dead execution
-    whose job lock this one took over: `taken_from`)."""
-    me, job_id = request.execution.id, request.job.job_id
-    joined = [*tables.joined_tasks(job_id, me), *(tables.joined_tasks(job_id, taken_from) if taken_from else [])]
-    task_arns = list(dict.fromkeys([*request.job.tasks, *joined]))
+def restart_tasks(task_arns: list[str], me: str, ecs: Ecs, tables: Tables) -> tuple[dict[str, str], list[str]]:
+    """Start these tasks again as they were launched. A task already restarted (by this step before a retry) is
+    not started twice: it answers what it was restarted as."""
     started: dict[str, str] = {}
     problems: list[str] = []
     for record in tables.get_tasks(task_arns):
+        if record.get("restartedAs"):
+            started[record["taskArn"]] = record["restartedAs"]
+            continue
         run_task, problem = run_task_request(record, ecs.cluster, client_token(me, record["taskArn"]))
         new_arn, problem = ecs.run_task(run_task) if run_task else (None, problem)
         if new_arn:
@@ -46,6 +44,12 @@ def restart_tasks(
         else:
             problems.append(f"{record['taskArn'].rsplit('/', 1)[-1]}: {problem}")
     return started, problems
+
+
+def joined(job: dict[str, Any]) -> list[str]:
+    """Tasks that joined the job's recovery (JoinExistingRecovery), this execution's or, after a takeover, the dead
+    owner's: the job row keeps them until the lock is released."""
+    return list(dict.fromkeys(job.get("joinedTasks", [])))
 
 
 def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables: Tables) -> JobOutcome:
@@ -66,7 +70,8 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
     if request.dry_run:
         reason = f"dry run: would be {kind.value} ({reason})"
     elif kind == JobOutcomeKind.RESTARTED:
-        new_tasks, problems = restart_tasks(request, ecs, tables, job.get("lockTakenFrom"))
+        task_arns = list(dict.fromkeys([*request.job.tasks, *joined(job)]))
+        new_tasks, problems = restart_tasks(task_arns, me, ecs, tables)
         if problems:
             kind = JobOutcomeKind.RESTARTED if new_tasks else JobOutcomeKind.FAILED
             reason = f"{reason}; could not start {len(problems)} task(s): {'; '.join(problems)}"
@@ -82,7 +87,12 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
         new_tasks=new_tasks,
     )
     outcome = JobOutcome(
-        outcome=kind, reason=reason, dry_run=request.dry_run, new_tasks=new_tasks, notification=notification
+        outcome=kind,
+        reason=reason,
+        dry_run=request.dry_run,
+        new_tasks=new_tasks,
+        notification=notification,
+        joins_seen=int(job.get("joins", 0)),
     )
     tables.finish_job(
         job_id, me, status=status, outcome=outcome.dump(), new_tasks=new_tasks, now=clock.utcnow().isoformat()
@@ -99,9 +109,46 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
     return outcome
 
 
+def restart_late_joiners(request: JobRequest, previous: JobOutcome, ecs: Ecs, tables: Tables) -> JobOutcome:
+    """RestartLateJoiners: tasks joined after the job was decided (ReleaseJob saw a newer join counter). They share
+    the job's outcome: restarted with it when it was restarted, else only named."""
+    job_id, me = request.job.job_id, request.execution.id
+    job = tables.get_job(job_id) or {}
+    handled = {*request.job.tasks, *previous.new_tasks}
+    late = [arn for arn in joined(job) if arn not in handled]
+    new_tasks: dict[str, str] = {}
+    reason = f"{len(late)} task(s) joined after the job was decided ({previous.outcome.value})"
+    if late and previous.outcome == JobOutcomeKind.RESTARTED and not request.dry_run:
+        new_tasks, problems = restart_tasks(late, me, ecs, tables)
+        tables.record_restarts(new_tasks, clock.utcnow().isoformat())
+        reason += f": restarted {len(new_tasks)}" + (f"; could not start {'; '.join(problems)}" if problems else "")
+    notification = recovery_notification(
+        job_id,
+        previous.outcome,
+        reason,
+        request.node_results,
+        request.execution,
+        dry_run=request.dry_run,
+        failed_task=", ".join(late) or request.failure.task_arn,
+        new_tasks=new_tasks,
+    )
+    logger.info("Late joiners", job_id=job_id, late=len(late), restarted=len(new_tasks))
+    return previous.model_copy(
+        update={
+            "new_tasks": previous.new_tasks | new_tasks,
+            "notification": notification,
+            "joins_seen": int(job.get("joins", 0)),
+            "late_join_rounds": previous.late_join_rounds + 1,
+        }
+    )
+
+
 @traced_step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     request = JobRequest.model_validate(event)
     ecs = Ecs(settings.ECS_CLUSTER_NAME)
-    return decide_and_restart(request, settings, ecs, Tables.from_settings(settings)).dump()
+    tables = Tables.from_settings(settings)
+    if request.outcome:
+        return restart_late_joiners(request, request.outcome, ecs, tables).dump()
+    return decide_and_restart(request, settings, ecs, tables).dump()

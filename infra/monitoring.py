@@ -30,13 +30,15 @@ OUTCOMES = ("RecoveryStarted", "JobRestarted", "JobFailed", "RecoveryError")
 NODE_ACTIONS = ("NodeRebooted", "NodeGpuReset", "NodeQuarantined", "FleetBreakerOpen")
 TIME_TO_RECOVERY = "TimeToRecovery"
 VERDICT = "NodeVerdict"
-CUSTOM_METRICS = (*OUTCOMES, *NODE_ACTIONS, TIME_TO_RECOVERY, VERDICT)
+# A lock found held by an execution that no longer runs: it outlived its lease and no cleanup released it.
+STALE_LOCK = "StaleLock"
+CUSTOM_METRICS = (*OUTCOMES, *NODE_ACTIONS, TIME_TO_RECOVERY, VERDICT, STALE_LOCK)
 
 
 class Monitoring(Construct):
     """Dashboard `<STACK_NAME>-<region>` and one alarm per condition a human must look at, each notifying the
     topic: executions failed or timed out, a message in the dead-letter queue, a node quarantined, the fleet
-    breaker open."""
+    breaker open, a lock older than its lease."""
 
     def __init__(
         self,
@@ -101,7 +103,11 @@ class Monitoring(Construct):
                     ),
                 ],
                 [
-                    cloudwatch.GraphWidget(title="Executions failed / timed out", left=[failed, timed_out], width=8),
+                    cloudwatch.GraphWidget(
+                        title="Executions failed / timed out; stale locks found",
+                        left=[failed, timed_out, custom(STALE_LOCK)],
+                        width=8,
+                    ),
                     cloudwatch.GraphWidget(title="Dead-letter queue depth", left=[dlq_depth], width=8),
                     cloudwatch.GraphWidget(
                         title="Step Lambda errors",
@@ -118,6 +124,10 @@ class Monitoring(Construct):
             "DeadLetterQueueNotEmpty": (dlq_depth, "a failure event could not start a recovery (see the DLQ)"),
             "NodeQuarantined": (custom("NodeQuarantined"), "a node was quarantined: it needs a human"),
             "FleetBreakerOpen": (custom("FleetBreakerOpen"), "the fleet breaker held a node for a human"),
+            STALE_LOCK: (
+                custom(STALE_LOCK),
+                "a lock outlived its owner's execution (its lease) and no cleanup released it: see gpu-recovery locks",
+            ),
         }
         notify = actions.SnsAction(topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}

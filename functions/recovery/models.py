@@ -213,6 +213,13 @@ class NodeOutcome(StrEnum):
     UNCHECKED = "UNCHECKED"  # dry run: the check could not run or be read, nothing was concluded or recorded
 
 
+class Unfinished(CamelModel):
+    """A node step that failed after the node's outcome was decided: what a human must still do, and why."""
+
+    todo: str
+    error: str
+
+
 class NodeResult(CamelModel):
     node_id: str
     outcome: NodeOutcome
@@ -221,6 +228,7 @@ class NodeResult(CamelModel):
     verdict: Verdict | None = None
     actions: list[str] = Field(default_factory=list)
     handled_by: str | None = None
+    unfinished: Unfinished | None = None
 
 
 # ---- What the tables hold (docs/data-model.md) ---------------------------------------------------------
@@ -242,6 +250,7 @@ class NodeAction(StrEnum):
     """The `action` a RecordNodeState step of the state machine passes (record_node_state.record)."""
 
     REBOOTING = "REBOOTING"
+    REBOOT_NOT_PERFORMED = "REBOOT_NOT_PERFORMED"  # RebootInstance failed: give the counted reboot back
     RESETTING_GPU = "RESETTING_GPU"
     RELEASE = "RELEASE"
     QUARANTINE = "QUARANTINE"
@@ -298,6 +307,9 @@ class JobOutcome(CamelModel):
     dry_run: bool
     new_tasks: dict[str, str] = Field(default_factory=dict)
     notification: Notification
+    # The job row's join counter when its tasks were read: ReleaseJob releases only if it is unchanged.
+    joins_seen: int = 0
+    late_join_rounds: int = 0  # RestartLateJoiners rounds so far (the definition bounds them)
 
 
 class ErrorReport(CamelModel):
@@ -325,14 +337,24 @@ class ExecutionStatusChange(CamelModel):
     def failed_task_arn(self) -> str | None:
         """The task whose failure started the execution, from either input form."""
         try:
-            request = json.loads(self.input or "null")
+            return request_task_arn(json.loads(self.input or "null"))
         except ValueError:
             return None
-        if not isinstance(request, dict):
-            return None
-        arn = (request.get("detail") or {}).get("taskArn") if "detail" in request else request.get("taskArn")
-        return arn if isinstance(arn, str) else None
+
+
+def request_task_arn(request: Any) -> str | None:
+    """The task an execution input (an ECS event or a manual request) names, read as loosely as an input that
+    may have broken ClassifyFailure allows; None when it names none."""
+    if not isinstance(request, dict):
+        return None
+    arn = (request.get("detail") or {}).get("taskArn") if "detail" in request else request.get("taskArn")
+    return arn if isinstance(arn, str) else None
 
 
 class InvalidInput(Exception):
     """The execution input cannot be read; the state machine fails with this name and message."""
+
+
+class Throttled(Exception):
+    """An AWS call still throttled after the SDK's own retries. The state machine sees the class name as the
+    step's error (Lambda's errorType) and retries the step later with backoff."""

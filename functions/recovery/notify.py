@@ -74,7 +74,7 @@ def recovery_notification(
         f"Why: {reason}",
         "",
         "Nodes:",
-        *(f"  {r.node_id}  {r.outcome.value}  {r.reason}" for r in results),
+        *(f"  {r.node_id}  {r.outcome.value}  {r.reason}{_left_to_do(r)}" for r in results),
         "",
         f"Failed task: {failed_task}",
         *(f"Restarted as: {new}" for new in new_tasks.values()),
@@ -83,17 +83,32 @@ def recovery_notification(
     return Notification(subject=subject, message=_structured(document, text))
 
 
+def rerun_command(task_arn: str) -> str:
+    """The operator command that starts the failed task's recovery again (docs/cli.md: start)."""
+    return f"gpu-recovery start {task_arn}"
+
+
 def error_notification(
-    job_id: str | None, error: str, cause: str, execution: ExecutionContext, released: list[str]
+    job_id: str | None,
+    error: str,
+    cause: str,
+    execution: ExecutionContext,
+    released: list[str],
+    *,
+    failed_task: str | None,
 ) -> Notification:
     subject = _subject(f"{PREFIX} ERROR {job_id or 'unknown job'}: {error}")
     summary = error_summary(error, cause)
+    # The failure is not lost with the execution: the alert names the task and how to recover it again.
+    rerun = rerun_command(failed_task) if failed_task else None
     document = {
         "jobId": job_id,
         "error": error,
         "summary": summary,
         "cause": cause[:CAUSE_IN_JSON],
         "locksReleased": released,
+        "failedTask": failed_task,
+        "rerun": rerun,
         "execution": {"arn": execution.id, "name": execution.name, "consoleUrl": console_url(execution.id)},
     }
     text = [
@@ -101,6 +116,7 @@ def error_notification(
         f"Error: {summary}",
         "",
         "Released for a human (status SUSPECT): " + (", ".join(released) if released else "no node"),
+        *([f"Failed task: {failed_task}", f"To recover it again: {rerun}"] if rerun else []),
         *_execution_lines(execution),
     ]
     return Notification(subject=subject, message=_structured(document, text))
@@ -117,6 +133,10 @@ def _structured(document: dict[str, Any], text: list[str]) -> str:
 def _field(document: dict[str, Any], name: str) -> Any:
     """A field of an AWS document in either casing (ECS task JSON in a Step Functions cause is PascalCase)."""
     return document.get(name, document.get(name[:1].upper() + name[1:]))
+
+
+def _left_to_do(result: NodeResult) -> str:
+    return f"  LEFT TO DO: {result.unfinished.todo} ({result.unfinished.error})" if result.unfinished else ""
 
 
 def error_summary(error: str, cause: str) -> str:

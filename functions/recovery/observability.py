@@ -11,6 +11,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
+
+from recovery.models import Throttled
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -35,15 +39,22 @@ def correlate(event: Mapping[str, Any]) -> None:
 
 def step_handler(handler: Handler) -> Handler:
     """What every step's handler needs: the Lambda context in the logs, the execution name as correlation id,
-    and metrics flushed as EMF at the end of the invocation. Lambda's active tracing still records the
-    invocation (its segment and Initialization/Invocation subsegments) without the X-Ray SDK."""
+    metrics flushed as EMF at the end of the invocation, and an AWS call still throttled after the SDK's retries
+    surfaced as Throttled, an error name the state machine's Retry blocks can name. Lambda's active tracing still
+    records the invocation (its segment and Initialization/Invocation subsegments) without the X-Ray SDK."""
 
     @logger.inject_lambda_context
     @metrics.log_metrics
     @functools.wraps(handler)
     def wrapped(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         correlate(event)
-        return handler(event, context)
+        try:
+            return handler(event, context)
+        except ClientError as error:
+            # botocore's own list of throttling error codes (the ones its retry modes back off on).
+            if ThrottledRetryableChecker().is_retryable(RetryContext(attempt_number=1, parsed_response=error.response)):
+                raise Throttled(str(error)) from error
+            raise
 
     return wrapped
 

@@ -241,6 +241,10 @@ def decide_job(
     gpu_fault_handled = bool(
         outcomes & {NodeOutcome.REPAIRED, NodeOutcome.QUARANTINED, NodeOutcome.HELD, NodeOutcome.DRY_RUN}
     )
+    unfinished = sorted(r.node_id for r in results if r.unfinished)
+    if unfinished:
+        # E.g. a quarantined node that could not be drained: a restart could be placed on it.
+        return JobOutcomeKind.FAILED, f"node(s) {', '.join(unfinished)} left unfinished: a human should look"
     unresolved = sorted(r.node_id for r in results if r.outcome in UNRESOLVED)
     if unresolved and not gpu_fault_handled:
         return JobOutcomeKind.FAILED, f"node(s) {', '.join(unresolved)} unresolved: a human should look"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from recovery.models import (
     Analysis,
@@ -12,11 +12,19 @@ from recovery.models import (
     CheckPlan,
     ExecutionContext,
     Failure,
+    JobOutcome,
     JobPlan,
     NodeAction,
     NodeRef,
     NodeResult,
 )
+
+
+class StepError(BaseModel):
+    """A Catch's error output, as Step Functions writes it (https://states-language.net/#error-output)."""
+
+    error: str = Field(alias="Error")
+    cause: str = Field("", alias="Cause")
 
 
 class NodeStepRequest(CamelModel):
@@ -31,6 +39,7 @@ class NodeStepRequest(CamelModel):
     reboots_in_window: int = 0
     action: NodeAction | None = None  # RecordNodeState only
     analysis: Analysis | None = None
+    error: StepError | None = None  # REBOOT_NOT_PERFORMED: why RebootInstance failed
 
 
 class JobRequest(CamelModel):
@@ -39,3 +48,4 @@ class JobRequest(CamelModel):
     node_results: list[NodeResult]
     dry_run: bool
     execution: ExecutionContext
+    outcome: JobOutcome | None = None  # RestartLateJoiners: the job's outcome so far

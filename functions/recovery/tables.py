@@ -117,10 +117,12 @@ class Tables:
         item = self.job.get_item(Key={"jobId": job_id}, ConsistentRead=True).get("Item")
         return plain(item) if item else None
 
-    def record_failure(self, task_item: dict[str, Any], job_id: str, now: str, *, manual: bool) -> bool:
+    def record_failure(self, task_item: dict[str, Any], job_id: str, now: str, *, manual: bool, me: str) -> bool:
         """Record the failed task and make sure its job exists, in one transaction. False when a newer
-        event for the task is already recorded (the caller treats it as a duplicate)."""
+        event for the task is already recorded (the caller treats it as a duplicate); a retry of execution
+        `me` finds its own record and writes it again."""
         newer_guard = "lastEventVersion <= :v" if manual else "lastEventVersion < :v"
+        newer_guard = f"{newer_guard} OR recoveryExecution = :me"
         # The resource's client serialises Python values to DynamoDB types, as Table methods do.
         return conditional_write(
             self.resource.meta.client.transact_write_items,
@@ -130,7 +132,7 @@ class Tables:
                         "TableName": self.names["task"],
                         "Item": to_dynamo(task_item),
                         "ConditionExpression": f"attribute_not_exists(taskArn) OR {newer_guard}",
-                        "ExpressionAttributeValues": {":v": task_item["lastEventVersion"]},
+                        "ExpressionAttributeValues": {":v": task_item["lastEventVersion"], ":me": me},
                     }
                 },
                 {
@@ -172,15 +174,6 @@ class Tables:
             ProjectionExpression="taskArn, taskDefinitionArn, restartedAs",
         )
 
-    def joined_tasks(self, job_id: str, execution_arn: str) -> list[str]:
-        """Tasks of the job that failed while this execution held the job lock."""
-        response = self.task.query(
-            IndexName=BY_JOB_INDEX,
-            KeyConditionExpression=Key("jobId").eq(job_id),
-            FilterExpression=Attr("joinedRecovery").eq(execution_arn),
-        )
-        return [item["taskArn"] for item in response["Items"]]
-
     def finish_job(
         self, job_id: str, me: str, *, status: JobStatus, outcome: dict[str, Any], new_tasks: dict[str, str], now: str
     ) -> bool:
@@ -213,13 +206,17 @@ class Tables:
             ExpressionAttributeValues=values,
         ):
             return False
+        self.record_restarts(new_tasks, now)
+        return True
+
+    def record_restarts(self, new_tasks: dict[str, str], now: str) -> None:
+        """Each restarted task's row says what it was restarted as (so no later step restarts it again)."""
         for old, new in new_tasks.items():
             self.task.update_item(
                 Key={"taskArn": old},
                 UpdateExpression="SET restartedAs = :new, recoveryStatus = :status, updatedAt = :now",
                 ExpressionAttributeValues={":new": new, ":status": TaskRecoveryStatus.RESTARTED, ":now": now},
             )
-        return True
 
     def release_job_after_error(self, job_id: str, me: str, now: str, error: str) -> bool:
         return conditional_write(
@@ -330,6 +327,25 @@ class Tables:
             "ExpressionAttributeNames": {f"#{k}": k for k in fields} | (names or {}),
             "ExpressionAttributeValues": {f":{k}": v for k, v in to_dynamo(fields).items()} | (values or {}),
         }
+
+    def refund_reboot(self, node_id: str, me: str, now: str) -> bool:
+        """Take back the reboot this execution counted (the last of `reboots`: nobody else records one while it
+        holds the lock). Conditional on lastRebootBy = me, which it removes, so a retry refunds nothing twice."""
+        reboots = (self.get_node(node_id) or {}).get("reboots", [])
+        return conditional_write(
+            self.node.update_item,
+            Key={"nodeId": node_id, "recordKey": STATE_KEY},
+            UpdateExpression="SET reboots = :reboots, updatedAt = :now REMOVE lastRebootBy",
+            ConditionExpression="lockOwner = :me AND lastRebootBy = :me",
+            ExpressionAttributeValues={":reboots": reboots[:-1], ":now": now, ":me": me},
+        )
+
+    def relabel_history(self, node_id: str, me: str, kind: str, new_kind: str, detail: dict[str, Any]) -> None:
+        """Rewrite this execution's `kind` history rows as `new_kind` with `detail` (same key: the audit trail
+        keeps when it was decided, and says what really happened)."""
+        for row in self.history(node_id, me):
+            if row["kind"] == kind:
+                self.node.put_item(Item=row | {"kind": new_kind, "detail": to_dynamo(detail)})
 
     def add_history(self, node_id: str, kind: str, me: str, now: datetime, detail: dict[str, Any]) -> None:
         """A history row for what an execution did or found."""

@@ -39,9 +39,12 @@ _OPTIMIZED: Final = {
 # Failures gives AmazonECS.Unknown) and when the task stops with a non-zero exit code (States.TaskFailed).
 _RUN_TASK_SYNC_EXTRA: Final = frozenset({"AmazonECS.Unknown"})
 # A Lambda function ARN as Resource is the lambda:invoke integration; the SDK client can also fail before the call,
-# and the function itself can die (Lambda.Unknown) or time out (Sandbox.Timedout).
+# and the function itself can die (Lambda.Unknown, or the runtime's own errorType for a process that exited:
+# Runtime.ExitError, which the integration passes on as the error name) or time out (Sandbox.Timedout).
 _LAMBDA: Final = ("lambda", "Invoke", "Lambda", "AWSLambdaException")
-_LAMBDA_EXTRA: Final = frozenset({"Lambda.SdkClientException", "Lambda.Unknown", "Sandbox.Timedout"})
+_LAMBDA_EXTRA: Final = frozenset(
+    {"Lambda.SdkClientException", "Lambda.Unknown", "Runtime.ExitError", "Sandbox.Timedout"}
+)
 _AWS_SDK: Final = re.compile(r"^aws-sdk:(?P<service>[a-z0-9]+):(?P<action>\w+)$")
 # aws-sdk service names whose PascalCase is not the plain capitalisation (none used here yet besides these).
 _SDK_PREFIX: Final = {"dynamodb": "DynamoDb"}

@@ -50,6 +50,7 @@ def test_alarms_notify_the_topic(template: Template, resources: Resources) -> No
             "DeadLetterQueueNotEmpty",
             "NodeQuarantined",
             "FleetBreakerOpen",
+            "StaleLock",
         )
     }
     for alarm in alarms.values():

@@ -41,6 +41,15 @@ def walk(states: dict[str, Any], parent: str | None = None) -> Iterator[tuple[st
 ALL = {name: (state, parent) for name, state, parent in walk(ASL["States"])}
 
 
+@pytest.mark.parametrize(
+    "name", [n for n, (s, parent) in ALL.items() if parent == "CheckNodes" and s["Type"] == "Task"]
+)
+def test_every_node_step_has_its_own_catch(name: str) -> None:
+    # One node's failing step must not fail the Map: every other node is mid-repair.
+    (state, _) = ALL[name]
+    assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
+
+
 def test_state_names_are_unique() -> None:
     assert len(ALL) == len(list(walk(ASL["States"])))
 

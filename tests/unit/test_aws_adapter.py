@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+import pytest
+from botocore.exceptions import ClientError
+from unit_helpers import FakeLambdaContext
+
 from recovery.aws import DESCRIBE_CONTAINER_INSTANCES_BATCH, Ecs, Logs
+from recovery.models import Throttled
+from recovery.observability import step_handler
 from recovery.tables import Tables
 
 
@@ -42,3 +48,19 @@ def test_step_lambda_clients_use_adaptive_retries() -> None:
     assert Logs().client.meta.config.retries["mode"] == "adaptive"
     tables = Tables("t", "j", "n", 30)
     assert tables.resource.meta.client.meta.config.retries["mode"] == "adaptive"
+
+
+def test_a_call_still_throttled_after_the_sdk_retries_fails_the_step_as_throttled() -> None:
+    def failing(code: str) -> Any:
+        @step_handler
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": code, "Message": "m"}}, "UpdateItem")
+
+        return handler
+
+    context = FakeLambdaContext()
+    # The name the definition's Retry of ClassifyFailure matches (a Lambda error's name is its class name).
+    with pytest.raises(Throttled):
+        failing("ProvisionedThroughputExceededException")({}, context)
+    with pytest.raises(ClientError):  # anything else keeps its own error
+        failing("AccessDeniedException")({}, context)

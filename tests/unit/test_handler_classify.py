@@ -74,6 +74,14 @@ def test_same_event_twice_is_duplicate(fleet: Fleet, context: FakeLambdaContext)
     assert all_items() == before
 
 
+def test_a_retry_of_the_same_execution_after_its_write_still_recovers(fleet: Fleet, context: FakeLambdaContext) -> None:
+    # The step wrote the task and then died (a crash, or throttling after record_failure): its Retry runs it again.
+    first = classify(fleet.event(), context)
+    again = classify(fleet.event(), context)
+    assert again["decision"] == first["decision"] == "RECOVER"
+    assert again["job"] == first["job"]
+
+
 @pytest.mark.parametrize(
     ("fixture", "reason"),
     [

@@ -229,3 +229,67 @@ def test_one_task_that_cannot_start_does_not_stop_the_others(fleet: Fleet, conte
     assert set(out["newTasks"]) == {classified["failure"]["taskArn"]}
     assert "could not start 1 task(s)" in out["reason"]
     assert fleet.sibling.rsplit("/", 1)[-1] in out["reason"]
+
+
+def join_late(task_arn: str) -> None:
+    """A task of the job joins the recovery as JoinExistingRecovery writes it (job row, conditional on the owner)."""
+    boto3.resource("dynamodb", region_name=REGION).Table(JOB_TABLE).update_item(
+        Key={"jobId": "job-a"},
+        UpdateExpression="SET joinedTasks = list_append(if_not_exists(joinedTasks, :none), :task) ADD joins :one",
+        ConditionExpression="lockOwner = :owner",
+        ExpressionAttributeValues={":none": [], ":task": [task_arn], ":one": 1, ":owner": EXECUTION_ARN},
+    )
+
+
+def late_task(fleet: Fleet) -> str:
+    """A recorded task of the job that RestartJob never saw (a copy of the sibling's launch record)."""
+    table = boto3.resource("dynamodb", region_name=REGION).Table(TASK_TABLE)
+    record = table.get_item(Key={"taskArn": fleet.sibling})["Item"]
+    late = fleet.sibling[:-4] + "late"
+    table.put_item(Item={k: v for k, v in record.items() if k != "restartedAs"} | {"taskArn": late})
+    return late
+
+
+def test_tasks_that_joined_before_the_decision_are_restarted_with_the_job(
+    fleet: Fleet, context: FakeLambdaContext
+) -> None:
+    classified = recovering(fleet, context)
+    late = late_task(fleet)
+    join_late(late)
+    out = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
+    assert late in out["newTasks"]
+    assert out["joinsSeen"] == 1  # ReleaseJob releases only if no join came after this
+
+
+def test_tasks_that_joined_after_the_decision_are_restarted_by_the_late_round(
+    fleet: Fleet, context: FakeLambdaContext
+) -> None:
+    classified = recovering(fleet, context)
+    request = job_request(classified, ["REPAIRED", "HEALTHY"])
+    out = restart_job.handler(request, context)
+    assert out["joinsSeen"] == 0
+    late = late_task(fleet)
+    join_late(late)  # after RestartJob read the job: ReleaseJob's condition fails, RestartLateJoiners runs
+    before = ecs_task_arns()
+    again = restart_job.handler(request | {"outcome": out}, context)
+    assert set(again["newTasks"]) == {*out["newTasks"], late}
+    assert {again["newTasks"][late]} == ecs_task_arns() - before
+    assert (again["joinsSeen"], again["lateJoinRounds"]) == (1, 1)
+    assert "1 task(s) joined after the job was decided (RESTARTED): restarted 1" in again["notification"]["message"]
+    [row] = [t for t in scan(TASK_TABLE) if t["taskArn"] == late]
+    assert row["restartedAs"] == again["newTasks"][late]
+    # A retry of the round starts nothing twice.
+    assert restart_job.handler(request | {"outcome": out}, context)["newTasks"] == again["newTasks"]
+    assert ecs_task_arns() - before == {again["newTasks"][late]}
+
+
+def test_tasks_that_joined_a_failed_job_are_named_not_restarted(fleet: Fleet, context: FakeLambdaContext) -> None:
+    classified = recovering(fleet, context)
+    request = job_request(classified, ["HEALTHY", "HEALTHY"])
+    out = restart_job.handler(request, context)
+    assert out["outcome"] == "FAILED"
+    late = late_task(fleet)
+    join_late(late)
+    again = restart_job.handler(request | {"outcome": out}, context)
+    assert again["newTasks"] == {}
+    assert late in again["notification"]["message"]

@@ -301,6 +301,26 @@ def test_a_refused_reboot_count_reads_the_row_from_the_refusal(aws: None, contex
     assert reads == ["GetItem"]  # the reboots already counted; ALL_OLD answers who owns the node
 
 
+def test_a_reboot_that_failed_gives_its_budget_back(aws: None, context: FakeLambdaContext) -> None:
+    acquire_node.handler(step(), context)
+    record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
+    error = {"Error": "Ec2.Ec2Exception", "Cause": "UnauthorizedOperation: not allowed"}
+    refund = step(action="REBOOT_NOT_PERFORMED", analysis=analysis("REBOOT"), error=error)
+    out = record_node_state.handler(refund, context)
+    assert out["next"] == "SUSPECT"
+    assert out["reason"] == "reboot not performed: Ec2.Ec2Exception: UnauthorizedOperation: not allowed"
+    row = state()
+    assert row["reboots"] == []
+    assert "lastRebootBy" not in row
+    assert row["lockOwner"] == EXECUTION_ARN  # MarkNodeSuspect records and releases it next
+    [entry] = history()
+    assert (entry["kind"], entry["detail"]["reason"]) == ("REBOOT_NOT_PERFORMED", out["reason"])
+    # A retry refunds nothing twice.
+    assert record_node_state.handler(refund, context) == out
+    assert state()["reboots"] == []
+    assert [h["kind"] for h in history()] == ["REBOOT_NOT_PERFORMED"]
+
+
 @pytest.mark.parametrize(
     ("action", "phase", "status", "outcome"),
     [

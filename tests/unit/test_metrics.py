@@ -15,7 +15,7 @@ import record_node_state
 import restart_job
 from test_handler_job import job_request, recovering
 from test_handler_node import FAILING_DCGMI, analysis, check_result, put_log, step
-from unit_helpers import ENV, FakeLambdaContext, Fleet, execution
+from unit_helpers import ENV, OTHER_EXECUTION_ARN, FakeLambdaContext, Fleet, execution
 
 from infra.monitoring import CUSTOM_METRICS
 from recovery.aws import Ecs
@@ -35,6 +35,7 @@ TESTED = {
     "NodeQuarantined",
     "FleetBreakerOpen",
     "NodeVerdict",
+    "StaleLock",
 }
 
 
@@ -132,3 +133,13 @@ def test_nothing_is_printed_when_metrics_are_off(
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     count_by("NodeVerdict", "Action", "REBOOT")
     assert capsys.readouterr().out == ""
+
+
+def test_a_lock_that_outlived_its_owner_is_counted(
+    aws: None, context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acquire_node.handler(step(), context)
+    assert "StaleLock" not in emitted(capsys)
+    # The lock's owner does not exist in Step Functions (it ended long ago): the lock outlived its lease.
+    acquire_node.handler(step(OTHER_EXECUTION_ARN), context)
+    assert emitted(capsys)["StaleLock"]["StaleLock"] == [1.0]

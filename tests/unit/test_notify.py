@@ -77,13 +77,22 @@ def test_machines_get_json_and_people_plain_text() -> None:
 
 
 def test_error_notification() -> None:
-    n = error_notification(None, "States.TaskFailed", "boom", EXECUTION, ["i-1"])
+    n = error_notification(None, "States.TaskFailed", "boom", EXECUTION, ["i-1"], failed_task=None)
     assert n.subject == "[GPU Recovery] ERROR unknown job: States.TaskFailed"
     body, email = structured(n.message)
-    assert set(body) == {"jobId", "error", "summary", "cause", "locksReleased", "execution"}
+    assert set(body) == {"jobId", "error", "summary", "cause", "locksReleased", "failedTask", "rerun", "execution"}
     assert body["locksReleased"] == ["i-1"]
     assert "Error: States.TaskFailed: boom" in email
     assert "Released for a human (status SUSPECT): i-1" in email
+    assert "gpu-recovery start" not in email
+
+
+def test_an_error_notification_says_how_to_recover_the_failed_task_again() -> None:
+    task = "arn:aws:ecs:us-east-1:123456789012:task/gpu-cluster/0123456789abcdef0123456789abcdef"
+    body, email = structured(error_notification(None, "Throttled", "x", EXECUTION, [], failed_task=task).message)
+    assert body["failedTask"] == task
+    assert body["rerun"] == f"gpu-recovery start {task}"
+    assert f"To recover it again: gpu-recovery start {task}" in email
 
 
 def test_a_lambda_error_is_its_type_and_message_not_its_stack_trace() -> None:
@@ -96,7 +105,7 @@ def test_a_lambda_error_is_its_type_and_message_not_its_stack_trace() -> None:
         }
     )
     assert len(cause) > 1000
-    _, email = structured(error_notification("job-a", "LookupError", cause, EXECUTION, []).message)
+    _, email = structured(error_notification("job-a", "LookupError", cause, EXECUTION, [], failed_task=None).message)
     assert "Error: LookupError: ECS cluster 'gpu-cluster' not found" in email
     assert "stackTrace" not in email
     assert "File" not in email
