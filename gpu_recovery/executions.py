@@ -17,6 +17,7 @@ ACTION_STATES = {
     "StopJobTask": "stop",
     "DrainNode": "drain node",
     "RecordReboot": "count reboot",
+    "RefundReboot": "give the reboot back (not performed)",
     "RebootInstance": "reboot instance",
     "ReactivateNode": "reactivate node",
     "DrainNodeForGpuReset": "drain node (GPU reset)",
