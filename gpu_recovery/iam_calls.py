@@ -136,9 +136,8 @@ CALLS: dict[str, tuple[Call, ...]] = {
     "RestartJob": (
         Call("ecs:RunTask", "{task_definitions}", "relaunch the job's tasks (task definitions known only at run time)"),
         Call("ecs:TagResource", "{tasks}", "RunTask with tags", condition=(("ecs:CreateAction", "RunTask"),)),
-        *_table("task_table", *_ITEM_WRITES, "Query", why="the job's task rows"),
-        *_table("task_index", "Query", why="joined tasks (byJob)"),
-        *_table("job_table", *_ITEM_WRITES, why="the job outcome"),
+        *_table("task_table", *_ITEM_WRITES, why="the job's task rows"),
+        *_table("job_table", *_ITEM_WRITES, why="the job outcome and its joined tasks"),
     ),
     "HandleError": (
         *_table("task_table", *_ITEM_WRITES, "Query", why="release the job's task rows"),
