@@ -176,9 +176,8 @@ CALLS: dict[str, tuple[Call, ...]] = {
             {**_ON_CLUSTER, "taskDefinition": ANY, "tags": [{"key": "k", "value": "v"}]},
             "relaunch the job's tasks",
         ),
-        *_table("task_table", *_ITEM_WRITES, "Query", why="the job's task rows"),
-        *_table("task_table", "Query", why="joined tasks (byJob)", index="byJob"),
-        *_table("job_table", *_ITEM_WRITES, why="the job outcome"),
+        *_table("task_table", *_ITEM_WRITES, why="the job's task rows"),
+        *_table("job_table", *_ITEM_WRITES, why="the job outcome and its joined tasks"),
     ),
     "HandleError": (
         *_table("task_table", *_ITEM_WRITES, "Query", why="release the job's task rows"),

@@ -132,11 +132,9 @@ class StepLambdas(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         )
+        # Joined tasks are read from the job row (one consistent read with its join counter): no Query.
         self._tables(
-            fn["restart_job"],
-            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
-            tables.task_table,
-            tables.job_table,
+            fn["restart_job"], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.task_table, tables.job_table
         )
 
         # HandleError and CleanupExecution leave an interrupted node drained (SUSPECT) for a human; HandleError

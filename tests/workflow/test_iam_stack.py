@@ -115,7 +115,12 @@ def test_no_call_is_denied_and_no_grant_is_unused() -> None:
             assert report.passed, "\n".join(report.failures)
         with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
             event = _fail(fleet, Event(job="job-a", node="node-1"))
-            with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
+            # The node's outcome is not recorded (it stays locked) and the job decision fails: HandleError runs
+            # with a node still locked.
+            with (
+                mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")),
+                mock.patch("restart_job.decide_and_restart", side_effect=RuntimeError("table gone")),
+            ):
                 description = stack.wait(stack.start_execution("err", event))
             assert description["status"] == "FAILED"
     used: dict[str, set[str]] = {}
