@@ -2,7 +2,8 @@
 
 cProfile sees only the thread that enables it, and the simulation runs on moto's threads (one at a time, see
 gpu_recovery/clock.py). Here every thread started during the run gets its own profiler; the main thread's and
-theirs are merged into one table, sorted by own time (``--sort`` for another pstats key)."""
+theirs are merged into one table, sorted by own time (``--sort`` for another pstats key). Times are each thread's
+CPU time (``time.thread_time``): waiting for the scheduler's turn, or for a busy machine, costs nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import argparse
 import cProfile
 import pstats
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,12 +28,12 @@ def every_thread_profiled() -> Iterator[list[cProfile.Profile]]:
     original: Callable[[threading.Thread], None] = threading.Thread.run
 
     def profiled_run(self: threading.Thread) -> None:
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.thread_time)
         with lock:
             profiles.append(profile)
         profile.runcall(original, self)
 
-    main = cProfile.Profile()
+    main = cProfile.Profile(time.thread_time)
     profiles.append(main)
     with mock.patch.object(threading.Thread, "run", profiled_run):
         main.enable()
