@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.aws import Ecs
 from recovery.models import JobOutcome, JobOutcomeKind
-from recovery.notify import recovery_notification
+from recovery.notify import listing, recovery_notification
 from recovery.observability import logger, metrics, traced_step_handler
 from recovery.policy import decide_job
 from recovery.relaunch import run_task_request
@@ -22,6 +22,7 @@ from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
 
 RUN_TASK_CLIENT_TOKEN_LENGTH = 64  # RunTask's clientToken limit
+PROBLEMS_LISTED = 5  # tasks that could not be started, named in the outcome's reason (the rest counted)
 
 
 def client_token(execution_arn: str, task_arn: str) -> str:
@@ -69,7 +70,7 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
         new_tasks, problems = restart_tasks(request, ecs, tables, job.get("lockTakenFrom"))
         if problems:
             kind = JobOutcomeKind.RESTARTED if new_tasks else JobOutcomeKind.FAILED
-            reason = f"{reason}; could not start {len(problems)} task(s): {'; '.join(problems)}"
+            reason = f"{reason}; could not start {len(problems)} task(s): {listing(problems, PROBLEMS_LISTED)}"
     status = "FAILED" if kind == JobOutcomeKind.FAILED and not request.dry_run else "RUNNING"
     notification = recovery_notification(
         job_id,
@@ -79,10 +80,12 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
         request.execution,
         dry_run=request.dry_run,
         failed_task=request.failure.task_arn,
-        new_tasks=new_tasks,
+        new_tasks=list(new_tasks.values()),
     )
+    # The new task ARNs go to the tables, not into the output: with 8 tasks on each of 128 nodes they alone
+    # would pass Step Functions' 256 KB state limit.
     outcome = JobOutcome(
-        outcome=kind, reason=reason, dry_run=request.dry_run, new_tasks=new_tasks, notification=notification
+        outcome=kind, reason=reason, dry_run=request.dry_run, restarted=len(new_tasks), notification=notification
     )
     tables.finish_job(
         job_id, me, status=status, outcome=outcome.dump(), new_tasks=new_tasks, now=clock.utcnow().isoformat()

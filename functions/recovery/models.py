@@ -250,7 +250,7 @@ class JobOutcome(CamelModel):
     outcome: JobOutcomeKind
     reason: str
     dry_run: bool
-    new_tasks: dict[str, str] = Field(default_factory=dict)
+    restarted: int = 0  # tasks started again; which ones: the task table's restartedAs
     notification: Notification
 
 

@@ -47,7 +47,7 @@ class Settings(BaseModel):
     agent_poll_max_attempts: int = Field(20, alias="AGENT_POLL_MAX_ATTEMPTS", gt=0)
     node_lock_wait_seconds: int = Field(60, alias="NODE_LOCK_WAIT_SECONDS", gt=0)
     node_lock_max_waits: int = Field(30, alias="NODE_LOCK_MAX_WAITS", gt=0)
-    node_check_concurrency: int = Field(8, alias="NODE_CHECK_CONCURRENCY", gt=0)
+    node_check_concurrency: int = Field(40, alias="NODE_CHECK_CONCURRENCY", gt=0)
     max_job_nodes: int = Field(16, alias="MAX_JOB_NODES", gt=0)
     dry_run: bool = Field(False, alias="DRY_RUN")
     terminate_quarantined: bool = Field(False, alias="TERMINATE_QUARANTINED")

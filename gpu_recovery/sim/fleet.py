@@ -951,18 +951,10 @@ def _stop_timeout(td: Any) -> float:
 
 
 def _member_of(expression: str, node: _Node) -> bool:
-    """The memberOf cluster-query forms this fleet needs: ``ec2InstanceId == i-x`` and ``ec2InstanceId in [..]``
-    (also spelled ``attribute:ecs.instance-id``)."""
-    expr = expression.strip()
-    for key in ("ec2InstanceId", "attribute:ecs.instance-id"):
-        if expr.startswith(key):
-            rest = expr[len(key) :].strip()
-            if rest.startswith("=="):
-                return rest[2:].strip() == node.instance_id
-            if rest.startswith("in"):
-                values = rest[2:].strip().strip("[]()")
-                return node.instance_id in [v.strip().strip("'\"") for v in values.split(",")]
-    raise InvalidParameterException(f"memberOf expression not supported by the simulated fleet: {expression}")
+    try:
+        return placement.member_of(expression, node.instance_id, node.ci.attributes)
+    except placement.UnsupportedExpression as error:
+        raise InvalidParameterException(str(error)) from None
 
 
 def _diag_level(td: Any, overrides: dict[str, Any], default: int) -> int:
