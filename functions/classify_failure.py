@@ -210,7 +210,10 @@ def classify(
     job = JobPlan(
         job_id=job_id,
         tasks=[task.task_arn, *(t.task_arn for t in others)],
-        surviving_tasks=[t.task_arn for t in [task, *others] if t.last_status != "STOPPED"],
+        # Task ids, not ARNs: StopTask and DescribeTasks take either with the cluster (ECS API reference), and the
+        # list is in the state twice (StopJobTasks' items, the stop poll's batches): 8 tasks on each of 128 nodes
+        # as ARNs would bring the state near Step Functions' 256 KB.
+        surviving_tasks=[t.task_arn.rsplit("/", 1)[-1] for t in [task, *others] if t.last_status != "STOPPED"],
         nodes=[
             NodeRef(ec2_instance_id=ec2_ids[arn], container_instance_arn=arn) for arn in instances if arn in ec2_ids
         ],

@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
+from recovery.aws import Ecs
 from recovery.models import CamelModel, NodeOutcome, NodeResult, VerdictStatus
 from recovery.observability import logger, metrics, step_handler
 from recovery.requests import NodeStepRequest
@@ -80,7 +81,7 @@ def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     return RebootRecord(counted=recorded, owned=owned)
 
 
-def finish_node(request: NodeStepRequest, action: str, cluster: str, tables: Tables) -> NodeResult:
+def finish_node(request: NodeStepRequest, action: str, ecs: Ecs, tables: Tables) -> NodeResult:
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
     reason = analysis.reason if analysis else action
@@ -96,9 +97,13 @@ def finish_node(request: NodeStepRequest, action: str, cluster: str, tables: Tab
     else:
         status, outcome = TERMINAL[action]
         fields |= {"status": status, "lastOutcome": outcome.value, "reason": reason}
+    if action == "RELEASE" and not request.dry_run:
+        # Verified: restarts may land on it again. Before the lock goes, so a retry after a crash clears it too.
+        # A quarantined, held or suspect node keeps the mark (and is drained) until an operator releases it.
+        ecs.clear_under_repair(request.node.container_instance_arn)
     recorded = tables.update_node(node_id, me, fields, release=True)
     # The node is out of repair whatever its outcome: give its fleet-breaker slot back (a no-op if not held).
-    tables.release_repair_slot(cluster, node_id, me)
+    tables.release_repair_slot(ecs.cluster, node_id, me)
     if recorded:
         tables.add_history(node_id, action, me, now, {"outcome": outcome.value, "reason": reason})
         if outcome == NodeOutcome.QUARANTINED:
@@ -126,7 +131,7 @@ def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> Came
     if action == "RESETTING_GPU":
         return record_gpu_reset(request, tables)
     if action == "RELEASE" or action in TERMINAL:
-        return finish_node(request, action, settings.ecs_cluster_name, tables)
+        return finish_node(request, action, Ecs(settings.ecs_cluster_name), tables)
     raise ValueError(f"unknown node action {action!r}")
 
 

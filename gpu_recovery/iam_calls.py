@@ -122,6 +122,7 @@ CALLS: dict[str, tuple[Call, ...]] = {
     "AcquireNode": (
         *_table("node_table", *_ITEM_WRITES, "Query", why="the node lock and history"),
         Call("states:DescribeExecution", "{executions}", "is the node lock's owner still running"),
+        Call("ecs:PutAttributes", "{container_instances}", "mark the locked node under repair"),
     ),
     "AnalyzeDiag": (
         Call("ecs:DescribeTaskDefinition", "*", "where the check task logs"),
@@ -130,6 +131,7 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_table("node_table", *_ITEM_WRITES, "Query", why="verdict, history, repair slots"),
     ),
     "RecordNodeState": (
+        Call("ecs:DeleteAttributes", "{container_instances}", "clear the under-repair mark of a verified node"),
         *_table("node_table", *_ITEM_WRITES, "Query", why="node state and history"),
         *_table("job_table", *_ITEM_WRITES, why="node outcomes on the job"),
     ),

@@ -120,7 +120,7 @@ class Failure(CamelModel):
 class JobPlan(CamelModel):
     job_id: str
     tasks: list[str]
-    surviving_tasks: list[str]
+    surviving_tasks: list[str]  # task ids
     nodes: list[NodeRef]
     managed_by_service: bool = False
 

@@ -44,7 +44,7 @@ def test_recover_records_task_and_job(fleet: Fleet, context: FakeLambdaContext) 
     job = out["job"]
     assert job["jobId"] == "job-a"
     assert job["tasks"] == [event["detail"]["taskArn"], fleet.sibling]
-    assert job["survivingTasks"] == [fleet.sibling]
+    assert job["survivingTasks"] == [fleet.sibling.rsplit("/", 1)[-1]]
     assert job["nodes"] == [
         {"ec2InstanceId": fleet.instance_ids[0], "containerInstanceArn": fleet.container_instances[0]},
         {"ec2InstanceId": fleet.instance_ids[1], "containerInstanceArn": fleet.container_instances[1]},

@@ -106,4 +106,4 @@ def test_stopped_tasks_of_the_incident_join_unless_an_earlier_recovery_restarted
     _record(restarted, fleet.train_task_definition, restartedAs="its-replacement")
     out = classify(fleet)
     assert set(out["job"]["tasks"]) == {fleet.event()["detail"]["taskArn"], fleet.sibling, crashed}
-    assert out["job"]["survivingTasks"] == [fleet.sibling]
+    assert out["job"]["survivingTasks"] == [fleet.sibling.rsplit("/", 1)[-1]]
