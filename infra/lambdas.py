@@ -230,20 +230,18 @@ class StepLambdas(Construct):
             "their IDs are not known at deploy time.",
             [cluster_tasks, resource_finding(stack, cluster.container_instances)],
         )
-        for module in ("acquire_node", "record_node_state"):
+        node_calls = {
+            "acquire_node": "Marks the locked node under repair (PutAttributes)",
+            "record_node_state": "Clears a verified node's under-repair mark (DeleteAttributes)",
+            "handle_error": "Drains (UpdateContainerInstancesState) the interrupted nodes",
+            "cleanup_execution": "Drains (UpdateContainerInstancesState) the interrupted nodes",
+        }
+        for module, calls in node_calls.items():
             acknowledge(
                 self.functions[module].role,  # type: ignore[arg-type]
                 "AwsSolutions-IAM5",
-                "Puts or deletes the under-repair attribute (PutAttributes / DeleteAttributes) on the nodes of the "
-                "watched cluster only (ARN prefix plus ecs:cluster condition); their IDs are not known at deploy time.",
-                [resource_finding(stack, cluster.container_instances)],
-            )
-        for module in ("handle_error", "cleanup_execution"):
-            acknowledge(
-                self.functions[module].role,  # type: ignore[arg-type]
-                "AwsSolutions-IAM5",
-                "Drains (UpdateContainerInstancesState) the interrupted nodes of the watched cluster only (ARN "
-                "prefix plus ecs:cluster condition); their IDs are not known at deploy time.",
+                f"{calls} of the watched cluster only (ARN prefix plus ecs:cluster condition); their IDs are not "
+                "known at deploy time.",
                 [resource_finding(stack, cluster.container_instances)],
             )
         acknowledge(
