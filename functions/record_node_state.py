@@ -119,7 +119,6 @@ def finish_node(request: NodeStepRequest, action: str, ecs: Ecs, tables: Tables)
         container_instance_arn=request.node.container_instance_arn,
         outcome=outcome,
         reason=reason,
-        verdict=analysis.verdict if analysis else None,
         actions=actions,
     )
 

@@ -36,7 +36,9 @@ def restart_tasks(
     whose job lock this one took over: `taken_from`)."""
     me, job_id = request.execution.id, request.job.job_id
     joined = [*tables.joined_tasks(job_id, me), *(tables.joined_tasks(job_id, taken_from) if taken_from else [])]
-    task_arns = list(dict.fromkeys([*request.job.tasks, *joined]))
+    # The state carries task ids (a smaller state); ClassifyFailure recorded every one of them with its ARN.
+    arns = {arn.rsplit("/", 1)[-1]: arn for arn in (row["taskArn"] for row in tables.job_task_items(job_id))}
+    task_arns = list(dict.fromkeys([*(arns[i] for i in request.job.tasks if i in arns), *joined]))
     started: dict[str, str] = {}
     problems: list[str] = []
     for record in tables.get_tasks(task_arns):

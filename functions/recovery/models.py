@@ -119,7 +119,7 @@ class Failure(CamelModel):
 
 class JobPlan(CamelModel):
     job_id: str
-    tasks: list[str]
+    tasks: list[str]  # task ids, as surviving_tasks
     surviving_tasks: list[str]  # task ids
     nodes: list[NodeRef]
     managed_by_service: bool = False
@@ -217,7 +217,8 @@ class NodeResult(CamelModel):
     outcome: NodeOutcome
     reason: str
     container_instance_arn: str | None = None
-    verdict: Verdict | None = None
+    # No verdict: its per-GPU findings, once per node, would pass the 256 KB a state may hold for a 128-node job;
+    # AnalyzeDiag records it on the node (lastVerdict) and in its history.
     actions: list[str] = Field(default_factory=list)
     handled_by: str | None = None
 

@@ -11,6 +11,7 @@ import classify_failure
 import handle_error
 import pytest
 import restart_job
+from classify_failure import task_id
 from unit_helpers import (
     CLUSTER,
     EXECUTION_ARN,
@@ -207,7 +208,7 @@ def test_tag_job_key_reads_tags_before_anything_stops_and_restart_keeps_them(
     event["detail"]["taskArn"] = failed  # the event carries no tags
     classified = classify_failure.handler({"request": event, "execution": execution()}, context)
     assert classified["job"]["jobId"] == "llm-7b"
-    assert set(classified["job"]["tasks"]) == {failed, fleet.sibling}
+    assert set(classified["job"]["tasks"]) == {task_id(failed), task_id(fleet.sibling)}
     boto3.resource("dynamodb", region_name=REGION).Table(JOB_TABLE).update_item(
         Key={"jobId": "llm-7b"},
         UpdateExpression="SET lockOwner = :me",
