@@ -112,7 +112,10 @@ def finish_node(request: NodeStepRequest, action: str, ecs: Ecs, tables: Tables)
     if not recorded and not any(row["kind"] == action for row in history):
         # Not a retry of this step (that finds its own row): the lock was taken from this execution mid-repair.
         outcome, reason = NodeOutcome.LOST, f"lost the node before recording {action}: {reason}"
-    actions = [f"{row['kind']}: {row['detail'].get('reason', '')}" for row in history]
+    # What was done, for a node that needed more than a check: a healthy node (most nodes of a large job) would
+    # only repeat its reason, once per node in the Map's result (the state's 256 KB).
+    done = history if outcome != NodeOutcome.HEALTHY else []
+    actions = [f"{row['kind']}: {row['detail'].get('reason', '')}" for row in done]
     logger.info("Node finished", node_id=node_id, outcome=outcome.value, reason=reason)
     return NodeResult(
         node_id=node_id,

@@ -336,7 +336,7 @@ def test_finish_sets_status_and_releases(
     out = record_node_state.handler(payload, context)
     assert out["outcome"] == outcome
     assert out["nodeId"] == NODE_ID
-    assert out["actions"] == [f"{action}: test: {action}"]
+    assert out["actions"] == ([] if outcome == "HEALTHY" else [f"{action}: test: {action}"])
     row = state()
     assert (row["status"], row["lastOutcome"], row["reason"]) == (status, outcome, f"test: {action}")
     assert "lockOwner" not in row
