@@ -3,7 +3,8 @@ scenario, how long the recovery takes (simulated seconds: the job's time to reco
 (state transitions, Lambda invocations, AWS calls) and what that costs in Step Functions and Lambda requests.
 Also how fast the local engine itself is (real seconds), each step handler's cold import against a bare
 `import boto3` (bench/cold_start.py), and ClassifyFailure's AWS calls per incident by job and cluster size
-(bench/job_scale.py). Results: tables on stdout, JSON in .bench/."""
+(bench/job_scale.py), and transitions and $ per incident by job size (bench/job_size.py). Results: tables on
+stdout, JSON in .bench/."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, job_scale
+from bench import cold_start, job_scale, job_size
 from bench.storm import load
 from gpu_recovery import scenario as scenarios
 from gpu_recovery.simulate import WORK_STATE, run
@@ -26,11 +27,14 @@ from gpu_recovery.simulate import WORK_STATE, run
 STANDARD_TRANSITION_USD = 0.025 / 1000
 LAMBDA_REQUEST_USD = 0.20 / 1_000_000
 RESULTS = Path(".bench/results.json")
-PARTS = ("scenarios", "cold-import", "job-scale")
+PARTS = ("scenarios", "cold-import", "job-scale", "job-size")
 
 
 def measure(name: str) -> dict[str, Any]:
-    loaded = load(name)
+    return measure_scenario(name, load(name))
+
+
+def measure_scenario(name: str, loaded: scenarios.Scenario) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), time.process_time()
     report = run(loaded)
     real_seconds = time.perf_counter() - started
@@ -126,6 +130,22 @@ def main() -> None:
                 for r in results["job_scale"]
             ],
         )
+    if "job-size" in parts:
+        results["job_size"] = [
+            {"job_nodes": n, "tasks_per_node": t, **measure_scenario(f"job-{n}x{t}", job_size.scenario(n, t))}
+            for t in job_size.TASKS_PER_NODE
+            for n in job_size.JOB_NODES
+        ]
+        print("\nOne incident (one node of the job rebooted) by job size, through the real definition:\n")
+        _table(
+            ["job nodes", "tasks per node", "pass", "time to recovery (sim s)", "transitions", "Lambda calls",
+             "$ per incident"],
+            [
+                [r["job_nodes"], r["tasks_per_node"], "yes" if r["passed"] else "NO",
+                 f"{r['recovery_sim_seconds']:.0f}", r["transitions"], r["lambda_invocations"], f"{r['cost_usd']:.5f}"]
+                for r in results["job_size"]
+            ],
+        )  # fmt: skip
     startup = cli_startup_seconds()
     print(f"\ngpu-recovery --help: {startup:.2f} s (median of 5 runs)")
     RESULTS.parent.mkdir(exist_ok=True)

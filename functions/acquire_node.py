@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
-from recovery.aws import StepFunctions
+from recovery.aws import Ecs, StepFunctions
 from recovery.models import LockOutcome, NodeLock
 from recovery.observability import logger, metrics, step_handler
 from recovery.policy import decide_node_lock, reboots_in_window
@@ -18,7 +18,9 @@ from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
 
 
-def acquire(request: NodeStepRequest, settings: Settings, tables: Tables, executions: StepFunctions) -> NodeLock:
+def acquire(
+    request: NodeStepRequest, settings: Settings, tables: Tables, executions: StepFunctions, ecs: Ecs
+) -> NodeLock:
     node_id, me = request.node.ec2_instance_id, request.execution.id
     now = clock.utcnow()
 
@@ -48,6 +50,9 @@ def acquire(request: NodeStepRequest, settings: Settings, tables: Tables, execut
     if dead:
         # The lock outlived its owner (its lease): CleanupExecution should have released it. Alarmed on.
         metrics.add_metric(name="StaleLock", unit=MetricUnit.Count, value=1)
+    if outcome == LockOutcome.ACQUIRED and not request.dry_run:
+        # From now until the node is released verified, no restarted task is placed on it.
+        ecs.mark_under_repair(request.node.container_instance_arn)
     if outcome == LockOutcome.ACQUIRED and dead:
         tables.add_history(node_id, "LOCK_TAKEN_OVER", me, now, {"reason": f"lock owner {dead} no longer runs"})
     if result is not None:
@@ -66,4 +71,5 @@ def acquire(request: NodeStepRequest, settings: Settings, tables: Tables, execut
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     request = NodeStepRequest.model_validate(event)
-    return acquire(request, settings, Tables.from_settings(settings), StepFunctions()).dump()
+    ecs = Ecs(settings.ECS_CLUSTER_NAME)
+    return acquire(request, settings, Tables.from_settings(settings), StepFunctions(), ecs).dump()

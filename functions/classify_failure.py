@@ -73,6 +73,11 @@ def read_request(request: Any, settings: Settings, ecs: Ecs) -> tuple[EcsTask, b
     )
 
 
+def task_id(task_arn: str) -> str:
+    """The last part of a task ARN, in both ECS ARN formats (task/<cluster>/<id> and the older task/<id>)."""
+    return task_arn.rsplit("/", 1)[-1]
+
+
 def task_item(task: EcsTask, job_id: str, ec2_ids: dict[str, str], now: str, launch: dict[str, Any]) -> dict[str, Any]:
     item = {
         "taskArn": task.task_arn,
@@ -214,8 +219,11 @@ def classify(
     )
     job = JobPlan(
         job_id=job_id,
-        tasks=[task.task_arn, *(t.task_arn for t in others)],
-        surviving_tasks=[t.task_arn for t in [task, *others] if t.last_status != "STOPPED"],
+        # Task ids, not ARNs: StopTask and DescribeTasks take either with the cluster (ECS API reference), RestartJob
+        # finds the ARNs in the task table, and these lists are in the state three times (the job, StopJobTasks'
+        # items, the stop poll's batches): 8 tasks on each of 128 nodes as ARNs would pass Step Functions' 256 KB.
+        tasks=[task_id(t.task_arn) for t in [task, *others]],
+        surviving_tasks=[task_id(t.task_arn) for t in [task, *others] if t.last_status != "STOPPED"],
         nodes=[
             NodeRef(ec2_instance_id=ec2_ids[arn], container_instance_arn=arn) for arn in instances if arn in ec2_ids
         ],

@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
+from recovery.aws import Ecs
 from recovery.models import (
     Analysis,
     CamelModel,
@@ -109,7 +110,7 @@ def refund_reboot(request: NodeStepRequest, tables: Tables) -> Analysis:
     return Analysis(verdict=verdict, next=NodeStep.SUSPECT, reason=why)
 
 
-def finish_node(request: NodeStepRequest, action: NodeAction, cluster: str, tables: Tables) -> NodeResult:
+def finish_node(request: NodeStepRequest, action: NodeAction, ecs: Ecs, tables: Tables) -> NodeResult:
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
     reason = analysis.reason if analysis else action
@@ -125,9 +126,13 @@ def finish_node(request: NodeStepRequest, action: NodeAction, cluster: str, tabl
     else:
         status, outcome = TERMINAL[action]
         fields |= {"status": status, "lastOutcome": outcome.value, "reason": reason}
+    if action == NodeAction.RELEASE and not request.dry_run:
+        # Verified: restarts may land on it again. Before the lock goes, so a retry after a crash clears it too.
+        # A quarantined, held or suspect node keeps the mark (and is drained) until an operator releases it.
+        ecs.clear_under_repair(request.node.container_instance_arn)
     recorded = tables.update_node(node_id, me, fields, release=True)
     # The node is out of repair whatever its outcome: give its fleet-breaker slot back (a no-op if not held).
-    tables.release_repair_slot(cluster, node_id, me)
+    tables.release_repair_slot(ecs.cluster, node_id, me)
     if recorded:
         tables.add_history(node_id, action, me, now, {"outcome": outcome.value, "reason": reason})
         if outcome == NodeOutcome.QUARANTINED:
@@ -136,14 +141,16 @@ def finish_node(request: NodeStepRequest, action: NodeAction, cluster: str, tabl
     if not recorded and not any(row["kind"] == action for row in history):
         # Not a retry of this step (that finds its own row): the lock was taken from this execution mid-repair.
         outcome, reason = NodeOutcome.LOST, f"lost the node before recording {action}: {reason}"
-    actions = [f"{row['kind']}: {row['detail'].get('reason', '')}" for row in history]
+    # What was done, for a node that needed more than a check: a healthy node (most nodes of a large job) would
+    # only repeat its reason, once per node in the Map's result (the state's 256 KB).
+    done = history if outcome != NodeOutcome.HEALTHY else []
+    actions = [f"{row['kind']}: {row['detail'].get('reason', '')}" for row in done]
     logger.info("Node finished", node_id=node_id, outcome=outcome.value, reason=reason)
     return NodeResult(
         node_id=node_id,
         container_instance_arn=request.node.container_instance_arn,
         outcome=outcome,
         reason=reason,
-        verdict=analysis.verdict if analysis else None,
         actions=actions,
     )
 
@@ -158,7 +165,7 @@ def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> Came
         return record_gpu_reset(request, tables)
     if action is None:
         raise ValueError("RecordNodeState needs an action")
-    return finish_node(request, action, settings.ECS_CLUSTER_NAME, tables)
+    return finish_node(request, action, Ecs(settings.ECS_CLUSTER_NAME), tables)
 
 
 @step_handler

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.aws import Ecs
 from recovery.models import JobOutcome, JobOutcomeKind, JobStatus
-from recovery.notify import recovery_notification
+from recovery.notify import listing, recovery_notification
 from recovery.observability import logger, metrics, traced_step_handler
 from recovery.policy import decide_job
 from recovery.relaunch import run_task_request
@@ -22,6 +22,7 @@ from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
 
 RUN_TASK_CLIENT_TOKEN_LENGTH = 64  # RunTask's clientToken limit
+PROBLEMS_LISTED = 5  # tasks that could not be started, named in the outcome's reason (the rest counted)
 
 
 def client_token(execution_arn: str, task_arn: str) -> str:
@@ -44,6 +45,15 @@ def restart_tasks(task_arns: list[str], me: str, ecs: Ecs, tables: Tables) -> tu
         else:
             problems.append(f"{record['taskArn'].rsplit('/', 1)[-1]}: {problem}")
     return started, problems
+
+
+def job_task_arns(request: JobRequest, tables: Tables) -> list[str]:
+    """The ARNs of the job's tasks: the state carries task ids (a smaller state); ClassifyFailure recorded every
+    one of them with its ARN."""
+    arns = {
+        arn.rsplit("/", 1)[-1]: arn for arn in (row["taskArn"] for row in tables.job_task_items(request.job.job_id))
+    }
+    return [arns[i] for i in request.job.tasks if i in arns]
 
 
 def joined(job: dict[str, Any]) -> list[str]:
@@ -70,11 +80,11 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
     if request.dry_run:
         reason = f"dry run: would be {kind.value} ({reason})"
     elif kind == JobOutcomeKind.RESTARTED:
-        task_arns = list(dict.fromkeys([*request.job.tasks, *joined(job)]))
+        task_arns = list(dict.fromkeys([*job_task_arns(request, tables), *joined(job)]))
         new_tasks, problems = restart_tasks(task_arns, me, ecs, tables)
         if problems:
             kind = JobOutcomeKind.RESTARTED if new_tasks else JobOutcomeKind.FAILED
-            reason = f"{reason}; could not start {len(problems)} task(s): {'; '.join(problems)}"
+            reason = f"{reason}; could not start {len(problems)} task(s): {listing(problems, PROBLEMS_LISTED)}"
     status = JobStatus.FAILED if kind == JobOutcomeKind.FAILED and not request.dry_run else JobStatus.RUNNING
     notification = recovery_notification(
         job_id,
@@ -84,13 +94,15 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
         request.execution,
         dry_run=request.dry_run,
         failed_task=request.failure.task_arn,
-        new_tasks=new_tasks,
+        new_tasks=list(new_tasks.values()),
     )
+    # The new task ARNs go to the tables, not into the output: with 8 tasks on each of 128 nodes they alone
+    # would pass Step Functions' 256 KB state limit.
     outcome = JobOutcome(
         outcome=kind,
         reason=reason,
         dry_run=request.dry_run,
-        new_tasks=new_tasks,
+        restarted=len(new_tasks),
         notification=notification,
         joins_seen=int(job.get("joins", 0)),
     )
@@ -111,17 +123,21 @@ def decide_and_restart(request: JobRequest, settings: Settings, ecs: Ecs, tables
 
 def restart_late_joiners(request: JobRequest, previous: JobOutcome, ecs: Ecs, tables: Tables) -> JobOutcome:
     """RestartLateJoiners: tasks joined after the job was decided (ReleaseJob saw a newer join counter). They share
-    the job's outcome: restarted with it when it was restarted, else only named."""
+    the job's outcome: restarted with it when it was restarted, else only named. A joined task already restarted
+    (the task table's restartedAs) was handled by an earlier round."""
     job_id, me = request.job.job_id, request.execution.id
     job = tables.get_job(job_id) or {}
-    handled = {*request.job.tasks, *previous.new_tasks}
-    late = [arn for arn in joined(job) if arn not in handled]
+    known = set(job_task_arns(request, tables))
+    candidates = [arn for arn in joined(job) if arn not in known]
+    late = [row["taskArn"] for row in tables.get_tasks(candidates) if not row.get("restartedAs")]
     new_tasks: dict[str, str] = {}
     reason = f"{len(late)} task(s) joined after the job was decided ({previous.outcome.value})"
     if late and previous.outcome == JobOutcomeKind.RESTARTED and not request.dry_run:
         new_tasks, problems = restart_tasks(late, me, ecs, tables)
         tables.record_restarts(new_tasks, clock.utcnow().isoformat())
-        reason += f": restarted {len(new_tasks)}" + (f"; could not start {'; '.join(problems)}" if problems else "")
+        reason += f": restarted {len(new_tasks)}" + (
+            f"; could not start {listing(problems, PROBLEMS_LISTED)}" if problems else ""
+        )
     notification = recovery_notification(
         job_id,
         previous.outcome,
@@ -129,13 +145,13 @@ def restart_late_joiners(request: JobRequest, previous: JobOutcome, ecs: Ecs, ta
         request.node_results,
         request.execution,
         dry_run=request.dry_run,
-        failed_task=", ".join(late) or request.failure.task_arn,
-        new_tasks=new_tasks,
+        failed_task=listing(late, PROBLEMS_LISTED) or request.failure.task_arn,
+        new_tasks=list(new_tasks.values()),
     )
     logger.info("Late joiners", job_id=job_id, late=len(late), restarted=len(new_tasks))
     return previous.model_copy(
         update={
-            "new_tasks": previous.new_tasks | new_tasks,
+            "restarted": previous.restarted + len(new_tasks),
             "notification": notification,
             "joins_seen": int(job.get("joins", 0)),
             "late_join_rounds": previous.late_join_rounds + 1,

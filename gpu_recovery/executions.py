@@ -237,12 +237,9 @@ def actions(visits: Iterable[Visit]) -> list[dict[str, Any]]:
         output = visit.output if isinstance(visit.output, dict) else {}
         if visit.name == "RestartJob" and isinstance(output.get("outcome"), dict):
             outcome = output["outcome"]
-            started = ", ".join(
-                f"{old.rsplit('/', 1)[-1]} -> {new.rsplit('/', 1)[-1]}"
-                for old, new in (outcome.get("newTasks") or {}).items()
-            )
+            restarted = outcome.get("restarted")
             detail = f"{outcome.get('outcome')}: {outcome.get('reason', '')}" + (
-                f" (started {started})" if started else ""
+                f" (started {restarted} task(s))" if restarted else ""
             )
         elif isinstance(output.get("result"), dict):
             detail = f"{output['result'].get('outcome')}: {output['result'].get('reason', '')}"

@@ -18,6 +18,7 @@ from typing import Any
 from gpu_recovery.engine.iam_policy import Check
 from gpu_recovery.engine.iam_requests import Arns, checks_for, ecs_sync_rule_checks, with_resource_tags
 from infra.substitutions import LAMBDAS, STEP_FUNCTIONS
+from recovery.relaunch import UNDER_REPAIR_ATTRIBUTE
 
 STATE_MACHINE = "StateMachine"
 ANY = "*"  # an ID known only at run time: the check is on every resource of the kind
@@ -106,6 +107,7 @@ _ITEM_WRITES = ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
 _ON_CLUSTER = {"cluster": "{cluster}"}
 _TASKS = {**_ON_CLUSTER, "tasks": [ANY]}
 _INSTANCES = {**_ON_CLUSTER, "containerInstances": [ANY]}
+_UNDER_REPAIR = [{"name": UNDER_REPAIR_ATTRIBUTE, "targetId": ANY}]
 
 CALLS: dict[str, tuple[Call, ...]] = {
     STATE_MACHINE: (
@@ -157,6 +159,12 @@ CALLS: dict[str, tuple[Call, ...]] = {
             {"executionArn": "{executions}"},
             "is the node lock's owner still running",
         ),
+        Call(
+            "ecs",
+            "PutAttributes",
+            {**_ON_CLUSTER, "attributes": _UNDER_REPAIR},
+            "mark the locked node under repair",
+        ),
     ),
     "AnalyzeDiag": (
         Call("ecs", "DescribeTaskDefinition", {"taskDefinition": ANY}, "where the check task logs"),
@@ -165,6 +173,12 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_table("node_table", *_ITEM_WRITES, "Query", why="verdict, history, repair slots"),
     ),
     "RecordNodeState": (
+        Call(
+            "ecs",
+            "DeleteAttributes",
+            {**_ON_CLUSTER, "attributes": _UNDER_REPAIR},
+            "clear the under-repair mark of a verified node",
+        ),
         *_table("node_table", *_ITEM_WRITES, "Query", why="node state and history"),
         *_table("job_table", *_ITEM_WRITES, why="node outcomes on the job"),
     ),

@@ -111,6 +111,9 @@ class StepLambdas(Construct):
         self._tables(fn["analyze_diag"], READ_WRITE, tables.node_table)
 
         self._tables(fn["record_node_state"], [*READ_WRITE, "dynamodb:Query"], tables.node_table, tables.job_table)
+        # The under-repair attribute: put when a node is locked, deleted when it is released verified.
+        self._allow(fn["acquire_node"], ["ecs:PutAttributes"], [cluster.container_instances], cluster)
+        self._allow(fn["record_node_state"], ["ecs:DeleteAttributes"], [cluster.container_instances], cluster)
 
         task_definitions = stack.format_arn(service="ecs", resource="task-definition", resource_name="*")
         self._allow(fn["restart_job"], ["ecs:RunTask"], [task_definitions], cluster)
@@ -231,12 +234,18 @@ class StepLambdas(Construct):
             "their IDs are not known at deploy time.",
             [cluster_tasks, resource_finding(stack, cluster.container_instances)],
         )
-        for module in ("handle_error", "cleanup_execution"):
+        node_calls = {
+            "acquire_node": "Marks the locked node under repair (PutAttributes)",
+            "record_node_state": "Clears a verified node's under-repair mark (DeleteAttributes)",
+            "handle_error": "Drains (UpdateContainerInstancesState) the interrupted nodes",
+            "cleanup_execution": "Drains (UpdateContainerInstancesState) the interrupted nodes",
+        }
+        for module, calls in node_calls.items():
             acknowledge(
                 self.functions[module].role,  # type: ignore[arg-type]
                 "AwsSolutions-IAM5",
-                "Drains (UpdateContainerInstancesState) the interrupted nodes of the watched cluster only (ARN "
-                "prefix plus ecs:cluster condition); their IDs are not known at deploy time.",
+                f"{calls} of the watched cluster only (ARN prefix plus ecs:cluster condition); their IDs are not "
+                "known at deploy time.",
                 [resource_finding(stack, cluster.container_instances)],
             )
         acknowledge(

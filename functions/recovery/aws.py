@@ -12,6 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from recovery.models import EcsTask
+from recovery.relaunch import UNDER_REPAIR_ATTRIBUTE
 
 DESCRIBE_TASKS_BATCH = 100  # DescribeTasks accepts at most 100 tasks per call
 DESCRIBE_CONTAINER_INSTANCES_BATCH = 100  # DescribeContainerInstances: at most 100 container instances per call
@@ -89,6 +90,26 @@ class Ecs:
             cluster=self.cluster, containerInstances=container_instance_arns, status="DRAINING"
         )
         return [f"{f.get('arn', '?')}: {f.get('reason', '?')}" for f in response.get("failures", [])]
+
+    def mark_under_repair(self, container_instance_arn: str) -> None:
+        """Put the under-repair attribute on the node: restarts exclude it (recovery/relaunch.py)."""
+        self._attribute(self.client.put_attributes, container_instance_arn)
+
+    def clear_under_repair(self, container_instance_arn: str) -> None:
+        """Delete the under-repair attribute (a custom attribute is deleted by name and target, without its value:
+        DeleteAttributes API reference)."""
+        self._attribute(self.client.delete_attributes, container_instance_arn)
+
+    def _attribute(self, call: Any, container_instance_arn: str) -> None:
+        try:
+            call(
+                cluster=self.cluster, attributes=[{"name": UNDER_REPAIR_ATTRIBUTE, "targetId": container_instance_arn}]
+            )
+        except ClientError as error:
+            # TargetNotFoundException (botocore's ECS model, PutAttributes and DeleteAttributes): the container
+            # instance is deregistered, so nothing can be placed on it anyway.
+            if error.response["Error"].get("Code") != "TargetNotFoundException":
+                raise
 
     def container_instance_count(self) -> int:
         pages = self.client.get_paginator("list_container_instances").paginate(cluster=self.cluster)

@@ -119,8 +119,8 @@ class Failure(CamelModel):
 
 class JobPlan(CamelModel):
     job_id: str
-    tasks: list[str]
-    surviving_tasks: list[str]
+    tasks: list[str]  # task ids, as surviving_tasks
+    surviving_tasks: list[str]  # task ids
     nodes: list[NodeRef]
     managed_by_service: bool = False
 
@@ -225,7 +225,8 @@ class NodeResult(CamelModel):
     outcome: NodeOutcome
     reason: str
     container_instance_arn: str | None = None
-    verdict: Verdict | None = None
+    # No verdict: its per-GPU findings, once per node, would pass the 256 KB a state may hold for a 128-node job;
+    # AnalyzeDiag records it on the node (lastVerdict) and in its history.
     actions: list[str] = Field(default_factory=list)
     handled_by: str | None = None
     unfinished: Unfinished | None = None
@@ -305,7 +306,7 @@ class JobOutcome(CamelModel):
     outcome: JobOutcomeKind
     reason: str
     dry_run: bool
-    new_tasks: dict[str, str] = Field(default_factory=dict)
+    restarted: int = 0  # tasks started again; which ones: the task table's restartedAs
     notification: Notification
     # The job row's join counter when its tasks were read: ReleaseJob releases only if it is unchanged.
     joins_seen: int = 0

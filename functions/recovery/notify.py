@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,12 @@ SNS_SUBJECT_LIMIT = 100  # SNS rejects longer subjects
 CAUSE_IN_JSON = 4000  # the JSON document keeps this much of a cause; the email has the extracted error
 CAUSE_IN_TEXT = 500  # a cause that is no known error document, shown as text
 PREFIX = "[GPU Recovery]"
+# A notification names at most this many nodes and tasks and counts the rest: SNS takes at most 256 KB per message
+# (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html, Message) and Step Functions at most 256 KB per
+# state output (the developer guide's "Service quotas", payload size), whatever the job's size.
+NODES_IN_SUBJECT = 3
+NODES_LISTED = 20
+TASKS_LISTED = 10
 # The console's host per partition (the execution ARN says which); infra/stack.py uses the same table for its
 # console URL output, and tests/infra/test_stack.py pins the two equal.
 CONSOLE_HOSTS = {
@@ -39,11 +46,21 @@ def _subject(text: str) -> str:
     return ascii_text if len(ascii_text) <= SNS_SUBJECT_LIMIT else ascii_text[: SNS_SUBJECT_LIMIT - 3] + "..."
 
 
+def listing(items: Sequence[str], limit: int) -> str:
+    """At most ``limit`` items, comma-separated, then "and N more": a message stays small whatever the job's size."""
+    shown = ", ".join(items[:limit])
+    return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown
+
+
+def outcome_counts(results: Sequence[NodeResult]) -> dict[str, int]:
+    return dict(sorted(Counter(r.outcome.value for r in results).items()))
+
+
 def node_summary(results: Sequence[NodeResult]) -> str:
     notable = [r for r in results if r.outcome != NodeOutcome.HEALTHY]
     if not notable:
         return f"{len(results)} node(s) healthy"
-    return ", ".join(f"{r.node_id} {r.outcome.value}" for r in notable)
+    return listing([f"{r.node_id} {r.outcome.value}" for r in notable], NODES_IN_SUBJECT)
 
 
 def recovery_notification(
@@ -55,29 +72,41 @@ def recovery_notification(
     *,
     dry_run: bool,
     failed_task: str,
-    new_tasks: dict[str, str],
+    new_tasks: Sequence[str],
 ) -> Notification:
+    """Counts per outcome and the nodes that were not healthy (at most NODES_LISTED of them, the rest counted):
+    never every node or every task, so a 128-node job's message is as small as a one-node job's. The per-node
+    detail is in the node table and the execution history (`gpu-recovery show`)."""
     mode = "DRY RUN " if dry_run else ""
     subject = _subject(f"{PREFIX} {mode}{job_id} {outcome.value}: {node_summary(results)}")
+    notable = [r for r in results if r.outcome != NodeOutcome.HEALTHY]
+    listed = notable[:NODES_LISTED]
     document: dict[str, Any] = {
         "jobId": job_id,
         "outcome": outcome.value,
         "reason": reason,
         "dryRun": dry_run,
         "failedTask": failed_task,
-        "nodes": [r.dump() for r in results],
-        "newTasks": new_tasks,
+        "nodes": {
+            "checked": len(results),
+            "byOutcome": outcome_counts(results),
+            "notHealthy": [r.dump() for r in listed],
+            "notHealthyNotListed": len(notable) - len(listed),
+        },
+        "restartedTasks": len(new_tasks),
         "execution": {"arn": execution.id, "name": execution.name, "consoleUrl": console_url(execution.id)},
     }
+    counts = ", ".join(f"{count} {name}" for name, count in document["nodes"]["byOutcome"].items())
     text = [
         f"{'DRY RUN (nothing was changed): ' if dry_run else ''}job {job_id} {outcome.value}.",
         f"Why: {reason}",
         "",
-        "Nodes:",
-        *(f"  {r.node_id}  {r.outcome.value}  {r.reason}{_left_to_do(r)}" for r in results),
+        f"Nodes: {len(results)} checked: {counts}",
+        *(f"  {r.node_id}  {r.outcome.value}  {r.reason}{_left_to_do(r)}" for r in listed),
+        *([f"  ... and {len(notable) - len(listed)} more not healthy"] if len(notable) > len(listed) else []),
         "",
         f"Failed task: {failed_task}",
-        *(f"Restarted as: {new}" for new in new_tasks.values()),
+        *([f"Restarted {len(new_tasks)} task(s): {listing(list(new_tasks), TASKS_LISTED)}"] if new_tasks else []),
         *_execution_lines(execution),
     ]
     return Notification(subject=subject, message=_structured(document, text))

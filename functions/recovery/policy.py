@@ -20,6 +20,7 @@ from recovery.models import (
     Verdict,
     VerdictStatus,
 )
+from recovery.notify import NODES_LISTED, listing
 
 # Stop codes ECS sets for stops that no GPU fault causes (the EventBridge rule filters them too; the
 # classifier repeats the check because manual and replayed inputs bypass the rule; the Lambda asset cannot
@@ -247,7 +248,7 @@ def decide_job(
         return JobOutcomeKind.FAILED, f"node(s) {', '.join(unfinished)} left unfinished: a human should look"
     unresolved = sorted(r.node_id for r in results if r.outcome in UNRESOLVED)
     if unresolved and not gpu_fault_handled:
-        return JobOutcomeKind.FAILED, f"node(s) {', '.join(unresolved)} unresolved: a human should look"
+        return JobOutcomeKind.FAILED, f"node(s) {listing(unresolved, NODES_LISTED)} unresolved: a human should look"
     if not gpu_fault_handled and not restart_on_healthy:
         return JobOutcomeKind.FAILED, "all GPUs healthy: the failure is the application's, not restarted"
     if restart_count >= max_restarts:

@@ -15,6 +15,13 @@ from typing import Any
 from recovery.models import EcsTask
 
 ENI_ATTACHMENT = "ElasticNetworkInterface"
+# A custom container instance attribute (ECS developer guide, "Amazon ECS container instance attributes": custom
+# attributes, set with PutAttributes) that a recovery puts on a node when it takes the node's lock and deletes when
+# it releases the node verified; a quarantined, held or suspect node keeps it until an operator releases it. A
+# restart excludes nodes that carry it with a memberOf constraint (cluster query language: `!exists`), so a job's
+# tasks never land on a node another recovery is checking or repairing while it is ACTIVE for its check.
+UNDER_REPAIR_ATTRIBUTE = "gpu-recovery.under-repair"
+NOT_UNDER_REPAIR = {"type": "memberOf", "expression": f"attribute:{UNDER_REPAIR_ATTRIBUTE} !exists"}
 # RunTask rejects tags whose key starts with aws: (ECS API reference, RunTask tags); those are ECS's own.
 _RESERVED_TAG_PREFIX = "aws:"
 
@@ -70,6 +77,9 @@ def run_task_request(record: Mapping[str, Any], cluster: str, client_token: str)
         "taskDefinition": record["taskDefinitionArn"],
         "count": 1,
         "overrides": record.get("overrides") or {},
+        # One constraint: RunTask takes at most 10, counting the task definition's own (RunTask API reference,
+        # placementConstraints), which still apply.
+        "placementConstraints": [NOT_UNDER_REPAIR],
     }
     for key in ("group", "startedBy"):
         if record.get(key):

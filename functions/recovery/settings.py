@@ -128,9 +128,12 @@ class StepSettings(BaseModel):
         "most nodes one recovered job may span; a larger job is not recovered (an ERROR alert says why)",
         ge=1, le=1000,
     )  # fmt: skip
+    # 40: every node of a job at once, up to the most concurrent iterations an inline Map runs (Step Functions
+    # developer guide, "Using Map state in Inline mode": "supports up to 40 concurrent iterations").
     NODE_CHECK_CONCURRENCY: int = setting(
-        8, "an integer from 1 to 40", "nodes of one job checked in parallel (Map MaxConcurrency)", ge=1, le=40
-    )
+        40, "an integer from 1 to 40",
+        "nodes of one job checked at once (Map MaxConcurrency; 40 is the inline Map's limit)", ge=1, le=40,
+    )  # fmt: skip
     DRY_RUN: Bool = setting(False, "true/false/1/0/yes/no", "same decisions and notifications, no destructive call")
     TERMINATE_QUARANTINED: Bool = setting(
         False, "true/false/1/0/yes/no", "terminate quarantined instances (ASG replaces them); else only drain"

@@ -23,6 +23,7 @@ from gpu_recovery.cli_output import (
 from recovery import clock
 from recovery.aws import StepFunctions
 from recovery.models import NodeAction, NodeOutcome, NodeStatus
+from recovery.relaunch import UNDER_REPAIR_ATTRIBUTE
 
 NAME = "node"
 DESCRIBE_BATCH = 100
@@ -143,8 +144,9 @@ def release(args: argparse.Namespace) -> int:
             "to only clear its recorded state",
             FAILED,
         )
+    marked = ci is not None and any(a.get("name") == UNDER_REPAIR_ATTRIBUTE for a in ci.get("attributes", []))
     table_clean = state.get("status") == NodeStatus.HEALTHY and not owner and not args.reset_reboots
-    if table_clean and (ci is None or ci.get("status") == "ACTIVE"):
+    if table_clean and not marked and (ci is None or ci.get("status") == "ACTIVE"):
         return done(
             args, node_id, [f"node {node_id} is HEALTHY, unlocked{' and ACTIVE' if ci else ''}: nothing to release"]
         )
@@ -171,6 +173,11 @@ def release(args: argparse.Namespace) -> int:
             f"node {node_id}: {state.get('status')} -> HEALTHY"
             + (f", lock of {short_execution(owner)} cleared" if owner else "")
         )
+    if marked and ci is not None:
+        # Restarts may land on it again (recovery/relaunch.py); deleted by name and target (DeleteAttributes).
+        attribute = {"name": UNDER_REPAIR_ATTRIBUTE, "targetId": ci["containerInstanceArn"]}
+        context.ecs.delete_attributes(cluster=context.cluster, attributes=[attribute])
+        said.append(f"attribute {UNDER_REPAIR_ATTRIBUTE} removed")
     if ci is not None:
         set_ecs_state(context, ci, "ACTIVE")
         said.append(f"container instance {ci['containerInstanceArn'].rsplit('/', 1)[-1]}: {ci.get('status')} -> ACTIVE")

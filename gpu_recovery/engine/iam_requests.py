@@ -58,6 +58,20 @@ def _ecs_on_cluster(action: str, kind: str, member: str) -> Mapper:
     return checks
 
 
+def _attributes(action: str) -> Mapper:
+    """PutAttributes / DeleteAttributes: on each attribute's target container instance (SAR: container-instance,
+    with ecs:cluster)."""
+
+    def checks(arns: Arns, params: Mapping[str, Any], _roles: Callable[[str], list[str]]) -> Iterable[Check]:
+        on_cluster = {"ecs:cluster": arns.cluster(params.get("cluster"))}
+        for attribute in params["attributes"]:
+            yield Check(
+                action, arns.ecs("container-instance", params.get("cluster"), attribute["targetId"]), on_cluster
+            )
+
+    return checks
+
+
 def _list_tasks(arns: Arns, params: Mapping[str, Any], _roles: Callable[[str], list[str]]) -> Iterable[Check]:
     # SAR: ListTasks on a container-instance when the request names one, otherwise on "*"; ecs:cluster either way.
     instance = params.get("containerInstance")
@@ -199,6 +213,8 @@ MAPPERS: Final[dict[tuple[str, str], Mapper]] = {
     ("ecs", "UpdateContainerInstancesState"): _ecs_on_cluster(
         "ecs:UpdateContainerInstancesState", "container-instance", "containerInstances"
     ),
+    ("ecs", "PutAttributes"): _attributes("ecs:PutAttributes"),
+    ("ecs", "DeleteAttributes"): _attributes("ecs:DeleteAttributes"),
     ("ecs", "ListTasks"): _list_tasks,
     ("ecs", "RunTask"): _run_task,
     ("ecs", "DescribeTaskDefinition"): _any_resource("ecs:DescribeTaskDefinition"),

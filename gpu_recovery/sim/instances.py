@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from moto.ecs.exceptions import InvalidParameterException
 
+from gpu_recovery.sim import placement
 from gpu_recovery.sim.faults import FAULTS, NO_FAULT, FaultBehaviour
 from gpu_recovery.sim.specs import NodeSpec
 
@@ -109,15 +110,9 @@ def terminate(node: Node) -> None:
 
 
 def member_of(expression: str, node: Node) -> bool:
-    """The memberOf cluster-query forms this fleet needs: ``ec2InstanceId == i-x`` and ``ec2InstanceId in [..]``
-    (also spelled ``attribute:ecs.instance-id``)."""
-    expr = expression.strip()
-    for key in ("ec2InstanceId", "attribute:ecs.instance-id"):
-        if expr.startswith(key):
-            rest = expr[len(key) :].strip()
-            if rest.startswith("=="):
-                return rest[2:].strip() == node.instance_id
-            if rest.startswith("in"):
-                values = rest[2:].strip().strip("[]()")
-                return node.instance_id in [v.strip().strip("'\"") for v in values.split(",")]
-    raise InvalidParameterException(f"memberOf expression not supported by the simulated fleet: {expression}")
+    """Whether the node satisfies a ``memberOf`` cluster query (gpu_recovery.sim.placement.member_of); one the
+    fleet does not evaluate is ECS's InvalidParameterException."""
+    try:
+        return placement.member_of(expression, node.instance_id, node.ci.attributes)
+    except placement.UnsupportedExpression as error:
+        raise InvalidParameterException(str(error)) from None

@@ -12,7 +12,7 @@ deterministic), the first fitting candidate in the cluster's order is taken. Fai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -69,3 +69,27 @@ def place(
     keys = [key for s in strategies if (key := _STRATEGIES.get(s.get("type", ""), lambda _f: None)(s.get("field", "")))]
     # Strategies apply in the order given; the cluster's order breaks the remaining ties.
     return min(fitting, key=lambda i: (*(key(candidates[i]) for key in keys), i)), []
+
+
+class UnsupportedExpression(ValueError):
+    """A cluster query the simulated fleet does not evaluate (the fleet raises ECS's InvalidParameterException)."""
+
+
+def member_of(expression: str, instance_id: str, attributes: Mapping[str, str | None]) -> bool:
+    """Whether an instance satisfies a ``memberOf`` cluster query, in the forms the stack uses (developer guide,
+    "Create expressions to define container instances for Amazon ECS tasks"): ``ec2InstanceId == i-x``,
+    ``ec2InstanceId in [..]`` (also spelled ``attribute:ecs.instance-id``), and ``attribute:<name> exists`` /
+    ``!exists`` / ``not_exists`` (custom attributes, set with PutAttributes)."""
+    subject, _, rest = expression.strip().partition(" ")
+    operator, _, argument = rest.strip().partition(" ")
+    if subject in ("ec2InstanceId", "attribute:ecs.instance-id"):
+        if operator in ("==", "equals"):
+            return argument.strip() == instance_id
+        if operator == "in":
+            return instance_id in [v.strip().strip("'\"") for v in argument.strip().strip("[]").split(",")]
+    elif subject.startswith("attribute:") and not argument:
+        if operator == "exists":
+            return subject.removeprefix("attribute:") in attributes
+        if operator in ("!exists", "not_exists"):
+            return subject.removeprefix("attribute:") not in attributes
+    raise UnsupportedExpression(f"memberOf expression not supported by the simulated fleet: {expression}")

@@ -77,13 +77,19 @@ def test_nodes_lists_a_node_resetting_its_gpu(deployment: Deployment, cli: CliRu
 
 def test_release_clears_quarantine_records_who_and_reactivates(deployment: Deployment, cli: CliRun) -> None:
     node_id = seed(deployment, 0, status="QUARANTINED", reason="xid 79", reboots=["2026-01-01T00:00:00+00:00"])
-    boto3.client("ecs").update_container_instances_state(
-        cluster="gpu-cluster", containerInstances=[deployment.container_instances[0]], status="DRAINING"
-    )
+    ecs = boto3.client("ecs")
+    ci = deployment.container_instances[0]
+    ecs.update_container_instances_state(cluster="gpu-cluster", containerInstances=[ci], status="DRAINING")
+    # The quarantining recovery left the node marked under repair: released, restarts may land on it again.
+    mark = {"name": "gpu-recovery.under-repair", "targetId": ci}
+    ecs.put_attributes(cluster="gpu-cluster", attributes=[mark])
     code, out, err = cli("node", "release", node_id, "--reason", "GPU swapped by DC ops")
     assert (code, err) == (0, "")
     assert "QUARANTINED -> HEALTHY" in out
     assert "DRAINING -> ACTIVE" in out
+    assert "attribute gpu-recovery.under-repair removed" in out
+    [described] = ecs.describe_container_instances(cluster="gpu-cluster", containerInstances=[ci])["containerInstances"]
+    assert "gpu-recovery.under-repair" not in {a["name"] for a in described.get("attributes", [])}
     state = tables(deployment).get_node(node_id)
     assert state is not None
     assert state["status"] == "HEALTHY"

@@ -263,9 +263,14 @@ def test_lambda_roles_are_least_privilege(resources: Resources) -> None:
     } <= actions("StepsClassifyFailureRole")
     assert {"logs:GetLogEvents", "ecs:DescribeTaskDefinition"} <= actions("StepsAnalyzeDiagRole")
     assert {"ecs:RunTask", "ecs:TagResource", "iam:PassRole"} <= actions("StepsRestartJobRole")
-    # LockNode asks whether a lock's owner still runs, of this state machine's executions only.
+    # LockNode asks whether a lock's owner still runs, of this state machine's executions only, and marks the
+    # node it locks under repair; only a verified release clears the mark.
     assert {a for a in actions("StepsAcquireNodeRole") if not a.startswith(("dynamodb:", "xray:", "logs:"))} == {
-        "states:DescribeExecution"
+        "states:DescribeExecution",
+        "ecs:PutAttributes",
+    }
+    assert {a for a in actions("StepsRecordNodeStateRole") if not a.startswith(("dynamodb:", "xray:", "logs:"))} == {
+        "ecs:DeleteAttributes"
     }
     assert {"ecs:UpdateContainerInstancesState", "sns:Publish"} <= actions("StepsCleanupExecutionRole")
     assert "ecs:RunTask" not in actions("StepsCleanupExecutionRole")

@@ -51,12 +51,12 @@ def test_execution_timeout_is_derived_from_the_bounds(resources: dict[str, dict[
     config = Config.load(context={}, env={})
     assert shipped["TimeoutSeconds"] == execution_timeout_seconds(config)
     # Defaults: a node at its worst (30 lock waits, 4 checks, reset, re-check wait, reboot, 20 agent polls, its
-    # Lambda steps) is about 3.9 hours; MAX_JOB_NODES=16 at 8 at a time is two rounds, about 7.8 hours in all.
-    assert job_rounds(config) == 2
-    assert 7.5 * 3600 < shipped["TimeoutSeconds"] < 8 * 3600
-    wider = Config.load(context={"NODE_CHECK_CONCURRENCY": "16"}, env={})
-    assert job_rounds(wider) == 1
-    assert execution_timeout_seconds(wider) < execution_timeout_seconds(config)
+    # Lambda steps) and the job's own steps: about 4.1 hours; MAX_JOB_NODES=16, all checked at once, is one round.
+    assert job_rounds(config) == 1
+    assert 4 * 3600 < shipped["TimeoutSeconds"] < 4.3 * 3600
+    narrower = Config.load(context={"NODE_CHECK_CONCURRENCY": "8"}, env={})
+    assert job_rounds(narrower) == 2
+    assert execution_timeout_seconds(narrower) > execution_timeout_seconds(config)
     longer = Config.load(context={"DCGM_TIMEOUT_SECONDS": "1800"}, env={})
     assert execution_timeout_seconds(longer) == execution_timeout_seconds(config) + job_rounds(config) * 4 * 900
 

@@ -58,6 +58,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def aws() -> Iterator[None]:
     with mock_aws():
         create_tables()
+        # The watched cluster: the node steps mark and clear nodes in it (a node it lacks is skipped).
+        boto3.client("ecs", region_name=REGION).create_cluster(clusterName=CLUSTER)
         yield
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import classify_failure
 import pytest
+from classify_failure import task_id
 from unit_helpers import (
     CLUSTER,
     EXECUTION_ARN,
@@ -43,8 +44,8 @@ def test_recover_records_task_and_job(fleet: Fleet, context: FakeLambdaContext) 
     assert out["failure"]["gpuIds"] == event["detail"]["containers"][0]["gpuIds"]
     job = out["job"]
     assert job["jobId"] == "job-a"
-    assert job["tasks"] == [event["detail"]["taskArn"], fleet.sibling]
-    assert job["survivingTasks"] == [fleet.sibling]
+    assert job["tasks"] == [task_id(event["detail"]["taskArn"]), task_id(fleet.sibling)]
+    assert job["survivingTasks"] == [task_id(fleet.sibling)]
     assert job["nodes"] == [
         {"ec2InstanceId": fleet.instance_ids[0], "containerInstanceArn": fleet.container_instances[0]},
         {"ec2InstanceId": fleet.instance_ids[1], "containerInstanceArn": fleet.container_instances[1]},
@@ -205,5 +206,5 @@ def test_tasks_in_the_ecs_default_family_group_are_each_a_job_of_one(fleet: Flee
     out = classify(event, context)
     assert out["decision"] == "RECOVER"
     assert out["job"]["jobId"].startswith("task:")
-    assert out["job"]["tasks"] == [event["detail"]["taskArn"]]
+    assert out["job"]["tasks"] == [task_id(event["detail"]["taskArn"])]
     assert out["job"]["survivingTasks"] == []

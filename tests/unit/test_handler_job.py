@@ -11,6 +11,7 @@ import classify_failure
 import handle_error
 import pytest
 import restart_job
+from classify_failure import task_id
 from unit_helpers import (
     CLUSTER,
     EXECUTION_ARN,
@@ -64,17 +65,23 @@ def ecs_task_arns() -> set[str]:
     return set(ecs.list_tasks(cluster=CLUSTER)["taskArns"])
 
 
+def restarted_as() -> dict[str, str]:
+    """The new task of each restarted task, as the task table records it (not in the step's output)."""
+    return {t["taskArn"]: t["restartedAs"] for t in scan(TASK_TABLE) if "restartedAs" in t}
+
+
 def test_restart_after_repair(fleet: Fleet, context: FakeLambdaContext) -> None:
     classified = recovering(fleet, context)
     before = ecs_task_arns()
     out = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
     assert out["outcome"] == "RESTARTED"
     failed = classified["failure"]["taskArn"]
-    assert set(out["newTasks"]) == {failed, fleet.sibling}
-    assert set(out["newTasks"].values()) == ecs_task_arns() - before
-    described = boto3.client("ecs", region_name=REGION).describe_tasks(
-        cluster=CLUSTER, tasks=list(out["newTasks"].values())
-    )["tasks"]
+    new_tasks = restarted_as()
+    assert set(new_tasks) == {failed, fleet.sibling}
+    assert set(new_tasks.values()) == ecs_task_arns() - before
+    assert out["restarted"] == 2
+    ecs = boto3.client("ecs", region_name=REGION)
+    described = ecs.describe_tasks(cluster=CLUSTER, tasks=list(new_tasks.values()))["tasks"]
     overrides = fleet.event()["detail"]["overrides"]
     for task in described:
         assert task["taskDefinitionArn"] == fleet.train_task_definition
@@ -84,10 +91,9 @@ def test_restart_after_repair(fleet: Fleet, context: FakeLambdaContext) -> None:
     row = job()
     assert (row["status"], row["restartCount"], row["lastOutcome"]) == ("RUNNING", 1, "RESTARTED")
     tasks = {t["taskArn"]: t for t in scan(TASK_TABLE)}
-    assert tasks[failed]["restartedAs"] == out["newTasks"][failed]
     assert tasks[failed]["recoveryStatus"] == "RESTARTED"
     body = json.loads(json.loads(out["notification"]["message"])["default"])
-    assert body["newTasks"] == out["newTasks"]
+    assert body["restartedTasks"] == 2
     assert out["notification"]["subject"].startswith("[GPU Recovery] job-a RESTARTED")
 
 
@@ -115,7 +121,8 @@ def test_all_healthy_fails_without_run_task(fleet: Fleet, context: FakeLambdaCon
     out = restart_job.handler(job_request(classified, ["HEALTHY", "HEALTHY"]), context)
     assert out["outcome"] == "FAILED"
     assert "application" in out["reason"]
-    assert out["newTasks"] == {}
+    assert out["restarted"] == 0
+    assert restarted_as() == {}
     assert ecs_task_arns() == before
     assert (job()["status"], job()["restartCount"]) == ("FAILED", 0)
 
@@ -201,7 +208,7 @@ def test_tag_job_key_reads_tags_before_anything_stops_and_restart_keeps_them(
     event["detail"]["taskArn"] = failed  # the event carries no tags
     classified = classify_failure.handler({"request": event, "execution": execution()}, context)
     assert classified["job"]["jobId"] == "llm-7b"
-    assert set(classified["job"]["tasks"]) == {failed, fleet.sibling}
+    assert set(classified["job"]["tasks"]) == {task_id(failed), task_id(fleet.sibling)}
     boto3.resource("dynamodb", region_name=REGION).Table(JOB_TABLE).update_item(
         Key={"jobId": "llm-7b"},
         UpdateExpression="SET lockOwner = :me",
@@ -211,7 +218,7 @@ def test_tag_job_key_reads_tags_before_anything_stops_and_restart_keeps_them(
         ecs.stop_task(cluster=CLUSTER, task=arn)  # StopJobTasks: ECS deletes a stopped task's tags
     out = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
     assert out["outcome"] == "RESTARTED"
-    described = ecs.describe_tasks(cluster=CLUSTER, tasks=list(out["newTasks"].values()), include=["TAGS"])["tasks"]
+    described = ecs.describe_tasks(cluster=CLUSTER, tasks=list(restarted_as().values()), include=["TAGS"])["tasks"]
     assert len(described) == 2
     for task in described:
         assert sorted(task["tags"], key=lambda t: t["key"]) == tags
@@ -226,7 +233,7 @@ def test_one_task_that_cannot_start_does_not_stop_the_others(fleet: Fleet, conte
     )
     out = restart_job.handler(job_request(classified, ["REPAIRED", "HEALTHY"]), context)
     assert out["outcome"] == "RESTARTED"
-    assert set(out["newTasks"]) == {classified["failure"]["taskArn"]}
+    assert set(restarted_as()) == {classified["failure"]["taskArn"]}
     assert "could not start 1 task(s)" in out["reason"]
     assert fleet.sibling.rsplit("/", 1)[-1] in out["reason"]
 

@@ -12,6 +12,7 @@ import boto3
 import pytest
 import record_node_state
 from unit_helpers import (
+    CLUSTER,
     DCGM_CONTAINER,
     DCGM_LOG_GROUP,
     DCGM_STREAM_PREFIX,
@@ -128,6 +129,39 @@ def test_acquire_reports_reboots_in_window(aws: None, context: FakeLambdaContext
     later = step(OTHER_EXECUTION_ARN)
     later["failure"]["stoppedAt"] = "2099-01-01T00:00:00+00:00"  # a failure after the last check
     assert acquire_node.handler(later, context)["rebootsInWindow"] == 1
+
+
+def under_repair(container_instance_arn: str) -> bool:
+    ecs = boto3.client("ecs", region_name=REGION)
+    [ci] = ecs.describe_container_instances(cluster=CLUSTER, containerInstances=[container_instance_arn])[
+        "containerInstances"
+    ]
+    return any(a["name"] == "gpu-recovery.under-repair" for a in ci.get("attributes", []))
+
+
+@pytest.mark.parametrize(("action", "marked_after"), [("RELEASE", False), ("QUARANTINE", True), ("SUSPECT", True)])
+def test_a_locked_node_is_marked_under_repair_until_released_verified(
+    fleet: Fleet, context: FakeLambdaContext, action: str, marked_after: bool
+) -> None:
+    node, ci = fleet.instance_ids[0], fleet.container_instances[0]
+    locked = step(node=node)
+    locked["node"]["containerInstanceArn"] = ci
+    assert not under_repair(ci)
+    acquire_node.handler(locked, context)
+    assert under_repair(ci)
+    assert not under_repair(fleet.container_instances[1])
+    record_node_state.handler(
+        locked | {"action": action, "analysis": analysis("RELEASE_REPAIRED", "HEALTHY", "NONE")}, context
+    )
+    # A quarantined or suspect node keeps the mark (and is drained) until an operator releases it.
+    assert under_repair(ci) is marked_after
+
+
+def test_a_dry_run_marks_nothing(fleet: Fleet, context: FakeLambdaContext) -> None:
+    locked = step(node=fleet.instance_ids[0], dryRun=True)
+    locked["node"]["containerInstanceArn"] = fleet.container_instances[0]
+    acquire_node.handler(locked, context)
+    assert not under_repair(fleet.container_instances[0])
 
 
 # ---- AnalyzeDiag ----------------------------------------------------------------------------------
@@ -340,7 +374,7 @@ def test_finish_sets_status_and_releases(
     out = record_node_state.handler(payload, context)
     assert out["outcome"] == outcome
     assert out["nodeId"] == NODE_ID
-    assert out["actions"] == [f"{action}: test: {action}"]
+    assert out["actions"] == ([] if outcome == "HEALTHY" else [f"{action}: test: {action}"])
     row = state()
     assert (row["status"], row["lastOutcome"], row["reason"]) == (status, outcome, f"test: {action}")
     assert "lockOwner" not in row

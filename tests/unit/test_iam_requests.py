@@ -30,6 +30,24 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("ecs", "StopTask"): {"cluster": "gpu", "task": "0123"},
     ("ecs", "DescribeContainerInstances"): {"cluster": "gpu", "containerInstances": ["abc"]},
     ("ecs", "UpdateContainerInstancesState"): {"cluster": "gpu", "containerInstances": ["abc"], "status": "DRAINING"},
+    ("ecs", "PutAttributes"): {
+        "cluster": "gpu",
+        "attributes": [
+            {
+                "name": "gpu-recovery.under-repair",
+                "targetId": "arn:aws:ecs:us-east-1:123456789012:container-instance/gpu/abc",
+            }
+        ],
+    },
+    ("ecs", "DeleteAttributes"): {
+        "cluster": "gpu",
+        "attributes": [
+            {
+                "name": "gpu-recovery.under-repair",
+                "targetId": "arn:aws:ecs:us-east-1:123456789012:container-instance/gpu/abc",
+            }
+        ],
+    },
     ("ecs", "ListTasks"): {"cluster": "gpu"},
     ("ecs", "RunTask"): {"cluster": "gpu", "taskDefinition": "train:3", "tags": [{"key": "a", "value": "b"}]},
     ("ecs", "DescribeTaskDefinition"): {"taskDefinition": "train:3"},

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import classify_failure
 import pytest
+from classify_failure import task_id
 from unit_helpers import CLUSTER, REGION, TASK_TABLE, FakeLambdaContext, Fleet, execution
 
 # The fixture event's task stopped at 2026-11-20T03:14:27Z.
@@ -80,7 +81,7 @@ def classify(fleet: Fleet) -> dict[str, Any]:
 def test_tasks_of_other_families_are_never_listed_or_described(fleet: Fleet, ecs_reads: dict[str, list[Any]]) -> None:
     notebook = _start(fleet, _definition("notebook"), "job-c")
     out = classify(fleet)
-    assert out["job"]["tasks"] == [fleet.event()["detail"]["taskArn"], fleet.sibling]
+    assert out["job"]["tasks"] == [task_id(fleet.event()["detail"]["taskArn"]), task_id(fleet.sibling)]
     assert notebook not in ecs_reads["described"]
     assert ecs_reads["list_tasks"]
     assert all(request["family"] == "llm-train" for request in ecs_reads["list_tasks"])
@@ -93,7 +94,9 @@ def test_a_family_the_job_ran_before_is_searched_too(fleet: Fleet) -> None:
     _record(earlier, evaluation, restartedAs="replaced")
     evaluator = _start(fleet, evaluation, "job-a")
     out = classify(fleet)
-    assert set(out["job"]["tasks"]) == {fleet.event()["detail"]["taskArn"], fleet.sibling, evaluator}
+    assert set(out["job"]["tasks"]) == {
+        task_id(a) for a in (fleet.event()["detail"]["taskArn"], fleet.sibling, evaluator)
+    }
 
 
 def test_stopped_tasks_of_the_incident_join_unless_an_earlier_recovery_restarted_them(fleet: Fleet) -> None:
@@ -105,5 +108,7 @@ def test_stopped_tasks_of_the_incident_join_unless_an_earlier_recovery_restarted
         _stop(fleet, arn)
     _record(restarted, fleet.train_task_definition, restartedAs="its-replacement")
     out = classify(fleet)
-    assert set(out["job"]["tasks"]) == {fleet.event()["detail"]["taskArn"], fleet.sibling, crashed}
-    assert out["job"]["survivingTasks"] == [fleet.sibling]
+    assert set(out["job"]["tasks"]) == {
+        task_id(a) for a in (fleet.event()["detail"]["taskArn"], fleet.sibling, crashed)
+    }
+    assert out["job"]["survivingTasks"] == [task_id(fleet.sibling)]

@@ -6,7 +6,14 @@ import json
 from typing import Any
 
 from recovery.models import ExecutionContext, JobOutcomeKind, NodeOutcome, NodeResult
-from recovery.notify import SNS_SUBJECT_LIMIT, console_url, error_notification, error_summary, recovery_notification
+from recovery.notify import (
+    SNS_SUBJECT_LIMIT,
+    console_url,
+    error_notification,
+    error_summary,
+    listing,
+    recovery_notification,
+)
 
 ARN = "arn:aws:states:eu-west-1:123456789012:execution:gpu-recovery:exec-1"
 EXECUTION = ExecutionContext(id=ARN, name="exec-1")
@@ -31,7 +38,7 @@ def test_console_url_names_region_and_execution() -> None:
 def test_subject_is_short_ascii_and_triageable() -> None:
     job = "llama-70b-pretraining-run-42-\u00e9t\u00e9-" + "x" * 120
     n = recovery_notification(
-        job, JobOutcomeKind.RESTARTED, "ok", results(), EXECUTION, dry_run=True, failed_task=TASK, new_tasks={}
+        job, JobOutcomeKind.RESTARTED, "ok", results(), EXECUTION, dry_run=True, failed_task=TASK, new_tasks=[]
     )
     assert len(n.subject) <= SNS_SUBJECT_LIMIT
     assert n.subject.isascii()
@@ -41,7 +48,7 @@ def test_subject_is_short_ascii_and_triageable() -> None:
 
 def test_subject_names_notable_nodes() -> None:
     n = recovery_notification(
-        "job-a", JobOutcomeKind.RESTARTED, "ok", results(), EXECUTION, dry_run=False, failed_task=TASK, new_tasks={}
+        "job-a", JobOutcomeKind.RESTARTED, "ok", results(), EXECUTION, dry_run=False, failed_task=TASK, new_tasks=[]
     )
     assert n.subject == "[GPU Recovery] job-a RESTARTED: i-0a1b2c3d4e5f60718 QUARANTINED"
 
@@ -62,16 +69,21 @@ def test_machines_get_json_and_people_plain_text() -> None:
         EXECUTION,
         dry_run=False,
         failed_task=TASK,
-        new_tasks={TASK: TASK + "x"},
+        new_tasks=[TASK + "x"],
     )
     body, email = structured(n.message)
-    assert set(body) == {"jobId", "outcome", "reason", "dryRun", "failedTask", "nodes", "newTasks", "execution"}
+    assert set(body) == {
+        "jobId", "outcome", "reason", "dryRun", "failedTask", "nodes", "restartedTasks", "execution",
+    }  # fmt: skip
     assert body["outcome"] == "FAILED"
-    assert body["nodes"][0]["nodeId"] == "i-0a1b2c3d4e5f60718"
+    assert body["nodes"]["byOutcome"] == {"HEALTHY": 1, "QUARANTINED": 1}
+    assert body["nodes"]["notHealthy"][0]["nodeId"] == "i-0a1b2c3d4e5f60718"
+    assert body["restartedTasks"] == 1
     assert body["execution"]["consoleUrl"] == console_url(ARN)
     assert email.splitlines()[:2] == ["job job-a FAILED.", "Why: all GPUs healthy"]
+    assert "Nodes: 2 checked: 1 HEALTHY, 1 QUARANTINED" in email
     assert "  i-0a1b2c3d4e5f60718  QUARANTINED  " in email
-    assert f"Restarted as: {TASK}x" in email
+    assert f"Restarted 1 task(s): {TASK}x" in email
     assert f"Console: {console_url(ARN)}" in email
     assert "{" not in email
 
@@ -129,3 +141,34 @@ def test_any_other_cause_is_cut() -> None:
     summary = error_summary("States.Timeout", "x " * 1000)
     assert summary.startswith("States.Timeout: x x")
     assert len(summary) < 520
+
+
+def test_a_128_node_job_fits_one_sns_message_and_names_few_nodes() -> None:
+    # 8 tasks on each of 128 nodes, every node repaired with a long reason: the message must stay far below
+    # SNS's 256 KB (and the step output that carries it below Step Functions' 256 KB).
+    many = [
+        NodeResult(
+            node_id=f"i-{n:017x}",
+            outcome=NodeOutcome.REPAIRED,
+            reason="XID 79 on GPU 3: " + "r" * 400,
+            container_instance_arn=f"arn:aws:ecs:eu-west-1:123456789012:container-instance/gpu-training/{n:032x}",
+        )
+        for n in range(128)
+    ]
+    new_tasks = [f"{TASK[:-32]}{n:032x}" for n in range(128 * 8)]
+    n = recovery_notification(
+        "job-a", JobOutcomeKind.RESTARTED, "ok", many, EXECUTION, dry_run=False, failed_task=TASK, new_tasks=new_tasks
+    )
+    assert len(n.message.encode()) < 32 * 1024
+    body, email = structured(n.message)
+    assert body["nodes"]["byOutcome"] == {"REPAIRED": 128}
+    assert (len(body["nodes"]["notHealthy"]), body["nodes"]["notHealthyNotListed"]) == (20, 108)
+    assert body["restartedTasks"] == 1024
+    assert "  ... and 108 more not healthy" in email
+    assert "and 1014 more" in email
+    assert n.subject.endswith("and 125 more") or len(n.subject) == SNS_SUBJECT_LIMIT
+
+
+def test_listing_names_a_few_and_counts_the_rest() -> None:
+    assert listing(["a", "b"], 3) == "a, b"
+    assert listing(["a", "b", "c", "d", "e"], 3) == "a, b, c and 2 more"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gpu_recovery.sim.placement import Candidate, Need, place
+import pytest
+
+from gpu_recovery.sim.placement import Candidate, Need, UnsupportedExpression, member_of, place
 
 
 def node(name: str, gpus: int = 8, cpu: int = 98_304, memory: int = 1_000_000, group: int = 0, **kw) -> Candidate:
@@ -42,3 +44,15 @@ def test_strategies_apply_in_order() -> None:
     candidates = [node("a", group=0, cpu=50_000), node("b", group=0, cpu=20_000), node("c", group=1, cpu=2_000)]
     strategies = [{"type": "spread", "field": "host"}, {"type": "binpack", "field": "cpu"}]
     assert place(candidates, ONE_GPU, strategies) == (1, [])
+
+
+def test_member_of_evaluates_instance_ids_and_custom_attribute_presence() -> None:
+    marked = {"gpu-recovery.under-repair": None}
+    assert member_of("ec2InstanceId == i-1", "i-1", {})
+    assert not member_of("ec2InstanceId == i-1", "i-2", {})
+    assert member_of("attribute:ecs.instance-id in [i-2, i-3]", "i-3", {})
+    assert member_of("attribute:gpu-recovery.under-repair !exists", "i-1", {})
+    assert not member_of("attribute:gpu-recovery.under-repair !exists", "i-1", marked)
+    assert member_of("attribute:gpu-recovery.under-repair exists", "i-1", marked)
+    with pytest.raises(UnsupportedExpression):
+        member_of("attribute:gpu-recovery.under-repair == yes", "i-1", marked)

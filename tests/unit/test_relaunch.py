@@ -84,6 +84,8 @@ def test_request_repeats_the_launch() -> None:
         "taskDefinition": "arn:aws:ecs:us-east-1:123456789012:task-definition/llm-train:12",
         "count": 1,
         "overrides": {"containerOverrides": []},
+        # never on a node a recovery holds (its own constraints come from the task definition)
+        "placementConstraints": [{"type": "memberOf", "expression": "attribute:gpu-recovery.under-repair !exists"}],
         "group": "job-a",
         "startedBy": "AWS Step Functions",
         "capacityProviderStrategy": [{"capacityProvider": "cp", "weight": 1}],

@@ -6,6 +6,7 @@ import boto3
 from fleet_helpers import CLUSTER, describe, instance, member_of, run_check, stop_job
 
 from gpu_recovery.sim import FaultSpec, JobSpec, NodeSpec
+from recovery.relaunch import NOT_UNDER_REPAIR, UNDER_REPAIR_ATTRIBUTE
 
 
 def test_initial_jobs_run_on_their_nodes_with_disjoint_gpus(make_fleet, ecs):
@@ -93,3 +94,23 @@ def test_restarted_job_lands_on_an_active_node_with_free_gpus(make_fleet, ecs):
     assert fleet.job_tasks("job-a") == [response["tasks"][0]["taskArn"]]
     assert fleet.actions()["tasks_started"] == {"job-a": 1}
     assert fleet.actions()["tasks_stopped"] == {"job-a": 1}
+
+
+def test_a_restart_never_lands_on_a_node_under_repair_so_its_recheck_still_fits(make_fleet, ecs):
+    # n1 is ACTIVE again for its re-check and marked under repair by the recovery that holds it; another job's
+    # restart (RestartJob's request, with its memberOf constraint) goes to n2, though n1 comes first in the
+    # cluster's order, and n1's check is still placed.
+    fleet = make_fleet([NodeSpec("n1"), NodeSpec("n2")], [])
+    n1 = fleet.container_instance_arn("n1")
+    ecs.put_attributes(cluster=CLUSTER, attributes=[{"name": UNDER_REPAIR_ATTRIBUTE, "targetId": n1}])
+    job_td = ecs.register_task_definition(
+        family="eight-gpus",
+        containerDefinitions=[
+            {"name": "c", "image": "x", "memory": 512, "resourceRequirements": [{"type": "GPU", "value": "8"}]}
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    restart = ecs.run_task(
+        cluster=CLUSTER, taskDefinition=job_td, group="job-b", placementConstraints=[NOT_UNDER_REPAIR]
+    )
+    assert restart["tasks"][0]["containerInstanceArn"] == fleet.container_instance_arn("n2")
+    assert run_check(ecs, fleet, "n1")["failures"] == []

@@ -1,0 +1,34 @@
+"""Large jobs through the real definition on the local engine (bench/job_size.py builds the scenarios): every
+node is checked at once, so a 64-node job with one bad node recovers as fast as a 2-node job; a 128-node job
+with 8 tasks per node stays within Step Functions' 256 KB per state and SNS's 256 KB per message."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from bench.job_size import scenario
+from gpu_recovery.simulate import WORK_STATE, run
+
+pytestmark = pytest.mark.slow
+
+
+def recovery_seconds(job_nodes: int, tasks_per_node: int) -> float:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        report = run(scenario(job_nodes, tasks_per_node))
+    assert report.passed, report.failures
+    [working] = [e for e in report.executions if WORK_STATE in e.path]
+    return working.sim_seconds
+
+
+def test_a_64_node_job_with_one_bad_node_recovers_as_fast_as_a_2_node_job() -> None:
+    # The stop poll, one check, the reboot and the re-check of the bad node: no healthy node queues behind it
+    # (a one-node job has no surviving task to stop, so 2 nodes is the smallest job with the same path).
+    assert recovery_seconds(64, 1) == recovery_seconds(2, 1)
+
+
+def test_a_128_node_job_with_8_tasks_per_node_is_recovered() -> None:
+    # Before: WaitForTasksToStop failed with States.DataLimitExceeded (the job's 1,024 task ARNs three times).
+    assert recovery_seconds(128, 8) == recovery_seconds(2, 8)
