@@ -25,7 +25,6 @@ from recovery.models import (
     JobPlan,
     JobTooLarge,
     ManualRequest,
-    NodeRef,
     TaskStateChangeEvent,
 )
 from recovery.observability import logger, metrics, traced_step_handler
@@ -174,7 +173,8 @@ def classify(
             f"job {job_id} spans {len(instances)} nodes, more than MAX_JOB_NODES={settings.max_job_nodes} "
             "(the bound that keeps a recovery within Step Functions' 25,000 history events): not recovered"
         )
-    ec2_ids = ecs.ec2_instance_ids(instances)
+    nodes = ecs.nodes(instances)
+    ec2_ids = {arn: node.ec2_instance_id for arn, node in nodes.items()}
     now = clock.utcnow().isoformat()
     interfaces = [i for t in [task, *others] if (i := network_interface(t).get("networkInterfaceId"))]
     groups = ec2.security_groups(interfaces)
@@ -211,9 +211,7 @@ def classify(
         job_id=job_id,
         tasks=[task.task_arn, *(t.task_arn for t in others)],
         surviving_tasks=[t.task_arn for t in [task, *others] if t.last_status != "STOPPED"],
-        nodes=[
-            NodeRef(ec2_instance_id=ec2_ids[arn], container_instance_arn=arn) for arn in instances if arn in ec2_ids
-        ],
+        nodes=[nodes[arn] for arn in instances if arn in nodes],
         managed_by_service=managed_by_service,
     )
     logger.info("Recovering", job_id=job_id, nodes=len(job.nodes), tasks=len(job.tasks))

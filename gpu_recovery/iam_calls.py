@@ -92,7 +92,6 @@ CALLS: dict[str, tuple[Call, ...]] = {
         Call("ecs:DescribeTasks", "{tasks}", "RunDcgmDiag (.sync) and DescribeStoppingTasks"),
         Call("ecs:StopTask", "{tasks}", "StopJobTasks"),
         Call("ecs:UpdateContainerInstancesState", "{container_instances}", "drain and reactivate nodes"),
-        Call("ecs:DescribeContainerInstances", "{container_instances}", "CheckAgentConnected"),
         Call("events:PutRule", "{sync_rule}", "ecs:runTask.sync follows the check task through this rule"),
         Call("events:PutTargets", "{sync_rule}", "ecs:runTask.sync"),
         Call("events:DescribeRule", "{sync_rule}", "ecs:runTask.sync"),
@@ -146,6 +145,15 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_table("job_table", *_ITEM_WRITES, why="release the job lock"),
         *_table("node_table", *_ITEM_WRITES, "Query", why="release node locks and repair slots"),
         Call("ecs:UpdateContainerInstancesState", "{container_instances}", "leave interrupted nodes drained"),
+    ),
+    "AwaitAgent": (
+        *_table("node_table", "GetItem", "UpdateItem", why="store WaitForAgent's token, read the reboot"),
+        Call("ecs:DescribeContainerInstances", "{container_instances}", "is the rebooted node's agent back"),
+        Call("states:SendTaskSuccess", "*", "end WaitForAgent when the agent is already back"),
+    ),
+    "AgentConnected": (
+        *_table("node_table", "GetItem", "UpdateItem", why="record a disconnect, find WaitForAgent's token"),
+        Call("states:SendTaskSuccess", "*", "end WaitForAgent when the agent is back"),
     ),
     "CleanupExecution": (
         *_table("task_table", *_ITEM_WRITES, why="mark the failed task ERROR"),

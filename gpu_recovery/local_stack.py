@@ -4,6 +4,7 @@ substitutions that CDK deploys, with names and environment from the same configu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from gpu_recovery.resources import DEFINITION
 from gpu_recovery.sim import SimFleet
 from gpu_recovery.stack_policies import StackPolicies, synthesized_template
 from infra.config import Config
-from infra.event_pattern import execution_ended_badly_pattern, task_failure_pattern
+from infra.event_pattern import agent_state_change_pattern, execution_ended_badly_pattern, task_failure_pattern
 from infra.substitutions import EVENT_FUNCTIONS, LAMBDAS, STEP_FUNCTIONS, definition_substitutions, function_arn_key
 
 # Quiet, local-only Powertools: no X-Ray daemon here, and the report says what happened.
@@ -89,6 +90,20 @@ def status_change_event(description: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def deliver_through(pattern: dict[str, Any], function_arn: str) -> Callable[[dict[str, Any]], None]:
+    """What an EventBridge rule with this pattern and a Lambda target does with an event: invoke the function
+    with it if it matches. A failed invocation fails loudly here (in AWS it would be retried, then dead-lettered)."""
+    compiled = EventPattern.load(json.dumps(pattern))
+
+    def deliver(event: dict[str, Any]) -> None:
+        if compiled.matches_event(event):  # type: ignore[arg-type]
+            response = boto3.client("lambda").invoke(FunctionName=function_arn, Payload=json.dumps(event).encode())
+            if response.get("FunctionError"):
+                raise RuntimeError(f"{function_arn} failed: {response['Payload'].read().decode()}")
+
+    return deliver
+
+
 def create_tables(config: Config) -> None:
     dynamodb = boto3.client("dynamodb")
     string = "S"
@@ -143,8 +158,11 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         function_arn_key(name): engine.deploy_function(function_name(module), f"{module}.handler", environment)
         for module, name in STEP_FUNCTIONS.items()
     }
-    (cleanup_module,) = EVENT_FUNCTIONS
-    cleanup_arn = engine.deploy_function(function_name(cleanup_module), f"{cleanup_module}.handler", environment)
+    event_arns = {
+        module: engine.deploy_function(function_name(module), f"{module}.handler", environment)
+        for module in EVENT_FUNCTIONS
+    }
+    cleanup_arn = event_arns["cleanup_execution"]
     values |= {
         "Partition": "aws",
         "ClusterArn": fleet.cluster_arn,
@@ -160,4 +178,7 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
     authorize(engine, state_machine_arn, synthesized_template(context))
     pattern = EventPattern.load(json.dumps(task_failure_pattern([fleet.cluster_arn], config.dcgm_task_family)))
     cleanup_pattern = EventPattern.load(json.dumps(execution_ended_badly_pattern([state_machine_arn])))
+    fleet.subscribe_agent_events(
+        deliver_through(agent_state_change_pattern([fleet.cluster_arn]), event_arns["agent_connected"])
+    )
     return LocalStack(engine, config, state_machine_arn, topic_arn, pattern, cleanup_arn, cleanup_pattern)

@@ -170,15 +170,16 @@ class Config(BaseModel):
     MAX_RESTARTS_PER_JOB: int = _setting(
         3, "an integer from 0 to 20", "automatic restarts of one job before giving up", ge=0, le=20
     )
-    REBOOT_WAIT_SECONDS: int = _setting(
-        180, "an integer from 0 to 3600", "wait after a reboot before polling the ECS agent", ge=0, le=3600
-    )
-    AGENT_POLL_SECONDS: int = _setting(
-        30, "an integer from 5 to 600", "interval between ECS agent readiness polls", ge=5, le=600
-    )
-    AGENT_POLL_MAX_ATTEMPTS: int = _setting(
-        20, "an integer from 1 to 200", "agent polls before the node counts as not coming back", ge=1, le=200
-    )
+    REBOOT_TIMEOUT_SECONDS: int = _setting(
+        1200, "an integer from 60 to 7200",
+        "how long a rebooted node's ECS agent may take to reconnect before the node is quarantined",
+        ge=60, le=7200,
+    )  # fmt: skip
+    REBOOT_TIMEOUT_SECONDS_BY_FAMILY: str = _setting(
+        "", "empty, or <family>=<seconds> pairs separated by commas (e.g. p5=1800,p4d=1200), each 60 to 7200",
+        "REBOOT_TIMEOUT_SECONDS for instance types of these families (the part of the type before the dot)",
+        pattern=r"^$|^[a-z0-9-]+=\d+(,[a-z0-9-]+=\d+)*$",
+    )  # fmt: skip
     NODE_LOCK_WAIT_SECONDS: int = _setting(
         60,
         "an integer from 5 to 3600",
@@ -264,9 +265,16 @@ class Config(BaseModel):
                 f"(from {sources.get('LOG_RETENTION_DAYS', 'default')}) is invalid; "
                 f"allowed: {self.allowed('LOG_RETENTION_DAYS')}"
             )
+        outside = [f"{f}={t}" for f, t in self.reboot_timeouts_by_family().items() if not 60 <= t <= 7200]
+        if outside:
+            raise ConfigError(
+                f"REBOOT_TIMEOUT_SECONDS_BY_FAMILY={self.REBOOT_TIMEOUT_SECONDS_BY_FAMILY!r} "
+                f"(from {sources.get('REBOOT_TIMEOUT_SECONDS_BY_FAMILY', 'default')}) is invalid at {outside[0]}; "
+                f"allowed: {self.allowed('REBOOT_TIMEOUT_SECONDS_BY_FAMILY')}"
+            )
         worst = self.worst_case_history_events()
         if worst > HISTORY_EVENT_LIMIT:
-            bounds = ("MAX_JOB_NODES", "NODE_LOCK_MAX_WAITS", "AGENT_POLL_MAX_ATTEMPTS", "GPU_RESET_ENABLED")
+            bounds = ("MAX_JOB_NODES", "NODE_LOCK_MAX_WAITS", "GPU_RESET_ENABLED")
             given = ", ".join(f"{n}={getattr(self, n)!r} (from {sources.get(n, 'default')})" for n in bounds)
             raise ConfigError(
                 f"{given} allow a recovery of up to {worst} execution history events; Step Functions keeps at most "
@@ -296,12 +304,17 @@ class Config(BaseModel):
                 "allowed: the name of the log group that task's container logs to"
             )
 
+    def reboot_timeouts_by_family(self) -> dict[str, int]:
+        return reboot_timeouts_by_family(self.REBOOT_TIMEOUT_SECONDS_BY_FAMILY)
+
+    def longest_reboot_timeout(self) -> int:
+        return max([self.REBOOT_TIMEOUT_SECONDS, *self.reboot_timeouts_by_family().values()])
+
     def worst_case_history_events(self) -> int:
         """The longest recovery's history under these bounds (infra/history_budget.py)."""
         return worst_case_events(
             self.MAX_JOB_NODES,
             self.NODE_LOCK_MAX_WAITS,
-            self.AGENT_POLL_MAX_ATTEMPTS,
             GPU_RESET_POLLS if self.GPU_RESET_ENABLED else 0,
         )
 
@@ -335,8 +348,9 @@ class Config(BaseModel):
             for name in (
                 "TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME", "ECS_CLUSTER_NAME", "JOB_KEY",
                 "DCGM_DIAG_LEVEL", "DCGM_TIMEOUT_SECONDS", "DCGM_CONTAINER_NAME", "MAX_REBOOTS_PER_NODE",
-                "REBOOT_WINDOW_HOURS", "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS",
-                "AGENT_POLL_MAX_ATTEMPTS", "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY",
+                "REBOOT_WINDOW_HOURS", "MAX_RESTARTS_PER_JOB", "REBOOT_TIMEOUT_SECONDS",
+                "REBOOT_TIMEOUT_SECONDS_BY_FAMILY", "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS",
+                "NODE_CHECK_CONCURRENCY",
                 "MAX_JOB_NODES",
                 "DRY_RUN", "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "GPU_RESET_ENABLED",
                 "MAX_NODES_IN_REPAIR_PERCENT",
@@ -347,6 +361,13 @@ class Config(BaseModel):
         env["POWERTOOLS_LOG_LEVEL"] = self.LOG_LEVEL
         env["POWERTOOLS_METRICS_NAMESPACE"] = self.METRICS_NAMESPACE
         return env
+
+
+def reboot_timeouts_by_family(text: str) -> dict[str, int]:
+    """`p5=1800,p4d=1200` -> {"p5": 1800, "p4d": 1200} (the form the field pattern admits; also read by the
+    step Lambdas' settings, which get the same string)."""
+    pairs = [pair.partition("=") for pair in text.split(",") if pair]
+    return {family: int(seconds) for family, _, seconds in pairs}
 
 
 def _env_value(value: Any) -> str:

@@ -113,6 +113,14 @@ class StepLambdas(Construct):
 
         self._tables(fn["record_node_state"], [*READ_WRITE, "dynamodb:Query"], tables.node_table, tables.job_table)
 
+        # After a reboot: AwaitAgent stores the wait's token and looks at the agent once; AgentConnected records a
+        # disconnect and finds the token (functions/recovery/readiness.py).
+        self._allow(fn["await_agent"], ["ecs:DescribeContainerInstances"], [cluster.container_instances], cluster)
+        for module in ("await_agent", "agent_connected"):
+            self._tables(fn[module], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.node_table)
+            # SendTaskSuccess has no resource-level permissions (Service Authorization Reference, Step Functions).
+            self._allow(fn[module], ["states:SendTaskSuccess"], ["*"])
+
         task_definitions = stack.format_arn(service="ecs", resource="task-definition", resource_name="*")
         self._allow(fn["restart_job"], ["ecs:RunTask"], [task_definitions], cluster)
         fn["restart_job"].add_to_role_policy(
@@ -194,6 +202,10 @@ class StepLambdas(Construct):
             "containers of the failed task's definition are essential).",
             "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
             "definition is read to find its log configuration).",
+            **dict.fromkeys(
+                ("await_agent", "agent_connected"),
+                " states:SendTaskSuccess has no resource-level permissions (a task token names no resource).",
+            ),
             "restart_job": " iam:PassRole is on * because the job's task definitions (and so their roles) are not "
             "known at deploy time; it is limited to roles passed to ECS tasks (iam:PassedToService).",
         }
@@ -226,6 +238,13 @@ class StepLambdas(Construct):
             "Tasks and container instances of the watched cluster only (ARN prefix plus ecs:cluster condition); "
             "their IDs are not known at deploy time.",
             [cluster_tasks, resource_finding(stack, cluster.container_instances)],
+        )
+        acknowledge(
+            self.functions["await_agent"].role,  # type: ignore[arg-type]
+            "AwsSolutions-IAM5",
+            "Reads the agent of the rebooted node of the watched cluster only (ARN prefix plus ecs:cluster "
+            "condition); its ID is not known at deploy time.",
+            [resource_finding(stack, cluster.container_instances)],
         )
         for module in ("handle_error", "cleanup_execution"):
             acknowledge(

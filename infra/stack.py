@@ -14,6 +14,7 @@ from infra.dcgm_task import DcgmCheckTask
 from infra.lambdas import StepLambdas
 from infra.monitoring import Monitoring
 from infra.notifications import Notifications
+from infra.readiness import AgentReadiness
 from infra.tables import RecoveryTables
 from infra.trigger import FailureTrigger
 from infra.workflow import RecoveryWorkflow
@@ -65,6 +66,9 @@ class EcsGpuRecoveryStack(Stack):
             function=lambdas.functions["cleanup_execution"],
             notifications=notifications,
         )
+        readiness = AgentReadiness(
+            self, "Readiness", cluster_arn=cluster.cluster, function=lambdas.functions["agent_connected"]
+        )
         Monitoring(
             self,
             "Monitoring",
@@ -89,6 +93,7 @@ class EcsGpuRecoveryStack(Stack):
             "NotificationTopicArn": notifications.topic.topic_arn,
             "DeadLetterQueueUrl": trigger.dead_letter_queue.queue_url,
             "CleanupDeadLetterQueueUrl": cleanup.dead_letter_queue.queue_url,
+            "ReadinessDeadLetterQueueUrl": readiness.dead_letter_queue.queue_url,
             "DcgmTaskDefinitionArn": dcgm.task_definition_arn,
         }
         for name, value in outputs.items():

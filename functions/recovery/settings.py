@@ -42,9 +42,11 @@ class Settings(BaseModel):
     max_reboots_per_node: int = Field(2, alias="MAX_REBOOTS_PER_NODE", ge=0)
     reboot_window_hours: int = Field(24, alias="REBOOT_WINDOW_HOURS", gt=0)
     max_restarts_per_job: int = Field(3, alias="MAX_RESTARTS_PER_JOB", ge=0)
-    reboot_wait_seconds: int = Field(180, alias="REBOOT_WAIT_SECONDS", ge=0)
-    agent_poll_seconds: int = Field(30, alias="AGENT_POLL_SECONDS", gt=0)
-    agent_poll_max_attempts: int = Field(20, alias="AGENT_POLL_MAX_ATTEMPTS", gt=0)
+    reboot_timeout_seconds: int = Field(1200, alias="REBOOT_TIMEOUT_SECONDS", gt=0)
+    # "p5=1800,p4d=1200" in the environment (infra/config.py validates it).
+    reboot_timeout_seconds_by_family: dict[str, int] = Field(
+        default_factory=dict, alias="REBOOT_TIMEOUT_SECONDS_BY_FAMILY"
+    )
     node_lock_wait_seconds: int = Field(60, alias="NODE_LOCK_WAIT_SECONDS", gt=0)
     node_lock_max_waits: int = Field(30, alias="NODE_LOCK_MAX_WAITS", gt=0)
     node_check_concurrency: int = Field(8, alias="NODE_CHECK_CONCURRENCY", gt=0)
@@ -58,6 +60,19 @@ class Settings(BaseModel):
     # Only CleanupExecution publishes itself (the state machine publishes for the steps).
     notification_topic_arn: str = Field("", alias="NOTIFICATION_TOPIC_ARN")
 
+    @field_validator("reboot_timeout_seconds_by_family", mode="before")
+    @classmethod
+    def _family_pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return {family: seconds for family, _, seconds in (pair.partition("=") for pair in value.split(",") if pair)}
+
+    def reboot_timeout(self, instance_type: str | None) -> int:
+        """How long a node of this instance type may take to come back from a reboot: its family's entry (the
+        type's part before the dot, e.g. p5 of p5.48xlarge), else REBOOT_TIMEOUT_SECONDS."""
+        family = (instance_type or "").partition(".")[0]
+        return self.reboot_timeout_seconds_by_family.get(family, self.reboot_timeout_seconds)
+
     @field_validator("job_key")
     @classmethod
     def _job_key_form(cls, value: str) -> str:
@@ -67,13 +82,12 @@ class Settings(BaseModel):
 
     def repair_lease(self) -> timedelta:
         """How long a fleet-breaker repair slot is held if its execution never gives it back (it crashed): the
-        longest a repair can take: a check, a GPU reset and every poll of it, its re-check, the reboot wait,
-        every agent poll and the re-check after the reboot."""
+        longest a repair can take: a check, a GPU reset and every poll of it, its re-check, the longest reboot
+        timeout and the re-check after the reboot."""
         return timedelta(
             seconds=3 * self.dcgm_timeout_seconds
             + GPU_RESET_POLL_SECONDS * GPU_RESET_POLL_MAX_ATTEMPTS
-            + self.reboot_wait_seconds
-            + self.agent_poll_seconds * self.agent_poll_max_attempts
+            + max([self.reboot_timeout_seconds, *self.reboot_timeout_seconds_by_family.values()])
         )
 
     def workflow_settings(self) -> dict[str, object]:
@@ -82,9 +96,6 @@ class Settings(BaseModel):
         return {
             "diagLevel": str(self.dcgm_diag_level),
             "dcgmTimeoutSeconds": self.dcgm_timeout_seconds,
-            "rebootWaitSeconds": self.reboot_wait_seconds,
-            "agentPollSeconds": self.agent_poll_seconds,
-            "agentPollMaxAttempts": self.agent_poll_max_attempts,
             "nodeLockWaitSeconds": self.node_lock_wait_seconds,
             "nodeCheckConcurrency": self.node_check_concurrency,
             "taskStopPollSeconds": TASK_STOP_POLL_SECONDS,

@@ -206,6 +206,7 @@ MAPPERS: Final[dict[tuple[str, str], Mapper]] = {
     ("ec2", "TerminateInstances"): _instances("ec2:TerminateInstances"),
     ("ec2", "DescribeNetworkInterfaces"): _any_resource("ec2:DescribeNetworkInterfaces"),
     ("stepfunctions", "DescribeExecution"): _execution("states:DescribeExecution"),
+    ("stepfunctions", "SendTaskSuccess"): _any_resource("states:SendTaskSuccess"),
     ("ssm", "SendCommand"): _send_command,
     ("ssm", "GetCommandInvocation"): _any_resource("ssm:GetCommandInvocation"),
     ("logs", "GetLogEvents"): _log_stream("logs:GetLogEvents"),

@@ -37,6 +37,7 @@ from moto.ssm.models import SimpleSystemManagerBackend
 
 from gpu_recovery.clock import SimClock, SimEvent
 from gpu_recovery.sim import dcgm, placement
+from gpu_recovery.sim.agent_events import AgentEvents, AgentListener, container_instance_state_change
 from gpu_recovery.sim.events import task_state_change
 from gpu_recovery.sim.faults import FAULTS, NO_FAULT, FaultBehaviour, Reset
 from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
@@ -159,6 +160,7 @@ class SimFleet:
         self._events: list[dict[str, Any]] = []
         self._actions = FleetActions()
         self._watchers: dict[tuple[str, str], SimEvent] = {}
+        self._agent_events = AgentEvents(clock)
         self._recording = False  # setup (placing the initial jobs) is not something done *to* the fleet
         self._undo: list[Callable[[], None]] = []
         self._backend: EC2ContainerServiceBackend | None = None
@@ -243,6 +245,11 @@ class SimFleet:
             if any(a == action and t == target for _, a, t, _ in self._actions.timeline):
                 watcher.set()
             return watcher
+
+    def subscribe_agent_events(self, listener: AgentListener) -> None:
+        """Call ``listener`` with each "ECS Container Instance State Change" of a rebooted node's agent, at the
+        simulated moment it disconnects and reconnects (gpu_recovery/sim/agent_events.py)."""
+        self._agent_events.subscribe(listener)
 
     def fault_active(self, node_name: str) -> bool:
         """Whether the node's fault is present now (what the next DCGM check would see)."""
@@ -802,6 +809,7 @@ class SimFleet:
             self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, SIGTERM_EXIT, None)
         node.ci.agent_connected = False
         node.reconnect_at = math.inf if never else now + self.timings.reboot_seconds
+        self._agent_events.rebooted(lambda: self._agent_event(node), node.reconnect_at)
         fault = node.spec.fault
         if fault is not None and fault.persistence in ("transient", "flapping"):
             node.cleared, node.cleared_at, node.healthy_checks_since_clear = True, now, 0
@@ -858,6 +866,14 @@ class SimFleet:
             StandardErrorContent="" if reset.succeeded else reset.output,
         )
         return invocation
+
+    def _agent_event(self, node: _Node) -> dict[str, Any] | None:
+        with self._lock:
+            self._settle()
+            if node.terminated:
+                return None
+            at = self._at(self.clock.elapsed())
+            return container_instance_state_change(node.ci, self.cluster_arn, self.account_id, self.region, at)
 
     def _terminate(self, node: _Node) -> None:
         self._actions.counts["terminations"][node.spec.name] += 1

@@ -121,7 +121,7 @@ def test_lambda_environment_is_exactly_the_contract() -> None:
     assert set(env) == {
         "TASK_TABLE_NAME", "JOB_TABLE_NAME", "NODE_TABLE_NAME", "ECS_CLUSTER_NAME", "JOB_KEY", "DCGM_DIAG_LEVEL",
         "DCGM_TIMEOUT_SECONDS", "DCGM_CONTAINER_NAME", "MAX_REBOOTS_PER_NODE", "REBOOT_WINDOW_HOURS",
-        "MAX_RESTARTS_PER_JOB", "REBOOT_WAIT_SECONDS", "AGENT_POLL_SECONDS", "AGENT_POLL_MAX_ATTEMPTS",
+        "MAX_RESTARTS_PER_JOB", "REBOOT_TIMEOUT_SECONDS", "REBOOT_TIMEOUT_SECONDS_BY_FAMILY",
         "NODE_LOCK_WAIT_SECONDS", "NODE_LOCK_MAX_WAITS", "NODE_CHECK_CONCURRENCY", "DRY_RUN",
         "TERMINATE_QUARANTINED", "RESTART_ON_HEALTHY", "HISTORY_TTL_DAYS", "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "GPU_RESET_ENABLED", "MAX_NODES_IN_REPAIR_PERCENT",
@@ -145,3 +145,13 @@ def test_every_setting_is_documented(doc: str) -> None:
     text = (ROOT / doc).read_text()
     missing = [name for name in Config.names() if f"`{name}`" not in text]
     assert not missing, f"{doc} does not document {missing}"
+
+
+def test_reboot_timeout_by_family_is_validated_in_one_line() -> None:
+    config = Config.load(context={"REBOOT_TIMEOUT_SECONDS_BY_FAMILY": "p5=1800,p4d=1200"})
+    assert config.reboot_timeouts_by_family() == {"p5": 1800, "p4d": 1200}
+    assert config.longest_reboot_timeout() == 1800
+    for bad, where in (("p5=30", "p5=30"), ("p5:1800", "allowed"), ("p5=1800,", "allowed")):
+        with pytest.raises(ConfigError, match=where) as error:
+            Config.load(context={"REBOOT_TIMEOUT_SECONDS_BY_FAMILY": bad})
+        assert "\n" not in str(error.value)

@@ -235,10 +235,14 @@ def test_docstring_states_call_their_module() -> None:
         "record_node_state": "RecordNodeState",
         "restart_job": "RestartJob",
         "handle_error": "HandleError",
+        "await_agent": "AwaitAgent",
     }
     for module, names in docstring_steps().items():
         for name in names:
-            assert ALL[name][0]["Resource"] == f"${{{arn[module]}FunctionArn}}", (module, name)
+            state = ALL[name][0]
+            # A callback state invokes its Lambda through lambda:invoke.waitForTaskToken, by FunctionName.
+            function = state.get("Parameters", {}).get("FunctionName", state["Resource"])
+            assert function == f"${{{arn[module]}FunctionArn}}", (module, name)
 
 
 def test_a_node_is_reactivated_only_immediately_before_its_check() -> None:

@@ -42,6 +42,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("stepfunctions", "DescribeExecution"): {
         "executionArn": "arn:aws:states:us-east-1:123456789012:execution:EcsGpuRecoveryStack-recovery:job-a-1"
     },
+    ("stepfunctions", "SendTaskSuccess"): {"taskToken": "token", "output": "{}"},
     ("ssm", "SendCommand"): {"DocumentName": "AWS-RunShellScript", "InstanceIds": ["i-1"]},
     ("ssm", "GetCommandInvocation"): {"CommandId": "c", "InstanceId": "i-1"},
     ("logs", "GetLogEvents"): {"logGroupName": "/dcgm", "logStreamName": "dcgm/dcgm/0123"},
