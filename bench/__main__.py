@@ -3,7 +3,8 @@ scenario, how long the recovery takes (simulated seconds: the job's time to reco
 (state transitions, Lambda invocations, AWS calls) and what that costs in Step Functions and Lambda requests.
 Also how fast the local engine itself is (real seconds), each step handler's cold import against a bare
 `import boto3` (bench/cold_start.py), and ClassifyFailure's AWS calls per incident by job and cluster size
-(bench/job_scale.py). Results: tables on stdout, JSON in .bench/."""
+(bench/job_scale.py), and time to recovery against its floor by reboot time (bench/reboot_floor.py). Results:
+tables on stdout, JSON in .bench/."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, job_scale
+from bench import cold_start, job_scale, reboot_floor
 from bench.storm import load
 from gpu_recovery import scenario as scenarios
 from gpu_recovery.simulate import WORK_STATE, run
@@ -26,7 +27,7 @@ from gpu_recovery.simulate import WORK_STATE, run
 STANDARD_TRANSITION_USD = 0.025 / 1000
 LAMBDA_REQUEST_USD = 0.20 / 1_000_000
 RESULTS = Path(".bench/results.json")
-PARTS = ("scenarios", "cold-import", "job-scale")
+PARTS = ("scenarios", "cold-import", "job-scale", "reboot-floor")
 
 
 def measure(name: str) -> dict[str, Any]:
@@ -126,6 +127,18 @@ def main() -> None:
                 for r in results["job_scale"]
             ],
         )
+    if "reboot-floor" in parts:
+        results["reboot_floor"] = rows = reboot_floor.measure()
+        diag = reboot_floor.DIAG_SECONDS
+        print(f"\nOne node, transient XID 79, DCGM diag {diag} s, reboot R s; floor = diag + R + diag:\n")
+        _table(
+            ["R (s)", "pass", "time to recovery (sim s)", "floor (s)", "MTTR ÷ floor", "transitions"],
+            [
+                [r["reboot_seconds"], "yes" if r["passed"] else "NO", f"{r['recovery_sim_seconds']:.0f}",
+                 r["floor_seconds"], f"{r['ratio']:.3f}", r["transitions"]]
+                for r in rows
+            ],
+        )  # fmt: skip
     startup = cli_startup_seconds()
     print(f"\ngpu-recovery --help: {startup:.2f} s (median of 5 runs)")
     RESULTS.parent.mkdir(exist_ok=True)

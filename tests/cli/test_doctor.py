@@ -174,8 +174,8 @@ def test_a_healthy_deployment_passes_every_check(cli: CliRun, account: dict[str,
     table = rows(out)
     assert {check: status for check, (status, _) in table.items()} == {
         "stack": "PASS", "step lambdas": "PASS", "settings": "PASS",
-        # Doctor finds the Lambdas through the definition; CleanupExecution is a rule's target, not a step.
-        **{f"permissions {p}": "PASS" for p in CALLS if p != "CleanupExecution"},
+        # Doctor finds the Lambdas through the definition; CleanupExecution and AgentConnected are rules' targets.
+        **{f"permissions {p}": "PASS" for p in CALLS if p not in ("CleanupExecution", "AgentConnected")},
         "powertools layer": "PASS", "cluster": "PASS",
         "dcgm task": "PASS", "dcgm log group": "PASS", "event rule": "PASS", "dead-letter queue": "PASS",
         "notifications": "PASS",
@@ -265,7 +265,10 @@ def test_the_catalog_covers_every_call_of_the_definition() -> None:
     catalog = {c.action for c in CALLS[STATE_MACHINE]}
     # IAM's service prefix where the aws-sdk integration's differs (sfn:describeExecution is states:DescribeExecution).
     prefix = {"sfn": "states"}
-    missing = {f"{prefix.get(svc, svc)}:{api[0].upper()}{api[1:]}" for svc, api in integrations} - catalog
+    # The lambda:invoke integration (WaitForAgent's .waitForTaskToken) is authorized as lambda:InvokeFunction.
+    action = {"lambda:Invoke": "lambda:InvokeFunction"}
+    names = {f"{prefix.get(svc, svc)}:{api[0].upper()}{api[1:]}" for svc, api in integrations}
+    missing = {action.get(name, name) for name in names} - catalog
     assert not missing
 
 
