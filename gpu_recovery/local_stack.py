@@ -31,8 +31,7 @@ class LocalStack:
     state_machine_arn: str
     topic_arn: str
     pattern: EventPattern
-    cleanup_function_arn: str
-    cleanup_pattern: EventPattern
+    cleanup: Callable[[dict[str, Any]], None]  # the cleanup rule: its pattern, then CleanupExecution
 
     def matches(self, event: dict[str, Any]) -> bool:
         """Whether the EventBridge rule would start an execution for this event."""
@@ -42,13 +41,7 @@ class LocalStack:
         """Wait for the execution to end, then deliver its "Execution Status Change" event as EventBridge does:
         through the cleanup rule's pattern to CleanupExecution. Returns the final describe_execution."""
         description = self.engine.wait(execution_arn, timeout)
-        event = status_change_event(description)
-        if self.cleanup_pattern.matches_event(event):  # type: ignore[arg-type]
-            response = boto3.client("lambda").invoke(
-                FunctionName=self.cleanup_function_arn, Payload=json.dumps(event).encode()
-            )
-            if response.get("FunctionError"):
-                raise RuntimeError(f"CleanupExecution failed: {response['Payload'].read().decode()}")
+        self.cleanup(status_change_event(description))
         return description
 
     def notifications(self) -> list[dict[str, str]]:
@@ -162,7 +155,6 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         module: engine.deploy_function(function_name(module), f"{module}.handler", environment)
         for module in EVENT_FUNCTIONS
     }
-    cleanup_arn = event_arns["cleanup_execution"]
     values |= {
         "Partition": "aws",
         "ClusterArn": fleet.cluster_arn,
@@ -177,8 +169,8 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
     )
     authorize(engine, state_machine_arn, synthesized_template(context))
     pattern = EventPattern.load(json.dumps(task_failure_pattern([fleet.cluster_arn], config.dcgm_task_family)))
-    cleanup_pattern = EventPattern.load(json.dumps(execution_ended_badly_pattern([state_machine_arn])))
+    cleanup = deliver_through(execution_ended_badly_pattern([state_machine_arn]), event_arns["cleanup_execution"])
     fleet.subscribe_agent_events(
         deliver_through(agent_state_change_pattern([fleet.cluster_arn]), event_arns["agent_connected"])
     )
-    return LocalStack(engine, config, state_machine_arn, topic_arn, pattern, cleanup_arn, cleanup_pattern)
+    return LocalStack(engine, config, state_machine_arn, topic_arn, pattern, cleanup)

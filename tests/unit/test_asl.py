@@ -282,3 +282,20 @@ def test_a_failing_error_handler_still_alerts() -> None:
         (catch,) = ASL["States"][name]["Catch"]
         assert catch["Next"] == "NotifyLastResort"
     assert ASL["States"]["NotifyLastResort"]["Resource"] == "arn:${Partition}:states:::sns:publish"
+
+
+def test_the_only_wait_states_are_backoffs_between_observations() -> None:
+    # Readiness after a reboot is a task token completed by the agent's reconnect (WaitForAgent), never a fixed
+    # sleep; what is left spaces polls of an observed status or retries (docs/reliability.md, "Readiness").
+    waits = {name for name, (state, _) in ALL.items() if state["Type"] == "Wait"}
+    assert waits == {"PollTasksStopped", "WaitForGpuReset", "WaitBeforeRecheck", "WaitForOtherRepair"}
+
+
+def test_wait_for_agent_times_out_into_quarantine() -> None:
+    state, _ = ALL["WaitForAgent"]
+    assert state["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert state["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert state["TimeoutSecondsPath"] == "$.reboot.agentTimeoutSeconds"
+    (timeout,) = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.Timeout"]]
+    assert timeout["Next"] == "AgentNeverReconnected"
+    assert ALL["AgentNeverReconnected"][0]["Next"] == "QuarantineNode"
