@@ -3,8 +3,8 @@ scenario, how long the recovery takes (simulated seconds: the job's time to reco
 (state transitions, Lambda invocations, AWS calls) and what that costs in Step Functions and Lambda requests.
 Also how fast the local engine itself is (real seconds), each step handler's cold import against a bare
 `import boto3` (bench/cold_start.py), and ClassifyFailure's AWS calls per incident by job and cluster size
-(bench/job_scale.py), and transitions and $ per incident by job size (bench/job_size.py). Results: tables on
-stdout, JSON in .bench/."""
+(bench/job_scale.py), transitions and $ per incident by job size (bench/job_size.py), and time to recovery
+against its floor by reboot time (bench/reboot_floor.py). Results: tables on stdout, JSON in .bench/."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, job_scale, job_size
+from bench import cold_start, job_scale, job_size, reboot_floor
 from bench.storm import load
 from gpu_recovery import scenario as scenarios
 from gpu_recovery.simulate import WORK_STATE, run
@@ -27,7 +27,7 @@ from gpu_recovery.simulate import WORK_STATE, run
 STANDARD_TRANSITION_USD = 0.025 / 1000
 LAMBDA_REQUEST_USD = 0.20 / 1_000_000
 RESULTS = Path(".bench/results.json")
-PARTS = ("scenarios", "cold-import", "job-scale", "job-size")
+PARTS = ("scenarios", "cold-import", "job-scale", "job-size", "reboot-floor")
 
 
 def measure(name: str) -> dict[str, Any]:
@@ -144,6 +144,18 @@ def main() -> None:
                 [r["job_nodes"], r["tasks_per_node"], "yes" if r["passed"] else "NO",
                  f"{r['recovery_sim_seconds']:.0f}", r["transitions"], r["lambda_invocations"], f"{r['cost_usd']:.5f}"]
                 for r in results["job_size"]
+            ],
+        )  # fmt: skip
+    if "reboot-floor" in parts:
+        results["reboot_floor"] = rows = reboot_floor.measure()
+        diag = reboot_floor.DIAG_SECONDS
+        print(f"\nOne node, transient XID 79, DCGM diag {diag} s, reboot R s; floor = diag + R + diag:\n")
+        _table(
+            ["R (s)", "pass", "time to recovery (sim s)", "floor (s)", "MTTR ÷ floor", "transitions"],
+            [
+                [r["reboot_seconds"], "yes" if r["passed"] else "NO", f"{r['recovery_sim_seconds']:.0f}",
+                 r["floor_seconds"], f"{r['ratio']:.3f}", r["transitions"]]
+                for r in rows
             ],
         )  # fmt: skip
     startup = cli_startup_seconds()

@@ -25,7 +25,6 @@ from recovery.models import (
     JobPlan,
     JobTooLarge,
     ManualRequest,
-    NodeRef,
     TaskRecoveryStatus,
     TaskStateChangeEvent,
 )
@@ -184,7 +183,8 @@ def classify(
             f"job {job_id} spans {len(instances)} nodes, more than MAX_JOB_NODES={settings.MAX_JOB_NODES} "
             "(the bound that keeps a recovery within Step Functions' 25,000 history events): not recovered"
         )
-    ec2_ids = ecs.ec2_instance_ids(instances)
+    nodes = ecs.nodes(instances)
+    ec2_ids = {arn: node.ec2_instance_id for arn, node in nodes.items()}
     now = clock.utcnow().isoformat()
     interfaces = [i for t in [task, *others] if (i := network_interface(t).get("networkInterfaceId"))]
     groups = ec2.security_groups(interfaces)
@@ -224,9 +224,7 @@ def classify(
         # items, the stop poll's batches): 8 tasks on each of 128 nodes as ARNs would pass Step Functions' 256 KB.
         tasks=[task_id(t.task_arn) for t in [task, *others]],
         surviving_tasks=[task_id(t.task_arn) for t in [task, *others] if t.last_status != "STOPPED"],
-        nodes=[
-            NodeRef(ec2_instance_id=ec2_ids[arn], container_instance_arn=arn) for arn in instances if arn in ec2_ids
-        ],
+        nodes=[nodes[arn] for arn in instances if arn in nodes],
         managed_by_service=managed_by_service,
     )
     logger.info("Recovering", job_id=job_id, nodes=len(job.nodes), tasks=len(job.tasks))

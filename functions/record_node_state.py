@@ -42,6 +42,8 @@ TERMINAL = {
 class RebootRecord(CamelModel):
     counted: bool
     owned: bool  # False: the lock is gone (an operator or a takeover): drain and reboot nothing
+    # WaitForAgent's TimeoutSecondsPath: the node's instance type's expected reboot time (reboots only).
+    agent_timeout_seconds: int | None = None
 
 
 def still_owned(recorded: bool, state: dict[str, Any] | None, me: str, marker: str) -> bool:
@@ -51,7 +53,7 @@ def still_owned(recorded: bool, state: dict[str, Any] | None, me: str, marker: s
     return recorded or (state.get("lockOwner") == me and state.get(marker) == me)
 
 
-def record_reboot(request: NodeStepRequest, tables: Tables) -> RebootRecord:
+def record_reboot(request: NodeStepRequest, settings: Settings, tables: Tables) -> RebootRecord:
     """Count the reboot once per execution: a retried step finds lastRebootBy = itself and adds nothing."""
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow().isoformat()
     reboots = (tables.get_node(node_id) or {}).get("reboots", [])[-(MAX_REBOOT_TIMES_KEPT - 1) :]
@@ -67,7 +69,8 @@ def record_reboot(request: NodeStepRequest, tables: Tables) -> RebootRecord:
             node_id, "REBOOT", me, clock.utcnow(), {"reason": request.analysis.reason if request.analysis else ""}
         )
         metrics.add_metric(name="NodeRebooted", unit=MetricUnit.Count, value=1)
-    return RebootRecord(counted=counted, owned=owned)
+    timeout = settings.reboot_timeout(request.node.instance_type)
+    return RebootRecord(counted=counted, owned=owned, agent_timeout_seconds=timeout)
 
 
 def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
@@ -158,7 +161,7 @@ def finish_node(request: NodeStepRequest, action: NodeAction, ecs: Ecs, tables: 
 def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> CamelModel:
     action = request.action
     if action == NodeAction.REBOOTING:
-        return record_reboot(request, tables)
+        return record_reboot(request, settings, tables)
     if action == NodeAction.REBOOT_NOT_PERFORMED:
         return refund_reboot(request, tables)
     if action == NodeAction.RESETTING_GPU:

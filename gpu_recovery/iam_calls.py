@@ -107,6 +107,7 @@ _ITEM_WRITES = ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
 _ON_CLUSTER = {"cluster": "{cluster}"}
 _TASKS = {**_ON_CLUSTER, "tasks": [ANY]}
 _INSTANCES = {**_ON_CLUSTER, "containerInstances": [ANY]}
+_TOKEN = {"taskToken": ANY, "output": "{}"}
 _UNDER_REPAIR = [{"name": UNDER_REPAIR_ATTRIBUTE, "targetId": ANY}]
 
 CALLS: dict[str, tuple[Call, ...]] = {
@@ -119,7 +120,6 @@ CALLS: dict[str, tuple[Call, ...]] = {
         Call("ecs", "DescribeTasks", _TASKS, "RunDcgmDiag (.sync) and DescribeStoppingTasks"),
         Call("ecs", "StopTask", {**_ON_CLUSTER, "task": ANY}, "StopJobTasks"),
         Call("ecs", "UpdateContainerInstancesState", _INSTANCES, "drain and reactivate nodes"),
-        Call("ecs", "DescribeContainerInstances", _INSTANCES, "CheckAgentConnected"),
         Call("ec2", "RebootInstances", {"InstanceIds": [ANY]}, "RebootInstance"),
         Call("ec2", "TerminateInstances", {"InstanceIds": [ANY]}, "TerminateInstance", "TERMINATE_QUARANTINED"),
         Call(
@@ -191,6 +191,7 @@ CALLS: dict[str, tuple[Call, ...]] = {
             "relaunch the job's tasks",
         ),
         *_table("task_table", *_ITEM_WRITES, why="the job's task rows"),
+        *_table("task_table", "Query", why="the job's task ARNs (byJob): the state carries task ids", index="byJob"),
         *_table("job_table", *_ITEM_WRITES, why="the job outcome and its joined tasks"),
     ),
     "HandleError": (
@@ -199,6 +200,15 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_table("job_table", *_ITEM_WRITES, why="release the job lock"),
         *_table("node_table", *_ITEM_WRITES, "Query", why="release node locks and repair slots"),
         Call("ecs", "UpdateContainerInstancesState", _INSTANCES, "leave interrupted nodes drained"),
+    ),
+    "AwaitAgent": (
+        *_table("node_table", "GetItem", "UpdateItem", why="store WaitForAgent's token, read the reboot"),
+        Call("ecs", "DescribeContainerInstances", _INSTANCES, "is the rebooted node's agent back"),
+        Call("stepfunctions", "SendTaskSuccess", _TOKEN, "end WaitForAgent when the agent is already back"),
+    ),
+    "AgentConnected": (
+        *_table("node_table", "GetItem", "UpdateItem", why="record a disconnect, find WaitForAgent's token"),
+        Call("stepfunctions", "SendTaskSuccess", _TOKEN, "end WaitForAgent when the agent is back"),
     ),
     "CleanupExecution": (
         *_table("task_table", *_ITEM_WRITES, why="mark the failed task ERROR"),

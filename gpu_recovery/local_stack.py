@@ -4,6 +4,7 @@ substitutions that CDK deploys, with names and environment from the same configu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from gpu_recovery.resources import DEFINITION
 from gpu_recovery.sim import SimFleet
 from gpu_recovery.stack_policies import GPU_RESET_DOCUMENT, StackPolicies, synthesized_template
 from infra.config import Config
-from infra.event_pattern import execution_ended_badly_pattern, task_failure_pattern
+from infra.event_pattern import agent_state_change_pattern, execution_ended_badly_pattern, task_failure_pattern
 from infra.gpu_reset_document import gpu_reset_document
 from infra.substitutions import EVENT_FUNCTIONS, LAMBDAS, STEP_FUNCTIONS, definition_substitutions, function_arn_key
 from recovery.schema import create_table_requests
@@ -32,8 +33,7 @@ class LocalStack:
     state_machine_arn: str
     topic_arn: str
     pattern: EventPattern
-    cleanup_function_arn: str
-    cleanup_pattern: EventPattern
+    cleanup: Callable[[dict[str, Any]], None]  # the cleanup rule: its pattern, then CleanupExecution
 
     def matches(self, event: dict[str, Any]) -> bool:
         """Whether the EventBridge rule would start an execution for this event."""
@@ -48,14 +48,7 @@ class LocalStack:
         """Wait for the execution to end, then deliver its "Execution Status Change" event as EventBridge does:
         through the cleanup rule's pattern to CleanupExecution. Returns the final describe_execution."""
         description = self.engine.wait(execution_arn, timeout)
-        event = status_change_event(description)
-        if self.cleanup_pattern.matches_event(event):  # type: ignore[arg-type]
-            with self.engine.authorizer.delivering(self.cleanup_function_arn):
-                response = boto3.client("lambda").invoke(
-                    FunctionName=self.cleanup_function_arn, Payload=json.dumps(event).encode()
-                )
-            if response.get("FunctionError"):
-                raise RuntimeError(f"CleanupExecution failed: {response['Payload'].read().decode()}")
+        self.cleanup(status_change_event(description))
         return description
 
     def notifications(self) -> list[dict[str, str]]:
@@ -99,6 +92,24 @@ def status_change_event(description: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def deliver_through(
+    engine: LocalEngine, pattern: dict[str, Any], function_arn: str
+) -> Callable[[dict[str, Any]], None]:
+    """What an EventBridge rule with this pattern and a Lambda target does with an event: invoke the function
+    with it if it matches, as EventBridge (authorized by the function's resource policy). A failed invocation fails
+    loudly here (in AWS it would be retried, then dead-lettered)."""
+    compiled = EventPattern.load(json.dumps(pattern))
+
+    def deliver(event: dict[str, Any]) -> None:
+        if compiled.matches_event(event):  # type: ignore[arg-type]
+            with engine.authorizer.delivering(function_arn):
+                response = boto3.client("lambda").invoke(FunctionName=function_arn, Payload=json.dumps(event).encode())
+            if response.get("FunctionError"):
+                raise RuntimeError(f"{function_arn} failed: {response['Payload'].read().decode()}")
+
+    return deliver
+
+
 def create_tables(config: Config) -> None:
     dynamodb = boto3.client("dynamodb")
     for request in create_table_requests(config.TASK_TABLE_NAME, config.JOB_TABLE_NAME, config.NODE_TABLE_NAME):
@@ -132,8 +143,10 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
         function_arn_key(name): engine.deploy_function(function_name(module), f"{module}.handler", environment)
         for module, name in STEP_FUNCTIONS.items()
     }
-    (cleanup_module,) = EVENT_FUNCTIONS
-    cleanup_arn = engine.deploy_function(function_name(cleanup_module), f"{cleanup_module}.handler", environment)
+    event_arns = {
+        module: engine.deploy_function(function_name(module), f"{module}.handler", environment)
+        for module in EVENT_FUNCTIONS
+    }
     values |= {
         "Partition": "aws",
         "ClusterArn": fleet.cluster_arn,
@@ -151,5 +164,10 @@ def deploy(engine: LocalEngine, fleet: SimFleet, overrides: dict[str, str]) -> L
     )
     authorize(engine, state_machine_arn, synthesized_template(context))
     pattern = EventPattern.load(json.dumps(task_failure_pattern([fleet.cluster_arn], config.dcgm_task_family)))
-    cleanup_pattern = EventPattern.load(json.dumps(execution_ended_badly_pattern([state_machine_arn])))
-    return LocalStack(engine, config, state_machine_arn, topic_arn, pattern, cleanup_arn, cleanup_pattern)
+    cleanup = deliver_through(
+        engine, execution_ended_badly_pattern([state_machine_arn]), event_arns["cleanup_execution"]
+    )
+    fleet.subscribe_agent_events(
+        deliver_through(engine, agent_state_change_pattern([fleet.cluster_arn]), event_arns["agent_connected"])
+    )
+    return LocalStack(engine, config, state_machine_arn, topic_arn, pattern, cleanup)

@@ -16,6 +16,7 @@ from unittest import mock
 
 import boto3
 from moto.moto_api._internal import mock_random
+from moto.stepfunctions.parser import utils as sfn_utils
 from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl
 
 from gpu_recovery.asl import definition
@@ -210,13 +211,15 @@ def deployed(scenario: Scenario) -> Iterator[tuple[LocalStack, SimFleet, SimCloc
 
     Identifiers are drawn from one seeded source (moto's ``mock_random``, also for the node history keys the
     step Lambdas write), and so is the FULL jitter of the definition's Retry intervals (moto draws it from the
-    unseeded ``random`` module, and a retried interval is simulated time), so that, with the clock's fixed order
+    unseeded ``random`` module, and a retried interval is simulated time), and so are task tokens (moto's
+    ``long_uid``, an unseeded uuid4; WaitForAgent's is stored on the node), so that, with the clock's fixed order
     of steps, a scenario reports the same every run."""
     clock = SimClock()
     with (
         LocalEngine(clock) as engine,
         mock.patch.object(step_tables, "uuid", SimpleNamespace(uuid4=mock_random.uuid4)),
         mock.patch.object(jitter_strategy_decl, "random", mock_random),
+        mock.patch.object(sfn_utils, "uuid4", mock_random.uuid4),
         mock.patch.object(step_clock, "utcnow", clock.now),
         mock.patch.object(step_clock, "sleep", clock.sleep),
     ):

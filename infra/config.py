@@ -173,9 +173,16 @@ class Config(StepSettings):
                 f"(from {sources.get('LOG_RETENTION_DAYS', 'default')}) is invalid; "
                 f"allowed: {self.allowed('LOG_RETENTION_DAYS')}"
             )
+        outside = [f"{f}={t}" for f, t in self.reboot_timeouts_by_family().items() if not 60 <= t <= 7200]
+        if outside:
+            raise ConfigError(
+                f"REBOOT_TIMEOUT_SECONDS_BY_FAMILY={self.REBOOT_TIMEOUT_SECONDS_BY_FAMILY!r} "
+                f"(from {sources.get('REBOOT_TIMEOUT_SECONDS_BY_FAMILY', 'default')}) is invalid at {outside[0]}; "
+                f"allowed: {self.allowed('REBOOT_TIMEOUT_SECONDS_BY_FAMILY')}"
+            )
         worst = self.worst_case_history_events()
         if worst > HISTORY_EVENT_LIMIT:
-            bounds = ("MAX_JOB_NODES", "NODE_LOCK_MAX_WAITS", "AGENT_POLL_MAX_ATTEMPTS", "GPU_RESET_ENABLED")
+            bounds = ("MAX_JOB_NODES", "NODE_LOCK_MAX_WAITS", "GPU_RESET_ENABLED")
             given = ", ".join(f"{n}={getattr(self, n)!r} (from {sources.get(n, 'default')})" for n in bounds)
             raise ConfigError(
                 f"{given} allow a recovery of up to {worst} execution history events; Step Functions keeps at most "
@@ -216,7 +223,6 @@ class Config(StepSettings):
         return worst_case_events(
             self.MAX_JOB_NODES,
             self.NODE_LOCK_MAX_WAITS,
-            self.AGENT_POLL_MAX_ATTEMPTS,
             GPU_RESET_POLLS if self.GPU_RESET_ENABLED else 0,
         )
 

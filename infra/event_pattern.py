@@ -57,3 +57,14 @@ def execution_ended_badly_pattern(state_machine_arns: Sequence[str]) -> dict[str
         "detail-type": ["Step Functions Execution Status Change"],
         "detail": {"stateMachineArn": list(state_machine_arns), "status": list(BAD_EXECUTION_ENDS)},
     }
+
+
+def agent_state_change_pattern(cluster_arns: Sequence[str]) -> dict[str, Any]:
+    """ "ECS Container Instance State Change" events of the given clusters, connected and disconnected alike:
+    readiness after a reboot is a reconnect *after a disconnect* (functions/recovery/readiness.py), because the
+    agent also reconnects routinely (ECS developer guide, "Amazon ECS container instance state change events")."""
+    return {
+        "source": ["aws.ecs"],
+        "detail-type": ["ECS Container Instance State Change"],
+        "detail": {"clusterArn": list(cluster_arns), "agentConnected": [True, False]},
+    }

@@ -5,8 +5,9 @@ events of every node's iteration count toward the one execution's history.
 The cost of each state comes from the definition: a Pass, Choice, Wait, Succeed or Fail state logs two events
 (entered, exited); a Task logs five (entered, scheduled, started, succeeded or failed, exited), six for ``.sync``
 (submitted). The bound follows the longest path of a node's iteration: the lock loop (NODE_LOCK_MAX_WAITS), the
-first check, one recheck, a GPU reset with every status poll (with GPU_RESET_ENABLED), a reboot with every agent
-poll (AGENT_POLL_MAX_ATTEMPTS), the check after each repair, and the longest way out (quarantine and terminate).
+first check, one recheck, a GPU reset with every status poll (with GPU_RESET_ENABLED), a reboot (its wait for the
+agent is one task-token state, however long the reboot), the check after each repair, and the longest way out
+(quarantine and terminate).
 A retried call adds three events (scheduled, started, failed); RETRIES_PER_NODE of them are allowed per node.
 """
 
@@ -34,9 +35,8 @@ _GPU_RESET: Final = ("DrainNodeForGpuReset", "RecordGpuReset", "ResetGpu", "Reac
                      "PrepareCheckAfterGpuReset", *_CHECK)  # fmt: skip
 _RESET_POLL: Final = ("WaitForGpuReset", "GetGpuResetResult", "GpuResetFinished", "CountGpuResetPoll",
                       "GpuResetPollsLeft")  # fmt: skip
-_REBOOT: Final = ("DrainNode", "RecordReboot", "RebootInstance", "WaitForReboot", "ReactivateNode",
+_REBOOT: Final = ("DrainNode", "RecordReboot", "RebootInstance", "WaitForAgent", "ReactivateNode",
                   "PrepareCheckAfterReboot", *_CHECK)  # fmt: skip
-_AGENT_POLL: Final = ("CheckAgentConnected", "AgentReconnected", "CountAgentPoll", "AgentPollsLeft", "WaitForAgent")
 _WAY_OUT: Final = ("DrainNodeForQuarantine", "QuarantineNode", "TerminateQuarantined", "TerminateInstance",
                    "NodeChecked")  # fmt: skip
 _MAP_ITERATION: Final = 2  # iteration started, succeeded
@@ -55,7 +55,7 @@ def _definition() -> dict[str, Any]:
     return dict(json.loads(DEFINITION_FILE.read_text()))
 
 
-def events_per_node(node_lock_max_waits: int, agent_poll_max_attempts: int, gpu_reset_polls: int) -> int:
+def events_per_node(node_lock_max_waits: int, gpu_reset_polls: int) -> int:
     """The longest iteration of CheckNodes for one node; ``gpu_reset_polls`` is 0 without GPU_RESET_ENABLED."""
     states = _definition()["States"]["CheckNodes"]["ItemProcessor"]["States"]
 
@@ -71,19 +71,16 @@ def events_per_node(node_lock_max_waits: int, agent_poll_max_attempts: int, gpu_
         + cost(_RECHECK)
         + reset
         + cost(_REBOOT)
-        + agent_poll_max_attempts * cost(_AGENT_POLL)
         + cost(_WAY_OUT)
         + RETRIES_PER_NODE * _RETRY
     )
 
 
-def worst_case_events(
-    max_job_nodes: int, node_lock_max_waits: int, agent_poll_max_attempts: int, gpu_reset_polls: int
-) -> int:
+def worst_case_events(max_job_nodes: int, node_lock_max_waits: int, gpu_reset_polls: int) -> int:
     """The longest execution for a job on ``max_job_nodes`` nodes, one sibling task to stop per node."""
     states = _definition()["States"]
     stop = _MAP_ITERATION + sum(state_events(s) for s in states["StopJobTasks"]["ItemProcessor"]["States"].values())
     # Top-level states once each (a Map logs its own start and end besides entered and exited).
     top = sum(state_events(s) + (2 if s["Type"] == "Map" else 0) for s in states.values())
-    per_node = events_per_node(node_lock_max_waits, agent_poll_max_attempts, gpu_reset_polls)
+    per_node = events_per_node(node_lock_max_waits, gpu_reset_polls)
     return top + max_job_nodes * (per_node + stop)

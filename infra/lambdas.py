@@ -115,6 +115,14 @@ class StepLambdas(Construct):
         self._allow(fn["acquire_node"], ["ecs:PutAttributes"], [cluster.container_instances], cluster)
         self._allow(fn["record_node_state"], ["ecs:DeleteAttributes"], [cluster.container_instances], cluster)
 
+        # After a reboot: AwaitAgent stores the wait's token and looks at the agent once; AgentConnected records a
+        # disconnect and finds the token (functions/recovery/readiness.py).
+        self._allow(fn["await_agent"], ["ecs:DescribeContainerInstances"], [cluster.container_instances], cluster)
+        for module in ("await_agent", "agent_connected"):
+            self._tables(fn[module], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.node_table)
+            # SendTaskSuccess has no resource-level permissions (Service Authorization Reference, Step Functions).
+            self._allow(fn[module], ["states:SendTaskSuccess"], ["*"])
+
         task_definitions = stack.format_arn(service="ecs", resource="task-definition", resource_name="*")
         self._allow(fn["restart_job"], ["ecs:RunTask"], [task_definitions], cluster)
         fn["restart_job"].add_to_role_policy(
@@ -135,9 +143,13 @@ class StepLambdas(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         )
-        # Joined tasks are read from the job row (one consistent read with its join counter): no Query.
+        # Joined tasks are read from the job row (one consistent read with its join counter); the job's own task
+        # ARNs from the byJob index (the state carries task ids).
         self._tables(
-            fn["restart_job"], ["dynamodb:GetItem", "dynamodb:UpdateItem"], tables.task_table, tables.job_table
+            fn["restart_job"],
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+            tables.task_table,
+            tables.job_table,
         )
 
         # HandleError and CleanupExecution leave an interrupted node drained (SUSPECT) for a human; HandleError
@@ -203,6 +215,10 @@ class StepLambdas(Construct):
             "containers of the failed task's definition are essential).",
             "analyze_diag": " ecs:DescribeTaskDefinition has no resource-level permissions either (the check task's "
             "definition is read to find its log configuration).",
+            **dict.fromkeys(
+                ("await_agent", "agent_connected"),
+                " states:SendTaskSuccess has no resource-level permissions (a task token names no resource).",
+            ),
         }
         for module, function in self.functions.items():
             role = function.role
@@ -237,6 +253,7 @@ class StepLambdas(Construct):
         node_calls = {
             "acquire_node": "Marks the locked node under repair (PutAttributes)",
             "record_node_state": "Clears a verified node's under-repair mark (DeleteAttributes)",
+            "await_agent": "Reads the rebooted node's agent (DescribeContainerInstances)",
             "handle_error": "Drains (UpdateContainerInstancesState) the interrupted nodes",
             "cleanup_execution": "Drains (UpdateContainerInstancesState) the interrupted nodes",
         }

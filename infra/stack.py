@@ -14,6 +14,7 @@ from infra.dcgm_task import DcgmCheckTask
 from infra.lambdas import StepLambdas
 from infra.monitoring import Monitoring
 from infra.notifications import Notifications
+from infra.readiness import AgentReadiness
 from infra.tables import RecoveryTables
 from infra.trigger import FailureTrigger
 from infra.workflow import RecoveryWorkflow
@@ -65,6 +66,9 @@ class EcsGpuRecoveryStack(Stack):
             function=lambdas.functions["cleanup_execution"],
             notifications=notifications,
         )
+        readiness = AgentReadiness(
+            self, "Readiness", cluster_arn=cluster.cluster, function=lambdas.functions["agent_connected"]
+        )
         Monitoring(
             self,
             "Monitoring",
@@ -89,11 +93,13 @@ class EcsGpuRecoveryStack(Stack):
             "NotificationTopicArn": notifications.topic.topic_arn,
             "DeadLetterQueueUrl": trigger.dead_letter_queue.queue_url,
             "CleanupDeadLetterQueueUrl": cleanup.dead_letter_queue.queue_url,
+            "ReadinessDeadLetterQueueUrl": readiness.dead_letter_queue.queue_url,
             "DcgmTaskDefinitionArn": dcgm.task_definition_arn,
             # The tag the workflow's reboots, terminations and GPU resets require (doctor checks the instances).
             "ManagedNodeTag": config.MANAGED_NODE_TAG,
-            # Doctor checks its role; it is an EventBridge target, so the definition does not name it.
+            # Doctor checks their roles; they are EventBridge targets, so the definition does not name them.
             "CleanupFunctionArn": lambdas.functions["cleanup_execution"].function_arn,
+            "AgentConnectedFunctionArn": lambdas.functions["agent_connected"].function_arn,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -17,13 +17,14 @@ STEP_FUNCTIONS: dict[str, str] = {
     "record_node_state": "RecordNodeState",
     "restart_job": "RestartJob",
     "handle_error": "HandleError",
+    "await_agent": "AwaitAgent",
 }
 
 
 # Lambdas an EventBridge rule invokes, not the state machine: deployed beside the steps (same asset, same
 # settings), absent from the definition. CleanupExecution puts right what an execution that ended FAILED,
-# TIMED_OUT or ABORTED still holds.
-EVENT_FUNCTIONS: dict[str, str] = {"cleanup_execution": "CleanupExecution"}
+# TIMED_OUT or ABORTED still holds; AgentConnected ends a rebooted node's WaitForAgent once its agent is back.
+EVENT_FUNCTIONS: dict[str, str] = {"cleanup_execution": "CleanupExecution", "agent_connected": "AgentConnected"}
 LAMBDAS: dict[str, str] = STEP_FUNCTIONS | EVENT_FUNCTIONS
 
 

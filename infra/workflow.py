@@ -50,7 +50,7 @@ _CHECKS_PER_NODE = 4
 
 def execution_timeout_seconds(config: Config) -> int:
     """The state machine's TimeoutSeconds: the longest a recovery can take when every bound is reached (every
-    node waits out another repair's lock, needs every check, a GPU reset, a reboot and every agent poll), for a
+    node waits out another repair's lock, needs every check, a GPU reset and the longest reboot), for a
     job of MAX_JOB_NODES nodes (the largest recovered), checked NODE_CHECK_CONCURRENCY at a time. Past it the
     execution is TIMED_OUT and CleanupExecution releases what it holds: no execution keeps a lock forever."""
     step = config.LAMBDA_TIMEOUT_SECONDS + _RETRY_BACKOFF_SECONDS
@@ -59,8 +59,7 @@ def execution_timeout_seconds(config: Config) -> int:
         + _CHECKS_PER_NODE * config.DCGM_TIMEOUT_SECONDS
         + GPU_RESET_POLL_BOUND_SECONDS
         + RECHECK_WAIT_SECONDS
-        + config.REBOOT_WAIT_SECONDS
-        + config.AGENT_POLL_MAX_ATTEMPTS * config.AGENT_POLL_SECONDS
+        + config.longest_reboot_timeout()
         + _NODE_LAMBDA_STEPS * step
     )
     return math.ceil(_JOB_LAMBDA_STEPS * step + TASK_STOP_POLL_BOUND_SECONDS + job_rounds(config) * node)
@@ -243,7 +242,7 @@ class RecoveryWorkflow(Construct):
             ),
             pass_role,
             iam.PolicyStatement(
-                actions=["ecs:UpdateContainerInstancesState", "ecs:DescribeContainerInstances"],
+                actions=["ecs:UpdateContainerInstancesState"],
                 resources=[cluster.container_instances],
                 conditions=on_cluster,
             ),

@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from recovery.models import EcsTask
+from recovery.models import EcsTask, NodeRef
 from recovery.relaunch import UNDER_REPAIR_ATTRIBUTE
 
 DESCRIBE_TASKS_BATCH = 100  # DescribeTasks accepts at most 100 tasks per call
@@ -63,12 +63,27 @@ class Ecs:
         ]
         return self.describe_tasks(arns)
 
-    def ec2_instance_ids(self, container_instance_arns: list[str]) -> dict[str, str]:
-        ids: dict[str, str] = {}
+    def nodes(self, container_instance_arns: list[str]) -> dict[str, NodeRef]:
+        """The nodes behind container instances, with the instance type ECS records for each (the
+        `ecs.instance-type` attribute ECS sets on every EC2 container instance: ECS developer guide, "Attributes")."""
+        nodes: dict[str, NodeRef] = {}
         for batch in _batches(container_instance_arns, DESCRIBE_CONTAINER_INSTANCES_BATCH):
             response = self.client.describe_container_instances(cluster=self.cluster, containerInstances=batch)
-            ids |= {ci["containerInstanceArn"]: ci["ec2InstanceId"] for ci in response["containerInstances"]}
-        return ids
+            for ci in response["containerInstances"]:
+                types = [a.get("value") for a in ci.get("attributes", []) if a["name"] == "ecs.instance-type"]
+                nodes[ci["containerInstanceArn"]] = NodeRef(
+                    ec2_instance_id=ci["ec2InstanceId"],
+                    container_instance_arn=ci["containerInstanceArn"],
+                    instance_type=types[0] if types else None,
+                )
+        return nodes
+
+    def agent_connected(self, container_instance_arn: str) -> bool:
+        """Whether the container instance's ECS agent is connected now (ContainerInstance.agentConnected)."""
+        response = self.client.describe_container_instances(
+            cluster=self.cluster, containerInstances=[container_instance_arn]
+        )
+        return bool(response["containerInstances"] and response["containerInstances"][0]["agentConnected"])
 
     def run_task(self, request: dict[str, Any]) -> tuple[str | None, str]:
         """(new task ARN, "") or (None, why not): a refused call is one task's problem, not the job's."""
@@ -173,6 +188,21 @@ class StepFunctions:
     def is_running(self, execution_arn: str) -> bool:
         """Whether the execution still runs: one that does not holds nothing any more."""
         return self.status(execution_arn) == "RUNNING"
+
+    def send_task_success(self, task_token: str, output: str) -> bool:
+        """Complete a waiting task; False when its token is no longer waiting: already completed or its execution
+        ended (TaskDoesNotExist), timed out (TaskTimedOut), or not a token at all (InvalidToken): Step Functions
+        API reference, SendTaskSuccess, Errors."""
+        gone = (
+            self.client.exceptions.TaskDoesNotExist,
+            self.client.exceptions.TaskTimedOut,
+            self.client.exceptions.InvalidToken,
+        )
+        try:
+            self.client.send_task_success(taskToken=task_token, output=output)
+        except gone:
+            return False
+        return True
 
 
 class Sns:

@@ -77,6 +77,18 @@ class TaskStateChangeEvent(BaseModel):
     detail: EcsTask
 
 
+class ContainerInstanceStateChange(CamelModel):
+    """The detail of an "ECS Container Instance State Change" event (the fields of DescribeContainerInstances'
+    ContainerInstance that readiness reads; ECS developer guide, "Amazon ECS container instance state change
+    events")."""
+
+    cluster_arn: str
+    container_instance_arn: str
+    ec2_instance_id: str
+    agent_connected: bool
+    updated_at: datetime
+
+
 class ManualRequest(CamelModel):
     """Started by hand (console or `gpu-recovery start`) for one task."""
 
@@ -97,6 +109,7 @@ class Decision(StrEnum):
 class NodeRef(CamelModel):
     ec2_instance_id: str
     container_instance_arn: str
+    instance_type: str | None = None  # picks the reboot timeout (REBOOT_TIMEOUT_SECONDS_BY_FAMILY)
 
 
 class Failure(CamelModel):

@@ -108,15 +108,16 @@ class StepSettings(BaseModel):
     MAX_RESTARTS_PER_JOB: int = setting(
         3, "an integer from 0 to 20", "automatic restarts of one job before giving up", ge=0, le=20
     )
-    REBOOT_WAIT_SECONDS: int = setting(
-        180, "an integer from 0 to 3600", "wait after a reboot before polling the ECS agent", ge=0, le=3600
-    )
-    AGENT_POLL_SECONDS: int = setting(
-        30, "an integer from 5 to 600", "interval between ECS agent readiness polls", ge=5, le=600
-    )
-    AGENT_POLL_MAX_ATTEMPTS: int = setting(
-        20, "an integer from 1 to 200", "agent polls before the node counts as not coming back", ge=1, le=200
-    )
+    REBOOT_TIMEOUT_SECONDS: int = setting(
+        1200, "an integer from 60 to 7200",
+        "how long a rebooted node's ECS agent may take to reconnect before the node is quarantined",
+        ge=60, le=7200,
+    )  # fmt: skip
+    REBOOT_TIMEOUT_SECONDS_BY_FAMILY: str = setting(
+        "", "empty, or <family>=<seconds> pairs separated by commas (e.g. p5=1800,p4d=1200), each 60 to 7200",
+        "REBOOT_TIMEOUT_SECONDS for instance types of these families (the part of the type before the dot)",
+        pattern=r"^$|^[a-z0-9-]+=\d+(,[a-z0-9-]+=\d+)*$",
+    )  # fmt: skip
     NODE_LOCK_WAIT_SECONDS: int = setting(
         60, "an integer from 5 to 3600", "wait between attempts to lock a node another recovery holds", ge=5, le=3600
     )
@@ -146,6 +147,20 @@ class StepSettings(BaseModel):
         "try nvidia-smi --gpu-reset over SSM Run Command before rebooting, where the diagnosis says a reset clears it",
     )  # fmt: skip
 
+    def reboot_timeouts_by_family(self) -> dict[str, int]:
+        """`p5=1800,p4d=1200` -> {"p5": 1800, "p4d": 1200} (the form the field's pattern admits)."""
+        pairs = [pair.partition("=") for pair in self.REBOOT_TIMEOUT_SECONDS_BY_FAMILY.split(",") if pair]
+        return {family: int(seconds) for family, _, seconds in pairs}
+
+    def reboot_timeout(self, instance_type: str | None) -> int:
+        """How long a node of this instance type may take to come back from a reboot: its family's entry (the
+        type's part before the dot, e.g. p5 of p5.48xlarge), else REBOOT_TIMEOUT_SECONDS."""
+        family = (instance_type or "").partition(".")[0]
+        return self.reboot_timeouts_by_family().get(family, self.REBOOT_TIMEOUT_SECONDS)
+
+    def longest_reboot_timeout(self) -> int:
+        return max([self.REBOOT_TIMEOUT_SECONDS, *self.reboot_timeouts_by_family().values()])
+
     @classmethod
     def default_text(cls, name: str) -> str:
         """A step setting's default as its environment variable spells it (the CLI's fallback)."""
@@ -162,13 +177,12 @@ class Settings(StepSettings):
 
     def repair_lease(self) -> timedelta:
         """How long a fleet-breaker repair slot is held if its execution never gives it back (it crashed): the
-        longest a repair can take: a check, a GPU reset and every poll of it, its re-check, the reboot wait,
-        every agent poll and the re-check after the reboot."""
+        longest a repair can take: a check, a GPU reset and every poll of it, its re-check, the longest reboot
+        timeout and the re-check after the reboot."""
         return timedelta(
             seconds=3 * self.DCGM_TIMEOUT_SECONDS
             + GPU_RESET_POLL_SECONDS * GPU_RESET_POLL_MAX_ATTEMPTS
-            + self.REBOOT_WAIT_SECONDS
-            + self.AGENT_POLL_SECONDS * self.AGENT_POLL_MAX_ATTEMPTS
+            + self.longest_reboot_timeout()
         )
 
     def workflow_settings(self) -> dict[str, object]:
@@ -177,9 +191,6 @@ class Settings(StepSettings):
         return {
             "diagLevel": str(self.DCGM_DIAG_LEVEL),
             "dcgmTimeoutSeconds": self.DCGM_TIMEOUT_SECONDS,
-            "rebootWaitSeconds": self.REBOOT_WAIT_SECONDS,
-            "agentPollSeconds": self.AGENT_POLL_SECONDS,
-            "agentPollMaxAttempts": self.AGENT_POLL_MAX_ATTEMPTS,
             "nodeLockWaitSeconds": self.NODE_LOCK_WAIT_SECONDS,
             "nodeCheckConcurrency": self.NODE_CHECK_CONCURRENCY,
             "taskStopPollSeconds": TASK_STOP_POLL_SECONDS,

@@ -276,6 +276,14 @@ class Tables:
             | ({":dead": dead_owner} if dead_owner else {}),
         )
 
+    def mark_agent_down(self, node_id: str, at: str) -> bool:
+        """Record that a rebooting node's ECS agent was seen disconnected at `at` (only while it is REBOOTING)."""
+        request = self._state_update(
+            node_id, {"agentDownAt": at}, "#status = :rebooting", release=False,
+            names={"#status": "status"}, values={":rebooting": NodeStatus.REBOOTING},
+        )  # fmt: skip
+        return conditional_write(self.node.update_item, **request)
+
     def locked_by(self, execution_arn: str) -> tuple[list[str], list[dict[str, Any]]]:
         """The job ids and node STATE rows whose lock this execution holds (scans: run only when an execution
         ended without releasing its locks, and both tables hold one row per job / node plus history)."""

@@ -24,8 +24,10 @@ NAME = "doctor"
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 OUTPUTS = (
     "StateMachineArn", "TaskTableName", "JobTableName", "NodeTableName", "NotificationTopicArn", "DeadLetterQueueUrl",
-    "DcgmTaskDefinitionArn", "ManagedNodeTag", "CleanupFunctionArn",
+    "DcgmTaskDefinitionArn", "ManagedNodeTag", "CleanupFunctionArn", "AgentConnectedFunctionArn",
 )  # fmt: skip
+# The Lambdas EventBridge rules invoke: the definition does not name them, the stack's outputs do.
+EVENT_FUNCTION_OUTPUTS = ("CleanupFunctionArn", "AgentConnectedFunctionArn")
 SHOWN_SETTINGS = ("DRY_RUN", "GPU_RESET_ENABLED", "TERMINATE_QUARANTINED")
 # What the check container needs on a real node (infra/dcgm_task.py, docs/diagnosis.md).
 CHECK_CAPABILITIES = {"SYS_ADMIN", "SYSLOG"}
@@ -82,9 +84,9 @@ class Doctor:
                 step = STEP_FUNCTIONS.get(config.get("Handler", "").split(".")[0])
                 if step:
                     found[step] = config
-        # The Lambdas a rule invokes are not in the definition; the stack names them in its outputs.
-        cleanup = lambdas.get_function_configuration(FunctionName=self.outputs["CleanupFunctionArn"])
-        found[EVENT_FUNCTIONS[cleanup["Handler"].split(".")[0]]] = cleanup
+        for output in EVENT_FUNCTION_OUTPUTS:
+            config = lambdas.get_function_configuration(FunctionName=self.outputs[output])
+            found[EVENT_FUNCTIONS[config["Handler"].split(".")[0]]] = config
         return found
 
     @property

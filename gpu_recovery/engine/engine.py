@@ -36,6 +36,7 @@ from gpu_recovery.engine.iam_not_enforced import Authorizer, correct_iam_not_enf
 from gpu_recovery.engine.json_path_quirks import correct_json_path_quirks
 from gpu_recovery.engine.lambda_requires_docker import correct_lambda_requires_docker
 from gpu_recovery.engine.real_time_waits import (
+    correct_callback_wait_real_time,
     correct_history_wall_clock,
     correct_retry_interval_real_time,
     correct_sync_poll_real_time,
@@ -159,6 +160,7 @@ class LocalEngine:
             "retry_interval_real_time": correct_retry_interval_real_time(self.clock),
             "sync_poll_real_time": correct_sync_poll_real_time(self.clock),
             "threads_real_time": correct_threads_real_time(self.clock),
+            "callback_wait_real_time": correct_callback_wait_real_time(self.clock),
             "history_wall_clock": correct_history_wall_clock(self.clock),
             "history_unbounded": correct_history_unbounded(),
             "ecs_sync_ignores_exit_code": correct_ecs_sync_ignores_exit_code(),

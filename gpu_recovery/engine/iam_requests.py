@@ -234,6 +234,7 @@ MAPPERS: Final[dict[tuple[str, str], Mapper]] = {
     ("stepfunctions", "DescribeExecution"): _execution("states:DescribeExecution"),
     # EventBridge's target role starting a recovery (SAR, AWS Step Functions: StartExecution on stateMachine).
     ("stepfunctions", "StartExecution"): _state_machine("states:StartExecution"),
+    ("stepfunctions", "SendTaskSuccess"): _any_resource("states:SendTaskSuccess"),
     ("ssm", "SendCommand"): _send_command,
     ("ssm", "GetCommandInvocation"): _any_resource("ssm:GetCommandInvocation"),
     ("logs", "GetLogEvents"): _log_stream("logs:GetLogEvents"),

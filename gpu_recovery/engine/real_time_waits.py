@@ -25,6 +25,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval import environment
+from moto.stepfunctions.parser.asl.eval.callback import callback
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.backend import execution_worker
@@ -115,6 +116,16 @@ def correct_threads_real_time(clock: SimClock) -> Iterator[None]:
             stack.enter_context(mock.patch.object(module, "threading", sim_threading))
         for module in _THREAD_MODULES:
             stack.enter_context(mock.patch.object(module, "Thread", sim_threading.Thread))
+        yield
+
+
+@contextmanager
+def correct_callback_wait_real_time(clock: SimClock) -> Iterator[None]:
+    """moto: a ``.waitForTaskToken`` task waits for SendTaskSuccess/Failure on a ``threading.Event`` that
+    ``callback`` imported by name (``CallbackEndpoint``, ``HeartbeatEndpoint``), so its TimeoutSeconds are real
+    seconds and the waiting thread never gives up its turn. Here they are ``SimEvent``s: the wait gives up the turn,
+    a SendTaskSuccess from another participant wakes it, and the timeout is simulated."""
+    with mock.patch.object(callback, "Event", clock.event):
         yield
 
 

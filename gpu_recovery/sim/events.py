@@ -75,14 +75,21 @@ def task_state_change(task: Any, account: str, region: str, at: datetime) -> dic
                 "stoppingAt": iso(task.stopping_at),
             }
         )
+    return ecs_event("ECS Task State Change", task.task_arn, detail, account=account, region=region, at=at)
+
+
+def ecs_event(
+    detail_type: str, resource: str, detail: dict[str, Any], *, account: str, region: str, at: datetime
+) -> dict[str, Any]:
+    """The EventBridge envelope of an ECS event about ``resource``."""
     return {
         "version": "0",
         "id": str(mock_random.uuid4()),  # seeded, like every moto identifier
-        "detail-type": "ECS Task State Change",
+        "detail-type": detail_type,
         "source": "aws.ecs",
         "account": account,
         "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
-        "resources": [task.task_arn],
+        "resources": [resource],
         "detail": detail,
     }

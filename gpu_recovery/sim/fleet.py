@@ -35,6 +35,7 @@ from moto.logs.models import logs_backends
 
 from gpu_recovery.clock import SimClock, SimEvent
 from gpu_recovery.sim import dcgm, instances, moto_patches, placement, ssm, tasks
+from gpu_recovery.sim.agent_events import AgentEvents, AgentListener, container_instance_state_change
 from gpu_recovery.sim.events import task_state_change
 from gpu_recovery.sim.instances import Node
 from gpu_recovery.sim.specs import JobSpec, NodeSpec, Timings
@@ -98,6 +99,7 @@ class SimFleet:
         self._events: list[dict[str, Any]] = []
         self._actions = FleetActions()
         self._watchers: dict[tuple[str, str], SimEvent] = {}
+        self._agent_events = AgentEvents(clock)
         self._recording = False  # setup (placing the initial jobs) is not something done *to* the fleet
         self._unpatch: Callable[[], None] = lambda: None
         self._backend: EC2ContainerServiceBackend | None = None
@@ -188,6 +190,11 @@ class SimFleet:
             if any(a == action and t == target for _, a, t, _ in self._actions.timeline):
                 watcher.set()
             return watcher
+
+    def subscribe_agent_events(self, listener: AgentListener) -> None:
+        """Call ``listener`` with each "ECS Container Instance State Change" of a rebooted node's agent, at the
+        simulated moment it disconnects and reconnects (gpu_recovery/sim/agent_events.py)."""
+        self._agent_events.subscribe(listener)
 
     def fault_active(self, node_name: str) -> bool:
         """Whether the node's fault is present now (what the next DCGM check would see)."""
@@ -561,6 +568,8 @@ class SimFleet:
             # The OS shutdown SIGTERMs the containers; the agent reports them exited when it is back.
             self._stop(st, "EssentialContainerExited", ESSENTIAL_EXITED, SIGTERM_EXIT, None)
         instances.reboot(node, now, self.timings.reboot_seconds, never_returns=never)
+        assert node.reconnect_at is not None  # a rebooted instance comes back at a time (inf: never)
+        self._agent_events.rebooted(lambda: self._agent_event(node), node.reconnect_at)
 
     def moto_send_command(self, backend: Any, command: Any) -> None:
         """SSM Run Command of the stack's GPU reset document on our instances (gpu_recovery.sim.ssm)."""
@@ -585,6 +594,14 @@ class SimFleet:
         with self._lock:
             done = self._resets.get(command_id)
             return invocation if done is None else ssm.invocation(done, self.clock.elapsed(), invocation)
+
+    def _agent_event(self, node: Node) -> dict[str, Any] | None:
+        with self._lock:
+            self._settle()
+            if node.terminated:
+                return None
+            at = self._at(self.clock.elapsed())
+            return container_instance_state_change(node.ci, self.cluster_arn, self.account_id, self.region, at)
 
     def _terminate(self, node: Node) -> None:
         self._actions.counts["terminations"][node.spec.name] += 1

@@ -105,8 +105,8 @@ def check_show(local: Local, cli: CliRun, name: str, bad: str, tmp_path: Path) -
     code, out, _ = cli("show", name, "--timeline", str(svg), *local.flags)
     assert code == 0
     timeline = out.split("\nTimeline (")[1].split("\n\n")[0]
-    assert f"{bad}  WaitForReboot" in timeline
-    assert f"<title>{bad} WaitForReboot: " in svg.read_text()
+    assert f"{bad}  WaitForAgent" in timeline
+    assert f"<title>{bad} WaitForAgent: " in svg.read_text()
     assert "Status     SUCCEEDED" in out
     assert "Outcome    RESTARTED" in out
     assert f"[{bad}]" in out

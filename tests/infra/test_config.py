@@ -155,3 +155,13 @@ def test_docs_link_the_generated_table_instead_of_copying_it(doc: str, link: str
     text = (ROOT / doc).read_text()
     assert f"]({link})" in text
     assert "| Variable | Default |" not in text
+
+
+def test_reboot_timeout_by_family_is_validated_in_one_line() -> None:
+    config = Config.load(context={"REBOOT_TIMEOUT_SECONDS_BY_FAMILY": "p5=1800,p4d=1200"})
+    assert config.reboot_timeouts_by_family() == {"p5": 1800, "p4d": 1200}
+    assert config.longest_reboot_timeout() == 1800
+    for bad, where in (("p5=30", "p5=30"), ("p5:1800", "allowed"), ("p5=1800,", "allowed")):
+        with pytest.raises(ConfigError, match=where) as error:
+            Config.load(context={"REBOOT_TIMEOUT_SECONDS_BY_FAMILY": bad})
+        assert "\n" not in str(error.value)

@@ -11,7 +11,12 @@ from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 
 from infra.config import DCGM_TASK_FAMILY
-from infra.event_pattern import IGNORED_STOP_CODES, execution_ended_badly_pattern, task_failure_pattern
+from infra.event_pattern import (
+    IGNORED_STOP_CODES,
+    agent_state_change_pattern,
+    execution_ended_badly_pattern,
+    task_failure_pattern,
+)
 from recovery.policy import NEVER_GPU_STOP_CODES
 from tests.infra.helpers import of_type
 
@@ -109,7 +114,7 @@ def test_several_clusters() -> None:
 
 
 def test_rule_uses_the_same_pattern(template: Template, resources: dict[str, dict[str, Any]]) -> None:
-    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "aws.ecs" in str(r)]
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "ECS Task State Change" in str(r)]
     deployed = rule["Properties"]["EventPattern"]
     expected = task_failure_pattern(["<cluster>"], DCGM_TASK_FAMILY)
     assert deployed["source"] == expected["source"]
@@ -120,8 +125,25 @@ def test_rule_uses_the_same_pattern(template: Template, resources: dict[str, dic
     assert cluster["Fn::Join"][1][-1] == ":cluster/gpu-cluster"
 
 
+def test_readiness_rule_sends_the_clusters_agent_changes_to_agent_connected(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "Container Instance" in str(r)]
+    deployed = rule["Properties"]["EventPattern"]
+    expected = agent_state_change_pattern(["<cluster>"])
+    assert (deployed["source"], deployed["detail-type"]) == (expected["source"], expected["detail-type"])
+    # Disconnects too: a reconnect counts only after a disconnect since the reboot.
+    assert deployed["detail"]["agentConnected"] == [True, False]
+    (cluster,) = deployed["detail"]["clusterArn"]
+    assert cluster["Fn::Join"][1][-1] == ":cluster/gpu-cluster"
+    (target,) = rule["Properties"]["Targets"]
+    assert "AgentConnected" in target["Arn"]["Fn::GetAtt"][0]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert "DeadLetterConfig" in target
+
+
 def test_rule_targets_state_machine_with_retry_and_dlq(resources: dict[str, dict[str, Any]]) -> None:
-    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "aws.ecs" in str(r)]
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if "ECS Task State Change" in str(r)]
     (target,) = rule["Properties"]["Targets"]
     (machine_id,) = of_type(resources, "AWS::StepFunctions::StateMachine")
     (queue_id,) = [q for q in of_type(resources, "AWS::SQS::Queue") if q.startswith("Trigger")]

@@ -177,8 +177,8 @@ def test_console_url_follows_the_partition(template: Template) -> None:
 def test_outputs(template: Template) -> None:
     assert set(template.to_json()["Outputs"]) == {
         "StateMachineArn", "StateMachineConsoleUrl", "TaskTableName", "JobTableName", "NodeTableName",
-        "NotificationTopicArn", "DeadLetterQueueUrl", "CleanupDeadLetterQueueUrl", "DcgmTaskDefinitionArn",
-        "ManagedNodeTag", "CleanupFunctionArn",
+        "NotificationTopicArn", "DeadLetterQueueUrl", "CleanupDeadLetterQueueUrl", "ReadinessDeadLetterQueueUrl",
+        "DcgmTaskDefinitionArn", "ManagedNodeTag", "CleanupFunctionArn", "AgentConnectedFunctionArn",
     }  # fmt: skip
 
 

@@ -245,10 +245,14 @@ def test_docstring_states_call_their_module() -> None:
         "record_node_state": "RecordNodeState",
         "restart_job": "RestartJob",
         "handle_error": "HandleError",
+        "await_agent": "AwaitAgent",
     }
     for module, names in docstring_steps().items():
         for name in names:
-            assert ALL[name][0]["Resource"] == f"${{{arn[module]}FunctionArn}}", (module, name)
+            state = ALL[name][0]
+            # A callback state invokes its Lambda through lambda:invoke.waitForTaskToken, by FunctionName.
+            function = state.get("Parameters", {}).get("FunctionName", state["Resource"])
+            assert function == f"${{{arn[module]}FunctionArn}}", (module, name)
 
 
 def test_a_node_is_reactivated_only_immediately_before_its_check() -> None:
@@ -294,7 +298,6 @@ def test_a_failing_error_handler_still_alerts() -> None:
 NOT_ACTIONS = {
     "DescribeTaskBatch": "reads the job's tasks",
     "RunDcgmDiag": "the check: `show` lists its verdict",
-    "CheckAgentConnected": "reads the container instance",
     "GetGpuResetResult": "reads the SSM command's result",
 }
 SERVICE = re.compile(r":states:::(aws-sdk:)?(ecs|ec2|ssm|sns):")
@@ -311,3 +314,20 @@ def test_every_step_that_acts_is_an_action_show_reports() -> None:
     assert set(NOT_ACTIONS) <= acting, "an exclusion names no ECS/EC2/SSM/SNS step"
     assert acting - set(NOT_ACTIONS) <= set(ACTION_STATES)
     assert set(ACTION_STATES) <= set(ALL), "ACTION_STATES names a state the definition lacks"
+
+
+def test_the_only_wait_states_are_backoffs_between_observations() -> None:
+    # Readiness after a reboot is a task token completed by the agent's reconnect (WaitForAgent), never a fixed
+    # sleep; what is left spaces polls of an observed status or retries (docs/reliability.md, "Readiness").
+    waits = {name for name, (state, _) in ALL.items() if state["Type"] == "Wait"}
+    assert waits == {"PollTasksStopped", "WaitForGpuReset", "WaitBeforeRecheck", "WaitForOtherRepair"}
+
+
+def test_wait_for_agent_times_out_into_quarantine() -> None:
+    state, _ = ALL["WaitForAgent"]
+    assert state["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert state["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert state["TimeoutSecondsPath"] == "$.reboot.agentTimeoutSeconds"
+    (timeout,) = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.Timeout"]]
+    assert timeout["Next"] == "AgentNeverReconnected"
+    assert ALL["AgentNeverReconnected"][0]["Next"] == "QuarantineNode"

@@ -29,7 +29,7 @@ def test_container_instances_are_described_at_most_100_at_a_time() -> None:
     client.describe_container_instances.side_effect = describe
     ecs = Ecs("c")
     ecs.__dict__["client"] = client
-    ids = ecs.ec2_instance_ids(arns)
+    ids = ecs.nodes(arns)
     sizes = [len(call.kwargs["containerInstances"]) for call in client.describe_container_instances.call_args_list]
     assert sizes == [100, 100, 50]
     assert max(sizes) <= DESCRIBE_CONTAINER_INSTANCES_BATCH
@@ -39,7 +39,7 @@ def test_container_instances_are_described_at_most_100_at_a_time() -> None:
 def test_no_container_instances_means_no_call() -> None:
     ecs = Ecs("c")
     ecs.__dict__["client"] = client = mock.Mock()
-    assert ecs.ec2_instance_ids([]) == {}
+    assert ecs.nodes([]) == {}
     client.describe_container_instances.assert_not_called()
 
 

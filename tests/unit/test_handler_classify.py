@@ -47,8 +47,12 @@ def test_recover_records_task_and_job(fleet: Fleet, context: FakeLambdaContext) 
     assert job["tasks"] == [task_id(event["detail"]["taskArn"]), task_id(fleet.sibling)]
     assert job["survivingTasks"] == [task_id(fleet.sibling)]
     assert job["nodes"] == [
-        {"ec2InstanceId": fleet.instance_ids[0], "containerInstanceArn": fleet.container_instances[0]},
-        {"ec2InstanceId": fleet.instance_ids[1], "containerInstanceArn": fleet.container_instances[1]},
+        {
+            "ec2InstanceId": fleet.instance_ids[i],
+            "containerInstanceArn": fleet.container_instances[i],
+            "instanceType": "p4d.24xlarge",  # ECS's ecs.instance-type attribute: picks the reboot timeout
+        }
+        for i in (0, 1)
     ]
     tasks = {t["taskArn"]: t for t in scan(TASK_TABLE)}
     failed = tasks[event["detail"]["taskArn"]]

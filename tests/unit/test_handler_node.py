@@ -309,7 +309,9 @@ def test_reboot_counted_once_per_execution(aws: None, context: FakeLambdaContext
     acquire_node.handler(step(), context)
     first = record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
     retry = record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
-    assert (first, retry) == ({"counted": True, "owned": True}, {"counted": False, "owned": True})
+    # The wait after the reboot times out after the node's instance type's reboot timeout (the default here).
+    timeout = {"agentTimeoutSeconds": 1200}
+    assert (first, retry) == ({"counted": True, "owned": True} | timeout, {"counted": False, "owned": True} | timeout)
     row = state()
     assert len(row["reboots"]) == 1
     assert row["status"] == "REBOOTING"
@@ -389,6 +391,7 @@ def test_only_lock_owner_writes(aws: None, context: FakeLambdaContext) -> None:
     assert record_node_state.handler(step(OTHER_EXECUTION_ARN, action="REBOOTING"), context) == {
         "counted": False,
         "owned": False,
+        "agentTimeoutSeconds": 1200,
     }
     lost = record_node_state.handler(
         step(OTHER_EXECUTION_ARN, action="QUARANTINE", analysis=analysis("QUARANTINE")), context
@@ -417,7 +420,11 @@ def test_operator_quarantine_mid_recovery_ends_the_branch(aws: None, context: Fa
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":q": "QUARANTINED"},
     )
-    assert record_node_state.handler(step(action="REBOOTING"), context) == {"counted": False, "owned": False}
+    assert record_node_state.handler(step(action="REBOOTING"), context) == {
+        "counted": False,
+        "owned": False,
+        "agentTimeoutSeconds": 1200,
+    }
     assert state()["status"] == "QUARANTINED"
     assert state()["reboots"] == []
 

@@ -71,6 +71,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:EcsGpuRecoveryStack-recovery"
     },
     ("ssm", "SendCommand"): {"DocumentName": "GpuResetDocument-AbC123", "InstanceIds": ["i-1"]},
+    ("stepfunctions", "SendTaskSuccess"): {"taskToken": "token", "output": "{}"},
     ("ssm", "GetCommandInvocation"): {"CommandId": "c", "InstanceId": "i-1"},
     ("logs", "GetLogEvents"): {"logGroupName": "/dcgm", "logStreamName": "dcgm/dcgm/0123"},
     ("lambda", "Invoke"): {"FunctionName": "classify-failure"},

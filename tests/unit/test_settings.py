@@ -28,7 +28,7 @@ def test_booleans(raw: str, value: bool) -> None:
         {"DCGM_DIAG_LEVEL": "5"},
         {"DCGM_TIMEOUT_SECONDS": "0"},
         {"MAX_REBOOTS_PER_NODE": "-1"},
-        {"AGENT_POLL_MAX_ATTEMPTS": "0"},
+        {"REBOOT_TIMEOUT_SECONDS": "0"},
         {"DRY_RUN": "maybe"},
         {"JOB_KEY": "taskDefinition"},
         {"JOB_KEY": "tag:"},
@@ -56,9 +56,6 @@ def test_workflow_settings() -> None:
     assert set(ws) == {
         "diagLevel",
         "dcgmTimeoutSeconds",
-        "rebootWaitSeconds",
-        "agentPollSeconds",
-        "agentPollMaxAttempts",
         "nodeLockWaitSeconds",
         "nodeCheckConcurrency",
         "taskStopPollSeconds",
@@ -90,5 +87,18 @@ def test_gpu_reset_is_off_by_default() -> None:
 
 
 def test_repair_lease_covers_a_gpu_reset_before_the_reboot() -> None:
-    # check (900) -> reset polls (300) -> check (900) -> reboot wait (180) + agent polls (600) -> check (900)
-    assert Settings.model_validate(BASE).repair_lease().total_seconds() == 3 * 900 + 300 + 180 + 600
+    # check (900) -> reset polls (300) -> check (900) -> the longest reboot timeout (1200) -> check (900)
+    assert Settings.model_validate(BASE).repair_lease().total_seconds() == 3 * 900 + 300 + 1200
+    longer = Settings.model_validate(BASE | {"REBOOT_TIMEOUT_SECONDS_BY_FAMILY": "p5=1800"})
+    assert longer.repair_lease().total_seconds() == 3 * 900 + 300 + 1800
+
+
+def test_reboot_timeout_by_instance_family() -> None:
+    s = Settings.model_validate(
+        BASE | {"REBOOT_TIMEOUT_SECONDS": "900", "REBOOT_TIMEOUT_SECONDS_BY_FAMILY": "p5=1800,p4d=1200"}
+    )
+    assert s.reboot_timeout("p5.48xlarge") == 1800
+    assert s.reboot_timeout("p4d.24xlarge") == 1200
+    # p4de is its own family, not p4d's; no instance type (an older record) takes the default.
+    assert s.reboot_timeout("p4de.24xlarge") == 900
+    assert s.reboot_timeout(None) == 900

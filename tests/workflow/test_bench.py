@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+from bench import reboot_floor
 from bench.__main__ import LAMBDA_REQUEST_USD, STANDARD_TRANSITION_USD, measure
 
 pytestmark = pytest.mark.slow
@@ -23,3 +24,15 @@ def test_measure_counts_the_work_and_prices_it() -> None:
     assert row["cost_usd"] == pytest.approx(
         row["transitions"] * STANDARD_TRANSITION_USD + row["lambda_invocations"] * LAMBDA_REQUEST_USD
     )
+
+
+def test_reboot_floor_is_reached_with_constant_transitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two reboot times either side of the old fixed wait (180 s) and its 30 s poll grid.
+    monkeypatch.setattr(reboot_floor, "REBOOT_SECONDS", (60, 601))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        rows = reboot_floor.measure()
+    assert all(r["passed"] for r in rows)
+    assert [r["ratio"] for r in rows] == [1.0, 1.0]  # the simulated times are exact: diag + R + diag
+    assert len({r["transitions"] for r in rows}) == 1
+    assert rows[0]["transitions"] <= 27

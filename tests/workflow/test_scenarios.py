@@ -43,6 +43,7 @@ def test_every_issue_scenario_is_shipped() -> None:
         "instance-never-returns",
         "dry-run",
         "fleet-breaker",
+        "reboot-800s",
     } <= set(scenarios.shipped())
 
 

@@ -193,3 +193,48 @@ def test_history_and_path_carry_sim_time(start_engine: StartEngine, tmp_path: Pa
     assert (stamps[-1] - stamps[0]).total_seconds() == 600
     [visit] = engine.path(result["executionArn"])
     assert (visit.name, visit.entered_at_sim, visit.exited_at_sim, visit.iteration) == ("Wait", 0.0, 600.0, None)
+
+
+def token_machine(function: str, timeout: int) -> dict:
+    wait = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": function, "Payload": {"token.$": "$$.Task.Token"}},
+        "TimeoutSeconds": timeout,
+        "End": True,
+    }
+    return {"StartAt": "Wait", "States": {"Wait": wait}}
+
+
+def test_moto_still_waits_for_a_task_token_in_real_time(
+    start_engine: StartEngine, clock: SimClock, tmp_path: Path
+) -> None:
+    """Shows the moto behaviour. If this fails, moto no longer waits for a task token on a real threading.Event:
+    revisit callback_wait_real_time."""
+    engine = start_engine(without=("callback_wait_real_time",))
+    function = engine.deploy_function("ignore", "engine_test_handlers.ignore_token", {})
+    started = time.monotonic()
+    result = run(engine, tmp_path, token_machine(function, 1))
+    assert result["status"] == "FAILED"
+    assert time.monotonic() - started >= 1.0
+
+
+def test_task_token_timeout_counts_on_the_sim_clock(start_engine: StartEngine, clock: SimClock, tmp_path: Path) -> None:
+    engine = start_engine()
+    function = engine.deploy_function("ignore", "engine_test_handlers.ignore_token", {})
+    started = time.monotonic()
+    result = run(engine, tmp_path, token_machine(function, 900))
+    assert (result["status"], result.get("error")) == ("FAILED", "States.Timeout")
+    assert clock.elapsed() == pytest.approx(900.0, abs=1.0)
+    assert time.monotonic() - started < 5.0
+
+
+def test_send_task_success_ends_the_wait_with_its_output(
+    start_engine: StartEngine, clock: SimClock, tmp_path: Path
+) -> None:
+    engine = start_engine()
+    function = engine.deploy_function("complete", "engine_test_handlers.complete_own_token", {})
+    result = run(engine, tmp_path, token_machine(function, 900))
+    assert result["status"] == "SUCCEEDED", result
+    assert json.loads(result["output"]) == {"done": True}
+    assert clock.elapsed() < 1.0

@@ -38,3 +38,12 @@ def hold(event: Any, context: Any) -> None:
 
 def describe_cluster(event: Any, context: Any) -> list[str]:
     return [c["clusterName"] for c in boto3.client("ecs").describe_clusters(clusters=[event["cluster"]])["clusters"]]
+
+
+def complete_own_token(event: Any, context: Any) -> None:
+    """Completes the calling .waitForTaskToken state at once (as AwaitAgent does for an agent already back)."""
+    boto3.client("stepfunctions").send_task_success(taskToken=event["token"], output='{"done": true}')
+
+
+def ignore_token(event: Any, context: Any) -> None:
+    """Leaves the calling .waitForTaskToken state waiting: only its timeout ends it."""
