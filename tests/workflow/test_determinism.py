@@ -16,8 +16,13 @@ from gpu_recovery.simulate import run
 
 pytestmark = pytest.mark.slow
 
-# Two recoveries race for one bad node's lock (it failed one run in three on a busy machine before the scheduler).
-RACING = "shared-bad-node"
+SCENARIOS = [
+    # Two recoveries race for one bad node's lock (it failed one run in three on a busy machine before the scheduler).
+    "shared-bad-node",
+    # Retry paths: injected AWS errors retried with jittered intervals (the jitter comes from the seeded source).
+    "api-faults-retried",
+    "reboot-denied-one-node",
+]
 
 
 @pytest.fixture
@@ -38,6 +43,7 @@ def report_bytes(name: str) -> str:
         return json.dumps(run(scenarios.load(name)).to_json(), sort_keys=True, default=str)
 
 
-def test_racing_scenario_reports_the_same_bytes_under_load(cpu_hog: None) -> None:
-    first = report_bytes(RACING)
-    assert all(report_bytes(RACING) == first for _ in range(2))
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_scenario_reports_the_same_bytes_under_load(cpu_hog: None, name: str) -> None:
+    first = report_bytes(name)
+    assert all(report_bytes(name) == first for _ in range(2))
