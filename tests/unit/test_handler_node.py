@@ -333,7 +333,7 @@ def test_a_refused_reboot_count_reads_the_row_from_the_refusal(aws: None, contex
         retry = record_node_state.handler(step(action="REBOOTING", analysis=analysis("REBOOT")), context)
     finally:
         events.unregister("before-call.dynamodb.GetItem", count)
-    assert retry == {"counted": False, "owned": True}
+    assert retry == {"counted": False, "owned": True, "agentTimeoutSeconds": 1200}
     assert reads == ["GetItem"]  # the reboots already counted; ALL_OLD answers who owns the node
 
 
