@@ -12,13 +12,9 @@ from infra.config import Config, ConfigError
 
 JOB_NODES = (1, 4, 16, 64)
 TASKS_PER_NODE = (1, 8)
-# Lock and agent-poll bounds lowered only as far as a job of this size needs to fit the history budget
-# (infra/history_budget.py): the incident itself never comes near them.
-_FITTING_BOUNDS: tuple[dict[str, int], ...] = (
-    {},
-    {"NODE_LOCK_MAX_WAITS": 5, "AGENT_POLL_MAX_ATTEMPTS": 10},
-    {"NODE_LOCK_MAX_WAITS": 2, "AGENT_POLL_MAX_ATTEMPTS": 3},
-)
+# The node-lock bound lowered only as far as a job of this size needs to fit the history budget
+# (infra/history_budget.py): the incident itself never comes near it.
+_FITTING_BOUNDS: tuple[dict[str, int], ...] = ({}, {"NODE_LOCK_MAX_WAITS": 5}, {"NODE_LOCK_MAX_WAITS": 2})
 
 
 def config_for(job_nodes: int) -> dict[str, Any]:
