@@ -107,7 +107,7 @@ _ITEM_WRITES = ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
 _ON_CLUSTER = {"cluster": "{cluster}"}
 _TASKS = {**_ON_CLUSTER, "tasks": [ANY]}
 _INSTANCES = {**_ON_CLUSTER, "containerInstances": [ANY]}
-_TOKEN = {"taskToken": ANY, "output": "{}"}
+_TOKEN = {"taskToken": ANY}
 _UNDER_REPAIR = [{"name": UNDER_REPAIR_ATTRIBUTE, "targetId": ANY}]
 
 CALLS: dict[str, tuple[Call, ...]] = {

@@ -235,7 +235,7 @@ def test_state_machine_role_has_what_the_definition_uses(resources: Resources) -
     assert {
         "lambda:InvokeFunction", "ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "events:PutTargets",
         "events:PutRule", "events:DescribeRule", "iam:PassRole", "ecs:UpdateContainerInstancesState",
-        "ecs:DescribeContainerInstances", "ec2:RebootInstances", "dynamodb:GetItem",
+        "ec2:RebootInstances", "dynamodb:GetItem",
         "dynamodb:UpdateItem", "sns:Publish", "kms:GenerateDataKey", "kms:Decrypt",
         "xray:PutTraceSegments", "logs:CreateLogDelivery",
     } <= actions  # fmt: skip

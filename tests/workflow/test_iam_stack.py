@@ -4,6 +4,7 @@ fails where AWS would fail, and no role grants an action that no call needs (lea
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ IMPLICIT = {
     "ec2:DescribeNetworkInterfaces",
 }  # fmt: skip
 # The failure rule's target role (CDK names it after the state machine): EventBridge starts recoveries with it.
-TRIGGER_ROLE = "WorkflowStateMachineEventsRole"
+TRIGGER_ROLE = "TriggerTargetRole"
 CHECKED_ROLES = ("Steps", "WorkflowRole", TRIGGER_ROLE)
 REGION, ACCOUNT = "us-east-1", "123456789012"
 # The Lambda runtime writes each function's logs with its role; the code makes no such call, doctor asks none.
@@ -163,11 +164,13 @@ def without_grant(template: dict[str, Any], role_prefix: str, action: str) -> di
     return template
 
 
-def without_lambda_permissions(template: dict[str, Any]) -> dict[str, Any]:
-    """The template with no AWS::Lambda::Permission: no rule may invoke a function."""
+def without_cleanup_permission(template: dict[str, Any]) -> dict[str, Any]:
+    """The template without the AWS::Lambda::Permission that lets the cleanup rule invoke CleanupExecution."""
     template = copy.deepcopy(template)
     template["Resources"] = {
-        lid: r for lid, r in template["Resources"].items() if r["Type"] != "AWS::Lambda::Permission"
+        lid: r
+        for lid, r in template["Resources"].items()
+        if not (r["Type"] == "AWS::Lambda::Permission" and "CleanupRule" in json.dumps(r["Properties"]["SourceArn"]))
     }
     return template
 
@@ -212,11 +215,15 @@ def test_removed_start_execution_grant_denies_the_failure_rule() -> None:
 def test_removed_lambda_permission_denies_the_cleanup_rule() -> None:
     """The cleanup rule invokes CleanupExecution through the function's resource policy (no role)."""
     with (
-        changed_template(without_lambda_permissions),
+        changed_template(without_cleanup_permission),
         deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock),
     ):
         event = _fail(fleet, Event(job="job-a", node="node-1"))
-        with mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")):
+        # The job decision fails too, so the execution ends FAILED (a node step's failure alone is caught).
+        with (
+            mock.patch("record_node_state.finish_node", side_effect=RuntimeError("table gone")),
+            mock.patch("restart_job.decide_and_restart", side_effect=RuntimeError("table gone")),
+        ):
             arn = stack.start_execution("err", event)
             with pytest.raises(ClientError, match=r"AccessDeniedException.*resource-based"):
                 stack.wait(arn)

@@ -27,7 +27,7 @@ def test_an_instance_without_the_tag_is_not_rebooted_and_is_left_suspect_for_an_
             stack.wait(arn)
             path = [visit.name for visit in stack.engine.path(arn)]
             assert "RebootInstance" in path
-            assert path[path.index("RebootInstance") + 1 :][:2] == ["NodeStepFailed", "MarkNodeSuspect"]
+            assert path[path.index("RebootInstance") + 1 :][:2] == ["RefundReboot", "MarkNodeSuspect"]
             assert fleet.actions()["reboots"] == {}
             (_, denied), *_ = stack.engine.authorizer.denied
             assert (denied.action, denied.resource.rsplit("/", 1)[-1]) == ("ec2:RebootInstances", node)
@@ -35,7 +35,8 @@ def test_an_instance_without_the_tag_is_not_rebooted_and_is_left_suspect_for_an_
             state = next(row for row in nodes if row["recordKey"] == "STATE")
             assert state["status"] == "SUSPECT"
             # EC2 errors reach the state machine as Ec2.Ec2Exception (the engine's service_error_names).
-            assert state["reason"] == "node step failed: Ec2.Ec2Exception"
+            assert state["reason"].startswith("reboot not performed: Ec2.Ec2Exception: ")
+            assert "not authorized to perform: ec2:RebootInstances" in state["reason"]
             assert "lockOwner" not in state
             ci = boto3.client("ecs").describe_container_instances(
                 cluster=fleet.cluster_name, containerInstances=[fleet.container_instance_arn(fleet.node_name(node))]

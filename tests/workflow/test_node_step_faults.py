@@ -53,7 +53,7 @@ class Run:
 
     def node_result(self, node: str) -> dict[str, Any]:
         node_id = self.fleet.instance_id(node)
-        return next(n for n in self.report()[0]["nodes"] if n["nodeId"] == node_id)
+        return next(n for n in self.report()[0]["nodes"]["notHealthy"] if n["nodeId"] == node_id)
 
     def container_instance_status(self, node: str) -> str:
         (instance,) = boto3.client("ecs").describe_container_instances(
