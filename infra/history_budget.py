@@ -27,17 +27,17 @@ HISTORY_EVENT_LIMIT: Final = 25_000
 RETRIES_PER_NODE: Final = 5
 # GPU reset status polls (the definition's settings.gpuResetPollMaxAttempts).
 GPU_RESET_POLLS: Final = GPU_RESET_POLL_MAX_ATTEMPTS
-_LOCK_LOOP: Final = ("LockNode", "NodeLockOutcome", "WaitForOtherRepair")
-_LOCKED: Final = ("LockNode", "NodeLockOutcome")
-_CHECK: Final = ("RunDcgmDiag", "AnalyzeDiag", "NextNodeStep")
+_LOCK_LOOP: Final = ("LockNode", "DidWeLockTheNode", "WaitForOtherRepair")
+_LOCKED: Final = ("LockNode", "DidWeLockTheNode")
+_CHECK: Final = ("RunDcgmDiag", "AnalyzeDiag", "WhatDoesTheVerdictCallFor")
 _RECHECK: Final = ("PrepareRecheck", *_CHECK)
 _GPU_RESET: Final = ("DrainNodeForGpuReset", "RecordGpuReset", "ResetGpu", "ReactivateNodeAfterGpuReset",
                      "PrepareCheckAfterGpuReset", *_CHECK)  # fmt: skip
-_RESET_POLL: Final = ("WaitForGpuReset", "GetGpuResetResult", "GpuResetFinished", "CountGpuResetPoll",
-                      "GpuResetPollsLeft")  # fmt: skip
+_RESET_POLL: Final = ("WaitForGpuReset", "GetGpuResetResult", "HasGpuResetFinished", "CountGpuResetPoll",
+                      "AnyGpuResetPollsLeft")  # fmt: skip
 _REBOOT: Final = ("DrainNode", "RecordReboot", "RebootInstance", "WaitForAgent", "ReactivateNode",
                   "PrepareCheckAfterReboot", *_CHECK)  # fmt: skip
-_WAY_OUT: Final = ("DrainNodeForQuarantine", "QuarantineNode", "TerminateQuarantined", "TerminateInstance",
+_WAY_OUT: Final = ("DrainNodeForQuarantine", "QuarantineNode", "ShouldTerminateQuarantined", "TerminateInstance",
                    "NodeChecked")  # fmt: skip
 _MAP_ITERATION: Final = 2  # iteration started, succeeded
 _RETRY: Final = 3

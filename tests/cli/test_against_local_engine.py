@@ -67,7 +67,7 @@ def test_start_wait_follows_a_recovery_to_the_end(local: Local, cli: CliRun, tmp
     lines = out.splitlines()
     assert lines[0] == f"Started recovery for task {task}"
     states = [line.split()[1] for line in lines if line.startswith("  +")]
-    assert states[:3] == ["ClassifyFailure", "RecoverOrIgnore", "LockJob"]
+    assert states[:3] == ["ClassifyFailure", "ShouldRecover", "LockJob"]
     assert states[-4:] == ["RestartJob", "NotifyRecoveryResult", "ReleaseJob", "RecoveryComplete"]
     for state in ("RunDcgmDiag", "AnalyzeDiag", "DrainNode", "RebootInstance", "ReactivateNode", "ReleaseNode"):
         assert state in states

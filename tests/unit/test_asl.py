@@ -208,7 +208,7 @@ def test_dcgm_check_is_pinned_and_bounded() -> None:
 
 
 def test_next_node_step_handles_every_node_step() -> None:
-    choice = ALL["NextNodeStep"][0]
+    choice = ALL["WhatDoesTheVerdictCallFor"][0]
     assert {c["StringEquals"] for c in choice["Choices"]} == {s.value for s in NodeStep}
 
 
@@ -265,18 +265,18 @@ def test_a_node_is_reactivated_only_immediately_before_its_check() -> None:
 
 def test_destructive_node_steps_follow_a_check_of_ownership() -> None:
     guarded = {
-        "DrainNode": "RebootRecorded",
-        "DrainNodeForGpuReset": "GpuResetRecorded",
-        "DrainNodeForQuarantine": "QuarantineRecorded",
-        "DrainHeldNode": "HoldRecorded",
-        "DrainSuspectNode": "SuspectRecorded",
+        "DrainNode": "IsNodeStillOursToReboot",
+        "DrainNodeForGpuReset": "IsNodeStillOursToReset",
+        "DrainNodeForQuarantine": "WasQuarantineRecorded",
+        "DrainHeldNode": "WasHoldRecorded",
+        "DrainSuspectNode": "WasSuspectRecorded",
     }
     for drain, choice in guarded.items():
         assert ALL[choice][0]["Default"] == drain
         (lost,) = ALL[choice][0]["Choices"]
         assert lost["Next"] in {"NodeLockLost", "NodeChecked"}
     assert ALL["DrainNode"][0]["Next"] == "RebootInstance"
-    assert ALL["DrainNodeForQuarantine"][0]["Next"] == "TerminateQuarantined"
+    assert ALL["DrainNodeForQuarantine"][0]["Next"] == "ShouldTerminateQuarantined"
     assert "TerminateInstance" not in {ALL["DrainHeldNode"][0]["Next"]}
 
 

@@ -10,7 +10,7 @@ from infra.history_budget import HISTORY_EVENT_LIMIT, events_per_node, worst_cas
 
 def test_each_loop_iteration_and_node_adds_events() -> None:
     base = events_per_node(1, 0)
-    assert events_per_node(2, 0) - base == 9  # LockNode (5), NodeLockOutcome, WaitForOtherRepair (2 each)
+    assert events_per_node(2, 0) - base == 9  # LockNode (5), DidWeLockTheNode, WaitForOtherRepair (2 each)
     assert events_per_node(1, 30) > base + 30 * 13
     assert worst_case_events(2, 1, 0) - worst_case_events(1, 1, 0) > base
 

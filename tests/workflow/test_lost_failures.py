@@ -111,7 +111,7 @@ def test_a_task_that_joins_after_restart_job_read_the_job_is_not_left_behind(
         arn = stack.engine.start_execution(stack.state_machine_arn, "late-join", event)
         assert stack.engine.wait(arn)["status"] == "SUCCEEDED"
     assert _path(stack, arn)[-7:] == [
-        "NotifyRecoveryResult", "ReleaseJob", "LateJoinRoundsLeft", "RestartLateJoiners", "NotifyRecoveryResult",
+        "NotifyRecoveryResult", "ReleaseJob", "AnyLateJoinRoundsLeft", "RestartLateJoiners", "NotifyRecoveryResult",
         "ReleaseJob", "RecoveryComplete",
     ]  # fmt: skip
     _, late_round = stack.notifications()

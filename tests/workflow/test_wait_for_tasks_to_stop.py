@@ -20,7 +20,7 @@ from tests.workflow.engine.engine_harness import ecs_cluster, ecs_tasks_never_st
 
 pytestmark = pytest.mark.slow
 
-LOOP = ("WaitForTasksToStop", "PollTasksStopped", "DescribeStoppingTasks", "CountStoppedTasks", "TasksStillStopping")
+LOOP = ("WaitForTasksToStop", "PollTasksStopped", "DescribeStoppingTasks", "CountStoppedTasks", "AreTasksStillStopping")
 MAX_POLLS = 3
 
 
