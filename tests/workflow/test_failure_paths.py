@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -23,14 +22,6 @@ from gpu_recovery.sim import SimFleet
 from gpu_recovery.simulate import _fail, _wait_for_action, deployed
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def stack_and_fleet() -> Iterator[tuple[LocalStack, SimFleet]]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
-            yield stack, fleet
 
 
 def _items(table: str) -> list[dict[str, Any]]:

@@ -5,8 +5,6 @@ restarted before the job lock is released. End to end on the local engine, fault
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -14,22 +12,12 @@ import boto3
 import pytest
 import restart_job
 
-from gpu_recovery import scenario as scenarios
 from gpu_recovery.api_faults import ApiFault
 from gpu_recovery.engine.iam_not_enforced import acting_as
 from gpu_recovery.local_stack import LocalStack
 from gpu_recovery.sim import SimFleet
-from gpu_recovery.simulate import deployed
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def stack_and_fleet() -> Iterator[tuple[LocalStack, SimFleet]]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
-            yield stack, fleet
 
 
 def _path(stack: LocalStack, arn: str) -> list[str]:
