@@ -11,6 +11,8 @@ from unittest import mock
 
 import pytest
 from engine_harness import StartEngine
+from moto.stepfunctions.parser import utils as sfn_utils
+from moto.stepfunctions.parser.asl.component.common.retry.max_attempts_decl import MaxAttemptsDecl
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from gpu_recovery.engine import definition_parsed_per_execution
@@ -57,3 +59,15 @@ def test_each_definition_is_parsed_once(start_engine: StartEngine, tmp_path: Pat
         engine = start_engine()
         run_twice(engine, tmp_path, "corrected")
     assert len(parsed) == 1
+
+
+def test_heap_keys_draw_nothing_from_the_seeded_source() -> None:
+    """A shared component's heap key is drawn once per process: drawing it from the simulation's seeded source
+    would shift every later draw (a retry's jitter) by what ran before."""
+    with (
+        definition_parsed_per_execution.correct_definition_parsed_per_execution(),
+        mock.patch.object(sfn_utils, "uuid4", side_effect=AssertionError("drew from the seeded source")),
+    ):
+        first, second = MaxAttemptsDecl(), MaxAttemptsDecl()
+        assert first.heap_key != second.heap_key
+        assert first.heap_key == first.heap_key
