@@ -108,6 +108,7 @@ def test_without_the_constraint_the_restart_takes_the_node_and_its_recheck_canno
     )
     # node-1's re-check never ran: its RunTask found too few GPUs free, again after the wait for one more check.
     assert report.actions["dcgm_checks"]["node-1"] == 1
-    states = {row["nodeId"]: row["status"] for row in report.nodes if row["recordKey"] == "STATE"}
-    assert "SUSPECT" in states.values()
+    (suspect,) = [row for row in report.nodes if row["recordKey"] == "STATE" and row["status"] == "SUSPECT"]
+    assert suspect["lastVerdict"]["status"] == "INCONCLUSIVE"
+    assert '"Reason": "RESOURCE:GPU"' in suspect["lastVerdict"]["reasons"][0]
     assert {row["jobId"]: row["status"] for row in report.jobs}["job-a"] == "FAILED"
