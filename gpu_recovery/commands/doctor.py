@@ -4,9 +4,11 @@ and the fix. Read-only: it changes nothing in the account."""
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from fnmatch import fnmatchcase
+from functools import cached_property, partial
 from typing import Any
 
 import boto3
@@ -24,7 +26,8 @@ NAME = "doctor"
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 OUTPUTS = (
     "StateMachineArn", "TaskTableName", "JobTableName", "NodeTableName", "NotificationTopicArn", "DeadLetterQueueUrl",
-    "DcgmTaskDefinitionArn", "ManagedNodeTag", "CleanupFunctionArn", "AgentConnectedFunctionArn",
+    "CleanupDeadLetterQueueUrl", "ReadinessDeadLetterQueueUrl", "DcgmTaskDefinitionArn", "ManagedNodeTag",
+    "CleanupFunctionArn", "AgentConnectedFunctionArn",
 )  # fmt: skip
 # The Lambdas EventBridge rules invoke: the definition does not name them, the stack's outputs do.
 EVENT_FUNCTION_OUTPUTS = ("CleanupFunctionArn", "AgentConnectedFunctionArn")
@@ -36,6 +39,28 @@ KERNEL_LOG_DEVICE = "/dev/kmsg"
 GPU_RESOURCE = "GPU"
 # SimulatePrincipalPolicy's EvalDecision for an allowed call.
 ALLOWED = "allowed"
+EVENTS_SERVICE = "events.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One EventBridge rule of the stack (infra/trigger.py, readiness.py, cleanup.py): the outputs naming its target
+    and its dead-letter queue, and what an event left in that queue means."""
+
+    name: str
+    target_output: str
+    queue_output: str
+    lost: str
+    invokes_lambda: bool = True
+
+
+ROUTES = (
+    Route("trigger", "StateMachineArn", "DeadLetterQueueUrl", "failure events could not start a recovery", False),
+    Route("readiness", "AgentConnectedFunctionArn", "ReadinessDeadLetterQueueUrl", "agent events never reached "
+          "AgentConnected (a rebooted node may have waited for its timeout)"),
+    Route("cleanup", "CleanupFunctionArn", "CleanupDeadLetterQueueUrl", "failed executions were not cleaned up "
+          "(their locks may still be held)"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -107,7 +132,7 @@ class Doctor:
         rows = [self.stack(stack)]
         for check in (
             self.step_lambdas, self.settings_row, self.permissions, self.powertools, self.cluster, self.check_task,
-            self.rule, self.dead_letters, self.subscriptions,
+            self.routes, self.subscriptions,
         ):  # fmt: skip
             rows += list(_guarded(check))
         return rows
@@ -319,32 +344,93 @@ class Doctor:
                 "create it, or set DCGM_LOG_GROUP to the group the check task logs to",
             )  # fmt: skip
 
-    def rule(self) -> Iterator[Check]:
-        events = self.client("events")
-        names = events.list_rule_names_by_target(TargetArn=self.context.state_machine_arn)["RuleNames"]
-        enabled = [n for n in names if events.describe_rule(Name=n)["State"] == "ENABLED"]
-        if enabled:
-            yield Check("event rule", PASS, f"{', '.join(enabled)} enabled, targets the state machine")
-        else:
-            disabled = f" ({', '.join(names)} disabled)" if names else ""
+    def routes(self) -> Iterator[Check]:
+        for route in ROUTES:
+            yield from _guarded(partial(self.route, route), f"{route.name} rule")
+
+    def route(self, route: Route) -> Iterator[Check]:
+        """The rule is enabled and targets what it should, with a dead-letter queue that exists, is encrypted, lets
+        the rule send to it and is empty; a Lambda target lets EventBridge invoke it from that rule (EventBridge
+        user guide, "Using dead-letter queues to process undelivered events" and "Using resource-based policies for
+        Amazon EventBridge": events.amazonaws.com with aws:SourceArn = the rule)."""
+        events, target = self.client("events"), self.outputs[route.target_output]
+        rules = [events.describe_rule(Name=n) for n in events.list_rule_names_by_target(TargetArn=target)["RuleNames"]]
+        enabled = [r for r in rules if r["State"] == "ENABLED"]
+        queue = self.queue(self.outputs[route.queue_output])
+        if not enabled:
+            disabled = f" ({', '.join(r['Name'] for r in rules)} disabled)" if rules else ""
             yield Check(
-                "event rule", FAIL, f"no enabled rule targets the state machine{disabled}",
+                f"{route.name} rule", FAIL, f"no enabled rule targets {_short(target)}{disabled}",
                 "aws events enable-rule --name <rule>, or deploy again",
             )  # fmt: skip
+        for rule in enabled:
+            findings = list(self.rule_findings(route, rule, target, queue))
+            yield from (Check(f"{route.name} rule", FAIL, f"{rule['Name']}: {f}", "deploy again") for f in findings)
+            if not findings:
+                yield Check(f"{route.name} rule", PASS, f"{rule['Name']} enabled, targets {_short(target)}")
+        yield from self.queue_checks(route, queue, enabled)
 
-    def dead_letters(self) -> Iterator[Check]:
-        url = self.outputs["DeadLetterQueueUrl"]
-        attributes = self.client("sqs").get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        waiting = int(attributes.get("ApproximateNumberOfMessages", "0"))
+    def rule_findings(
+        self, route: Route, rule: dict[str, Any], target: str, queue: dict[str, str] | None
+    ) -> Iterator[str]:
+        targets = self.client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        entry = next((t for t in targets if t["Arn"] == target), None)
+        if entry is None:  # removed since the rule was found by it
+            yield f"no longer targets {_short(target)}"
+            return
+        dead_letter = (entry.get("DeadLetterConfig") or {}).get("Arn")
+        if not dead_letter:
+            yield "its target has no dead-letter queue: an event it cannot deliver is lost"
+        elif queue is not None and dead_letter != queue["QueueArn"]:
+            yield f"its target's dead-letter queue is {dead_letter}, not the stack's {queue['QueueArn']}"
+        if not route.invokes_lambda:
+            if not entry.get("RoleArn"):
+                yield "its target has no role: EventBridge cannot start executions"
+            return
+        try:
+            policy = self.client("lambda").get_policy(FunctionName=target)["Policy"]
+        except ClientError as error:
+            if error.response["Error"].get("Code") != "ResourceNotFoundException":
+                raise
+            policy = None  # a function without a resource policy
+        if not allows(policy, EVENTS_SERVICE, "lambda:InvokeFunction", rule["Arn"]):
+            yield f"{_short(target)}'s resource policy does not let {EVENTS_SERVICE} invoke it from this rule"
+
+    def queue(self, url: str) -> dict[str, str] | None:
+        """The queue's attributes, or None when it does not exist."""
+        try:
+            return dict(self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"])
+        except ClientError as error:
+            if error.response["Error"].get("QueryErrorCode") != "QueueDoesNotExist":
+                raise
+            return None
+
+    def queue_checks(self, route: Route, queue: dict[str, str] | None, rules: list[dict[str, Any]]) -> Iterator[Check]:
+        label, url = f"{route.name} dead-letter queue", self.outputs[route.queue_output]
+        if queue is None:
+            yield Check(label, FAIL, f"{url} does not exist", "deploy again: undelivered events would be lost")
+            return
+        name = queue["QueueArn"].rsplit(":", 1)[-1]
+        # SSE-SQS (SqsManagedSseEnabled) or SSE-KMS (KmsMasterKeyId): SQS developer guide, "Encryption at rest".
+        encrypted = queue.get("SqsManagedSseEnabled") == "true" or bool(queue.get("KmsMasterKeyId"))
+        waiting = int(queue.get("ApproximateNumberOfMessages", "0"))
+        refused = [
+            r["Name"] for r in rules if not allows(queue.get("Policy"), EVENTS_SERVICE, "sqs:SendMessage", r["Arn"])
+        ]
+        if not encrypted:
+            yield Check(
+                label, FAIL, f"{name} is not encrypted at rest",
+                f"aws sqs set-queue-attributes --queue-url {url} --attributes SqsManagedSseEnabled=true, or deploy",
+            )  # fmt: skip
+        if refused:
+            yield Check(label, FAIL, f"{name}'s policy does not let {', '.join(refused)} send to it", "deploy again")
         if waiting:
             yield Check(
-                "dead-letter queue", FAIL, f"{waiting} events could not start a recovery",
-                "read them (aws sqs receive-message), fix the cause, start them again (gpu-recovery start)",
+                label, FAIL, f"{name}: {waiting} messages: {route.lost}",
+                "read them (aws sqs receive-message), fix the cause, then replay them (a failure: gpu-recovery start)",
             )  # fmt: skip
-        else:
-            yield Check("dead-letter queue", PASS, "empty")
+        if encrypted and not refused and not waiting:
+            yield Check(label, PASS, f"{name}: empty, encrypted")
 
     def subscriptions(self) -> Iterator[Check]:
         topic = self.outputs["NotificationTopicArn"]
@@ -365,9 +451,41 @@ def gpu_count(container_instance: dict[str, Any]) -> int:
     return sum(len(r.get("stringSetValue", [])) for r in resources if r.get("name") == GPU_RESOURCE)
 
 
-def _guarded(check: Callable[[], Iterator[Check]]) -> Iterator[Check]:
+def _short(arn: str) -> str:
+    """A state machine's or function's name from its ARN."""
+    return arn.rsplit(":", 1)[-1]
+
+
+def allows(policy: str | None, service: str, action: str, source_arn: str) -> bool:
+    """Whether a resource policy (JSON) has an Allow statement for the service principal and the action, from
+    ``source_arn`` (a statement with no aws:SourceArn condition allows every source). Actions and ArnLike values
+    may hold wildcards; condition keys are case-insensitive (IAM User Guide, "IAM JSON policy elements")."""
+    for statement in json.loads(policy or "{}").get("Statement", []):
+        principal = statement.get("Principal")
+        services = principal.get("Service", []) if isinstance(principal, dict) else []
+        actions = statement.get("Action", [])
+        sources = [
+            value
+            for condition in statement.get("Condition", {}).values()
+            for key, values in condition.items()
+            if key.lower() == "aws:sourcearn"
+            for value in ([values] if isinstance(values, str) else values)
+        ]
+        if (
+            statement.get("Effect") == "Allow"
+            and service in ([services] if isinstance(services, str) else services)
+            and any(
+                fnmatchcase(action.lower(), a.lower()) for a in ([actions] if isinstance(actions, str) else actions)
+            )
+            and (not sources or any(fnmatchcase(source_arn, s) for s in sources))
+        ):
+            return True
+    return False
+
+
+def _guarded(check: Callable[[], Iterator[Check]], name: str | None = None) -> Iterator[Check]:
     """One check's AWS error is that check's FAIL, not the end of the report."""
-    name = check.__name__.replace("_", " ")
+    name = name or check.__name__.replace("_", " ")
     try:
         yield from check()
     except (ClientError, BotoCoreError, ContextError, KeyError) as error:
@@ -393,8 +511,10 @@ def register(commands: Any) -> None:
             "Read-only checks of a deployed stack: the stack and its outputs; each role can make each call the code "
             "needs (IAM SimulatePrincipalPolicy over gpu_recovery.iam_calls); the Powertools layer parameter "
             "resolves here; the cluster has GPU container instances with connected agents; the DCGM task fits "
-            "them, can read the kernel log and logs to an existing group; the EventBridge rule is enabled and "
-            "targets the state machine; the dead-letter queue is empty; the topic has a confirmed subscription; "
+            "them, can read the kernel log and logs to an existing group; each EventBridge rule (trigger, "
+            "readiness, cleanup) is enabled and targets what it should, with a dead-letter queue that exists, is "
+            "encrypted, lets the rule send to it and is empty, and its Lambda lets EventBridge invoke it; "
+            "the topic has a confirmed subscription; "
             "DRY_RUN, GPU_RESET_ENABLED, TERMINATE_QUARANTINED. Exit codes: 0 no FAIL (WARNs are advice), "
             "1 a check failed, 2 usage error."
         ),

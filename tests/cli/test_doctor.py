@@ -28,6 +28,7 @@ REGION = "us-east-1"
 STACK = "EcsGpuRecoveryStack"
 CLUSTER = "gpu-cluster"
 LOG_GROUP = "/ecs/gpu-recovery-dcgm-check"
+ROUTE_ROWS = ("rule", "dead-letter queue")
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
     "DRY_RUN": "false", "GPU_RESET_ENABLED": "false", "TERMINATE_QUARANTINED": "false",
@@ -59,6 +60,31 @@ def _check_task(gpus: int, *, access: bool = True) -> dict[str, Any]:
             "devices": [{"hostPath": "/dev/kmsg", "containerPath": "/dev/kmsg", "permissions": ["read"]}],
         }
     return container
+
+
+def _route(rule: str, target: str, role: str | None) -> str:
+    """An EventBridge rule as infra/trigger.py's rule_with_dead_letter_queue makes it: its target retries into an
+    SSE-SQS dead-letter queue whose policy lets the rule send; a Lambda target lets the rule invoke it, a state
+    machine target has a role. Returns the queue's URL."""
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["aws.ecs"]}))["RuleArn"]
+    url = sqs.create_queue(QueueName=f"{rule}-dlq", Attributes={"SqsManagedSseEnabled": "true"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    send = {
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+    }  # fmt: skip
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Statement": [send]})})
+    entry: dict[str, Any] = {"Id": "Target0", "Arn": target, "DeadLetterConfig": {"Arn": queue_arn}}
+    if role:
+        entry["RoleArn"] = role
+    else:
+        boto3.client("lambda").add_permission(
+            FunctionName=target, StatementId=rule, Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com", SourceArn=rule_arn,
+        )  # fmt: skip
+    events.put_targets(Rule=rule, Targets=[entry])
+    return str(url)
 
 
 @pytest.fixture
@@ -113,10 +139,10 @@ def account() -> Iterator[dict[str, str]]:
         machine = boto3.client("stepfunctions").create_state_machine(
             name=f"{STACK}-recovery", definition=json.dumps(definition), roleArn=roles["sfn"]
         )["stateMachineArn"]
-        events = boto3.client("events")
-        events.put_rule(Name="TriggerRule", EventPattern=json.dumps({"source": ["aws.ecs"]}))
-        events.put_targets(Rule="TriggerRule", Targets=[{"Id": "recovery", "Arn": machine}])
-        queue = boto3.client("sqs").create_queue(QueueName="dlq")["QueueUrl"]
+        queues = {
+            rule: _route(rule, target, roles["sfn"] if rule == "TriggerRule" else None)
+            for rule, target in (("TriggerRule", machine), ("ReadinessRule", agent_connected), ("CleanupRule", cleanup))
+        }
         sns = boto3.client("sns")
         topic = sns.create_topic(Name="ecs-gpu-recovery-notifications")["TopicArn"]
         sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
@@ -137,7 +163,9 @@ def account() -> Iterator[dict[str, str]]:
         )
         outputs = {
             "StateMachineArn": machine, "TaskTableName": "ecs_task", "JobTableName": "ecs_job",
-            "NodeTableName": "ecs_node", "NotificationTopicArn": topic, "DeadLetterQueueUrl": queue,
+            "NodeTableName": "ecs_node", "NotificationTopicArn": topic,
+            "DeadLetterQueueUrl": queues["TriggerRule"], "ReadinessDeadLetterQueueUrl": queues["ReadinessRule"],
+            "CleanupDeadLetterQueueUrl": queues["CleanupRule"],
             "DcgmTaskDefinitionArn": task_definition, "ManagedNodeTag": "team=gpu", "CleanupFunctionArn": cleanup,
             "AgentConnectedFunctionArn": agent_connected,
         }  # fmt: skip
@@ -185,7 +213,8 @@ def test_a_healthy_deployment_passes_every_check(cli: CliRun, account: dict[str,
         "stack": "PASS", "step lambdas": "PASS", "settings": "PASS",
         **{f"permissions {p}": "PASS" for p in CALLS},
         "powertools layer": "PASS", "cluster": "PASS", "node tag": "PASS",
-        "dcgm task": "PASS", "dcgm log group": "PASS", "event rule": "PASS", "dead-letter queue": "PASS",
+        "dcgm task": "PASS", "dcgm log group": "PASS",
+        **{f"{route} {row}": "PASS" for route in ("trigger", "readiness", "cleanup") for row in ROUTE_ROWS},
         "notifications": "PASS",
     }  # fmt: skip
     assert "DRY_RUN=false, GPU_RESET_ENABLED=false, TERMINATE_QUARANTINED=false" in table["settings"][1]
@@ -208,13 +237,94 @@ def test_each_problem_is_a_fail_with_its_fix(cli: CliRun, account: dict[str, str
         f"ecs:DescribeClusters on arn:aws:ecs:{REGION}:{DEFAULT_ACCOUNT_ID}:cluster/{CLUSTER}"
         in table["permissions ClassifyFailure"][1]
     )
-    assert table["event rule"] == ("FAIL", table["event rule"][1])
-    assert "TriggerRule disabled" in table["event rule"][1]
-    assert table["dead-letter queue"][0] == "FAIL"
-    assert "1 events could not start a recovery" in table["dead-letter queue"][1]
+    assert table["trigger rule"] == ("FAIL", table["trigger rule"][1])
+    assert "TriggerRule disabled" in table["trigger rule"][1]
+    assert table["trigger dead-letter queue"][0] == "FAIL"
+    assert "1 messages: failure events could not start a recovery" in table["trigger dead-letter queue"][1]
     assert table["notifications"][0] == "FAIL"
     assert table["dcgm log group"][0] == "FAIL"
     assert table["permissions StateMachine"][0] == "PASS"
+
+
+def findings(out: str, check: str) -> list[tuple[str, ...]]:
+    """(STATUS, DETAIL, FIX) of every row of one check (a check may report several findings)."""
+    return [
+        (match.group(1), *re.split(r"\s{2,}", match.group(2).rstrip(), maxsplit=1))
+        for line in out.splitlines()[1:]
+        if (match := re.match(rf"^{re.escape(check)}\s{{2,}}(PASS|WARN|FAIL)\s+(.*)$", line))
+    ]
+
+
+def test_a_readiness_rule_that_is_disabled_or_has_no_dead_letter_queue_fails(
+    cli: CliRun, account: dict[str, str], denied: set[Any]
+) -> None:
+    events = boto3.client("events")
+    events.disable_rule(Name="ReadinessRule")
+    (target,) = events.list_targets_by_rule(Rule="CleanupRule")["Targets"]
+    del target["DeadLetterConfig"]
+    events.put_targets(Rule="CleanupRule", Targets=[target])
+    code, out, _ = cli("doctor")
+    assert code == 1
+    assert findings(out, "readiness rule") == [
+        ("FAIL", f"no enabled rule targets {STACK}-StepsAgentConnected (ReadinessRule disabled)",
+                 "aws events enable-rule --name <rule>, or deploy again"),
+    ]  # fmt: skip
+    assert findings(out, "cleanup rule") == [
+        ("FAIL", "CleanupRule: its target has no dead-letter queue: an event it cannot deliver is lost", "deploy again")
+    ]
+    assert findings(out, "trigger rule") == [("PASS", f"TriggerRule enabled, targets {STACK}-recovery", "-")]
+
+
+def test_a_dead_letter_queue_gone_unencrypted_or_closed_to_its_rule_fails(
+    cli: CliRun, account: dict[str, str], denied: set[Any]
+) -> None:
+    sqs = boto3.client("sqs")
+    sqs.delete_queue(QueueUrl=account["ReadinessDeadLetterQueueUrl"])
+    sqs.set_queue_attributes(
+        QueueUrl=account["CleanupDeadLetterQueueUrl"], Attributes={"SqsManagedSseEnabled": "false", "Policy": ""}
+    )
+    code, out, _ = cli("doctor")
+    assert code == 1
+    (gone,) = findings(out, "readiness dead-letter queue")
+    assert gone[:2] == ("FAIL", f"{account['ReadinessDeadLetterQueueUrl']} does not exist")
+    assert [(status, detail) for status, detail, _fix in findings(out, "cleanup dead-letter queue")] == [
+        ("FAIL", "CleanupRule-dlq is not encrypted at rest"),
+        ("FAIL", "CleanupRule-dlq's policy does not let CleanupRule send to it"),
+    ]
+
+
+def test_a_lambda_that_does_not_let_its_rule_invoke_it_fails(
+    cli: CliRun, account: dict[str, str], denied: set[Any]
+) -> None:
+    boto3.client("lambda").remove_permission(
+        FunctionName=account["AgentConnectedFunctionArn"], StatementId="ReadinessRule"
+    )
+    code, out, _ = cli("doctor")
+    assert code == 1
+    assert findings(out, "readiness rule") == [
+        ("FAIL", f"ReadinessRule: {STACK}-StepsAgentConnected's resource policy does not let events.amazonaws.com "
+                 "invoke it from this rule", "deploy again"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("policy", "allowed"),
+    [
+        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:*"}, True),
+        ({"Effect": "Allow", "Principal": {"Service": ["events.amazonaws.com"]}, "Action": ["sqs:SendMessage"],
+          "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:events:*:*:rule/Trigger*"}}}, True),
+        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+          "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:1:rule/Other"}}}, False),
+        ({"Effect": "Deny", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage"}, False),
+        ({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sqs:SendMessage"}, False),
+        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:ReceiveMessage"}, False),
+    ],
+)  # fmt: skip
+def test_allows_reads_a_resource_policy_as_iam_matches_it(policy: dict[str, Any], allowed: bool) -> None:
+    document = json.dumps({"Statement": [policy]})
+    rule = "arn:aws:events:us-east-1:1:rule/TriggerRule"
+    assert doctor.allows(document, "events.amazonaws.com", "sqs:SendMessage", rule) is allowed
+    assert not doctor.allows(None, "events.amazonaws.com", "sqs:SendMessage", rule)
 
 
 def test_cleanup_execution_role_and_untagged_instances_fail(

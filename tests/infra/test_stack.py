@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
+from gpu_recovery.commands import doctor
 from infra.config import Config
 from infra.lambdas import POWERTOOLS_LAYER_PARAMETER
 from infra.stack import CONSOLE_HOSTS
@@ -180,6 +181,11 @@ def test_outputs(template: Template) -> None:
         "NotificationTopicArn", "DeadLetterQueueUrl", "CleanupDeadLetterQueueUrl", "ReadinessDeadLetterQueueUrl",
         "DcgmTaskDefinitionArn", "ManagedNodeTag", "CleanupFunctionArn", "AgentConnectedFunctionArn",
     }  # fmt: skip
+
+
+def test_doctor_reads_only_outputs_the_stack_has(template: Template) -> None:
+    # doctor FAILs a stack that lacks one of its OUTPUTS: each must be one the stack deploys.
+    assert set(doctor.OUTPUTS) <= set(template.to_json()["Outputs"])
 
 
 def _statements(resources: Resources) -> list[tuple[str, dict[str, Any]]]:

@@ -44,6 +44,7 @@ def test_every_issue_scenario_is_shipped() -> None:
         "dry-run",
         "fleet-breaker",
         "reboot-800s",
+        "restart-during-recheck",
     } <= set(scenarios.shipped())
 
 
