@@ -144,7 +144,7 @@ class History:
 def map_items(visit: Visit, states: Mapping[str, Any] | None = None) -> list[Any] | None:
     """The items a Map state's visit iterated over (iteration i worked on item i): its input at the state's
     ItemsPath ("$" when absent; a reference path of field names, as the definition's Maps use)."""
-    state = dict(walk_states(definition()["States"] if states is None else states)).get(visit.name) or {}
+    state = dict(walk_states(_or_shipped(states))).get(visit.name) or {}
     items: Any = visit.input
     for key in [k for k in str(state.get("ItemsPath", "$")).removeprefix("$").split(".") if k]:
         items = items.get(key) if isinstance(items, dict) else None
@@ -152,6 +152,11 @@ def map_items(visit: Visit, states: Mapping[str, Any] | None = None) -> list[Any
 
 
 # ---- reading the events ---------------------------------------------------------------------------
+def _or_shipped(states: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The given definition's States, or the shipped definition's."""
+    return definition()["States"] if states is None else states
+
+
 def _iteration_chains(events: Sequence[dict[str, Any]]) -> dict[int, Scope]:
     """Each event's stack of Map iterations (Map name as its MapIterationStarted gives it, index), outermost first.
 
@@ -202,7 +207,7 @@ def _scope(containers: tuple[Container, ...] | None, chain: Scope) -> Scope:
 def read(events: Sequence[dict[str, Any]], states: Mapping[str, Any] | None = None) -> History:
     """Pair each *StateEntered with its *StateExited (same name, same scope) and collect the errors raised.
     ``states`` is the definition's top-level States (default: the shipped definition)."""
-    inside = enclosing(definition()["States"] if states is None else states)
+    inside = enclosing(_or_shipped(states))
     chains = _iteration_chains(events)
     result = History()
     in_visit: dict[int, Visit | None] = {}  # event id -> the visit it happened in
