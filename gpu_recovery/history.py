@@ -112,7 +112,7 @@ class Visit:
 @dataclass
 class Failure:
     """An error event: the state whose error it is (the one the events chain back to, an iteration's state for
-    the execution failure it caused), and the scope the event itself happened in."""
+    the execution failure it caused), and the scope the event happened in (the execution's end: none)."""
 
     state: str | None
     scope: Scope
@@ -196,12 +196,15 @@ def _innermost_enclosing(map_started_in: list[Scope], chain: Scope) -> Scope:
 
 def _scope(containers: tuple[Container, ...] | None, chain: Scope) -> Scope:
     """A state's scope: its Map and Parallel states from the definition, each Map's iteration index from the
-    history chain (outermost first). A state the definition does not have keeps the chain as the history gives it."""
-    maps = sum(1 for _, branch in containers or () if branch is None)
-    if containers is None or len(chain) < maps:
+    history chain. The innermost chain entry of each Map counts: with many iterations moto chains an iteration's
+    ``MapIterationStarted`` to an event of another iteration, so a chain can hold iterations that do not enclose
+    the state (even after the Map ended). A state the definition does not have keeps the chain as it is."""
+    if containers is None:
         return chain
-    indices = iter(index for _, index in chain[:maps])
-    return tuple((name, next(indices) if branch is None else branch) for name, branch in containers)
+    iterations = dict(chain)  # Map name -> index, the innermost entry last
+    if any(branch is None and name not in iterations for name, branch in containers):
+        return chain
+    return tuple((name, iterations[name] if branch is None else branch) for name, branch in containers)
 
 
 def read(events: Sequence[dict[str, Any]], states: Mapping[str, Any] | None = None) -> History:
@@ -233,9 +236,9 @@ def read(events: Sequence[dict[str, Any]], states: Mapping[str, Any] | None = No
         elif "error" in info or kind in _EXECUTION_ENDS:
             error, cause = str(info.get("error", kind)), str(info.get("cause", ""))
             caught = not kind.startswith("Execution")
-            result.failures.append(
-                Failure(current.name if current else None, chains[event_id], at, error, cause, caught)
-            )
+            # An execution's own end is outside every iteration, whatever state its error came from.
+            scope = (current.scope if current else chains[event_id]) if caught else ()
+            result.failures.append(Failure(current.name if current else None, scope, at, error, cause, caught))
             if current:
                 current.error, current.cause = error, cause
         elif kind in _WORK_SUCCEEDED and current:

@@ -102,6 +102,54 @@ def test_the_state_after_a_large_map_is_shown_at_the_top_level_not_inside_an_ite
     assert lines == ["CheckNodes", "  [i-0a]", "    RunDcgmDiag", "  [i-0b]", "    RunDcgmDiag", "RestartJob"]
 
 
+def test_with_max_concurrency_an_iteration_chained_to_another_keeps_its_own_index_and_the_map_ends_on_top() -> None:
+    """moto's history of a Map with MaxConcurrency 2 over 5 items (recorded from the local engine): a later
+    iteration's MapIterationStarted chains to the last event of the iteration it replaces, and MapStateExited to
+    the last iteration's end. The engine's old walker put the states after the Map in iteration 2 and never saw
+    the Map exit (storm-125's StopJobTasks, MaxConcurrency 10); the reader takes, for each Map the definition
+    puts a state in, the innermost iteration of that Map."""
+    events = history(
+        ("ExecutionStarted", 0, {}),
+        ("MapStateEntered", 1, entered("Nodes")),  # 2
+        ("MapStateStarted", 2, {}),  # 3
+        ("MapIterationStarted", 3, iteration("Nodes", 0)),  # 4
+        ("MapIterationStarted", 3, iteration("Nodes", 1)),  # 5
+        ("PassStateEntered", 4, entered("Check")),  # 6
+        ("PassStateExited", 6, exited("Check")),  # 7
+        ("PassStateEntered", 5, entered("Check")),  # 8
+        ("PassStateExited", 8, exited("Check")),  # 9
+        ("MapIterationSucceeded", 7, iteration("Nodes", 0)),  # 10
+        ("MapIterationStarted", 7, iteration("Nodes", 2)),  # 11
+        ("MapIterationSucceeded", 9, iteration("Nodes", 1)),  # 12
+        ("MapIterationStarted", 9, iteration("Nodes", 3)),  # 13
+        ("PassStateEntered", 11, entered("Check")),  # 14
+        ("PassStateExited", 14, exited("Check")),  # 15
+        ("PassStateEntered", 13, entered("Check")),  # 16
+        ("PassStateExited", 16, exited("Check")),  # 17
+        ("MapIterationSucceeded", 15, iteration("Nodes", 2)),  # 18
+        ("MapIterationStarted", 15, iteration("Nodes", 4)),  # 19
+        ("MapIterationSucceeded", 17, iteration("Nodes", 3)),  # 20
+        ("PassStateEntered", 19, entered("Check")),  # 21
+        ("PassStateExited", 21, exited("Check")),  # 22
+        ("MapIterationSucceeded", 22, iteration("Nodes", 4)),  # 23
+        ("MapStateSucceeded", 23, {}),  # 24
+        ("MapStateExited", 23, exited("Nodes")),  # 25
+        ("PassStateEntered", 25, entered("Done")),  # 26
+        ("PassStateExited", 26, exited("Done")),  # 27
+        ("ExecutionSucceeded", 27, {}),  # 28
+    )
+    visits = read(events, FLAT).visits
+    assert [(v.name, v.iteration, v.exited is not None) for v in visits] == [
+        ("Nodes", None, True),
+        ("Check", 0, True),
+        ("Check", 1, True),
+        ("Check", 2, True),
+        ("Check", 3, True),
+        ("Check", 4, True),
+        ("Done", None, True),
+    ]
+
+
 def test_nested_maps_give_each_state_both_iterations_outermost_first() -> None:
     states = {"Jobs": map_of({"Nodes": map_of({"Check": task("Check")}, "Check")}, "Nodes")}
     events = history(
