@@ -1,14 +1,14 @@
-"""Reading recovery executions back from Step Functions: their history as a path of states (with Map
-iterations told apart), what each step decided, and a one-line summary per execution."""
+"""Recovery executions as an operator reads them: what each step decided and did (from the visits the history
+reader gives, gpu_recovery/history.py), and a one-line summary per execution."""
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+from gpu_recovery.history import Visit, parse_json
 
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 # Steps that change something outside the workflow's own tables, with what an operator calls them (every
@@ -42,162 +42,9 @@ ACTION_STATES = {
 NAME_LIMIT = 80
 _NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
 
-Scope = tuple[tuple[str, int], ...]  # (Map state name, iteration index), outermost first
-
 
 def execution_name(*parts: str) -> str:
     return _NAME_FORBIDDEN.sub("-", "-".join(p for p in parts if p))[:NAME_LIMIT]
-
-
-def parse_json(text: Any) -> Any:
-    if not isinstance(text, str):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _history_pages(sfn: Any, execution_arn: str, page_size: int, **kwargs: Any) -> Any:
-    # GetExecutionHistory returns at most 1000 events a page (maxResults; Step Functions API reference).
-    paginator = sfn.get_paginator("get_execution_history")
-    return paginator.paginate(executionArn=execution_arn, PaginationConfig={"PageSize": page_size}, **kwargs)
-
-
-def _in_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(events, key=lambda e: int(e["id"]))
-
-
-def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    """Every event of the execution, oldest first."""
-    return _in_order(e for page in _history_pages(sfn, execution_arn, 1000) for e in page["events"])
-
-
-def new_events(sfn: Any, execution_arn: str, after: int) -> list[dict[str, Any]]:
-    """Events with an id above ``after``, oldest first, reading newest-first pages only until known ones."""
-    events: list[dict[str, Any]] = []
-    for page in _history_pages(sfn, execution_arn, 200, reverseOrder=True):
-        fresh = [e for e in page["events"] if int(e["id"]) > after]
-        events.extend(fresh)
-        if len(fresh) < len(page["events"]):
-            break
-    return _in_order(events)
-
-
-def details(event: dict[str, Any]) -> dict[str, Any]:
-    return next((v for k, v in event.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
-
-
-@dataclass
-class Visit:
-    """One entry into a state."""
-
-    name: str
-    kind: str  # Task, Choice, Map, Pass, Wait, Succeed, Fail
-    scope: Scope
-    entered: datetime
-    exited: datetime | None = None
-    input: Any = None
-    output: Any = None
-
-    @property
-    def seconds(self) -> float | None:
-        return (self.exited - self.entered).total_seconds() if self.exited else None
-
-    def target(self) -> str | None:
-        """The node or task a visit worked on, read from its input."""
-        data = self.input if isinstance(self.input, dict) else {}
-        node = data.get("node")
-        if isinstance(node, dict) and node.get("ec2InstanceId"):
-            return str(node["ec2InstanceId"])
-        if data.get("taskArn") and self.scope:
-            return "task " + str(data["taskArn"]).rsplit("/", 1)[-1]
-        return None
-
-
-@dataclass
-class Failure:
-    state: str | None
-    scope: Scope
-    at: datetime
-    error: str
-    cause: str
-    caught: bool
-
-
-@dataclass
-class Walk:
-    """An execution's history, read: the states visited in order and every error raised."""
-
-    visits: list[Visit] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    started: datetime | None = None
-    last_id: int = 0
-
-    def labels(self) -> dict[Scope, str]:
-        """A readable name per Map iteration: the node (or task) its first state worked on."""
-        names: dict[Scope, str] = {}
-        for visit in self.visits:
-            if visit.scope and visit.scope not in names:
-                target = visit.target()
-                names[visit.scope] = target or f"{visit.scope[-1][0]} #{visit.scope[-1][1]}"
-        return names
-
-
-def walk(events: Sequence[dict[str, Any]]) -> Walk:
-    """Pair each *StateEntered with its *StateExited (same name, same Map iteration); collect errors.
-    An event's Map iteration follows from `previousEventId`: an iteration's events chain back to its
-    MapIterationStarted, and the event after an iteration's end points back to that end."""
-    result = Walk()
-    by_id = {int(e["id"]): e for e in events}
-    scopes: dict[int, Scope] = {}
-    entered_by: dict[int, str | None] = {}  # event id -> the state it happened in
-    open_visits: dict[tuple[str, Scope], list[Visit]] = {}
-    for event_id in sorted(by_id):
-        event = by_id[event_id]
-        kind = str(event["type"])
-        previous = by_id.get(int(event.get("previousEventId") or 0))
-        scope: Scope = scopes.get(int(previous["id"]), ()) if previous else ()
-        state = entered_by.get(int(previous["id"])) if previous else None
-        if previous and previous["type"] == "MapIterationStarted":
-            info = previous.get("mapIterationStartedEventDetails", {})
-            scope = (*scope, (str(info.get("name", "")), int(info.get("index", 0))))
-        elif previous and previous["type"] in ("MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"):
-            scope = scope[:-1]
-        scopes[event_id] = scope
-        info = details(event)
-        timestamp = event["timestamp"]
-        if kind == "ExecutionStarted":
-            result.started = timestamp
-        if kind.endswith("StateEntered"):
-            state = str(info.get("name"))
-            visit = Visit(
-                state, kind.removesuffix("StateEntered"), scope, timestamp, input=parse_json(info.get("input"))
-            )
-            result.visits.append(visit)
-            open_visits.setdefault((state, scope), []).append(visit)
-        elif kind.endswith("StateExited"):
-            pending = open_visits.get((str(info.get("name")), scope))
-            if pending:
-                done = pending.pop()
-                done.exited, done.output = timestamp, parse_json(info.get("output"))
-            state = None
-        elif "error" in info or (kind.startswith("Execution") and kind.endswith(("Failed", "TimedOut", "Aborted"))):
-            result.failures.append(
-                Failure(
-                    state=state,
-                    scope=scope,
-                    at=timestamp,
-                    error=str(info.get("error", kind)),
-                    cause=str(info.get("cause", "")),
-                    caught=not kind.startswith("Execution"),
-                )
-            )
-        entered_by[event_id] = state
-        result.last_id = max(result.last_id, event_id)
-    if result.started is None and result.visits:
-        result.started = result.visits[0].entered
-    return result
 
 
 # ---- what the steps decided ----------------------------------------------------------------------

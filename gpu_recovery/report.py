@@ -6,7 +6,6 @@ from __future__ import annotations
 from gpu_recovery import timeline
 from gpu_recovery.cli_output import format_duration, render_table
 from gpu_recovery.commands.show import view
-from gpu_recovery.executions import walk
 from gpu_recovery.simulate import WORK_STATE, Report
 
 
@@ -15,7 +14,7 @@ def render(report: Report) -> str:
     what the scenario did to the fleet, what people were told, the final table rows and failed expectations."""
     lines = [f"=== {report.scenario}: {'PASS' if report.passed else 'FAIL'} ==="]
     for execution in report.executions:
-        lines += ["", view(execution.description, walk(execution.history), full=False), ""]
+        lines += ["", view(execution.description, execution.history, full=False), ""]
     lines.append("actions:")
     for action, counts in report.actions.items():
         if counts:

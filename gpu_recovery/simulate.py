@@ -3,12 +3,12 @@ Events reach the workflow only through the EventBridge rule's pattern, as in AWS
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from itertools import groupby
 from types import SimpleNamespace
 from typing import Any
@@ -19,9 +19,10 @@ from moto.moto_api._internal import mock_random
 from moto.stepfunctions.parser import utils as sfn_utils
 from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl
 
-from gpu_recovery.asl import definition
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine import LocalEngine
+from gpu_recovery.engine.history_path import state_visit
+from gpu_recovery.history import History, Visit, map_items, read
 from gpu_recovery.local_stack import LocalStack, deploy
 from gpu_recovery.scenario import Event, Scenario
 from gpu_recovery.sim import SimFleet
@@ -30,12 +31,8 @@ from recovery import tables as step_tables
 from recovery.settings import get_settings
 from recovery.tables import plain
 
-_STATES = definition()["States"]
-NODE_STATES = frozenset(_STATES["CheckNodes"]["ItemProcessor"]["States"])
-# Map state -> the states of its iterations, to name each iteration after its item (a node, a task).
-MAP_STATES = {
-    name: frozenset(state["ItemProcessor"]["States"]) for name, state in _STATES.items() if state["Type"] == "Map"
-}
+# The Map state whose iterations check one node each (scenario `node_paths`).
+NODE_MAP = "CheckNodes"
 # States whose presence means an execution did recovery work (took the job lock).
 WORK_STATE = "LockJob"
 # A guard against a simulation that hangs (a bug): far above what a storm takes on a busy 2-core machine.
@@ -56,9 +53,9 @@ class ExecutionReport:
     calls: dict[str, int]
     error: str | None = None
     cause: str | None = None
-    # DescribeExecution and the history on the simulated clock: what `show` renders (not in the JSON report).
+    # DescribeExecution and the history (read) on the simulated clock: what `show` renders (not in the JSON report).
     description: dict[str, Any] = field(default_factory=dict, repr=False)
-    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    history: History = field(default_factory=History, repr=False)
 
 
 @dataclass
@@ -109,59 +106,50 @@ def _item_label(item: Any, fleet: SimFleet) -> str:
     return str(item).rsplit("/", 1)[-1][:12]
 
 
-def _iteration_labels(history: list[dict[str, Any]], fleet: SimFleet) -> dict[str, list[str]]:
+def _iteration_labels(visits: list[Visit], fleet: SimFleet) -> dict[str, list[str]]:
     """For each Map state the execution entered, a label per iteration: the item it worked on."""
-    labels: dict[str, list[str]] = {}
-    for event in history:
-        if event["type"] == "MapStateEntered":
-            details = event["stateEnteredEventDetails"]
-            items: Any = json.loads(details["input"])
-            for key in _STATES[details["name"]]["ItemsPath"].removeprefix("$.").split("."):
-                items = items[key]
-            labels[details["name"]] = [_item_label(item, fleet) for item in items]
-    return labels
+    return {v.name: [_item_label(item, fleet) for item in map_items(v) or []] for v in visits if v.kind == "Map"}
 
 
-def _item(state: str, iteration: int | None, labels: dict[str, list[str]]) -> str | None:
-    if iteration is None:
-        return None
-    owner = next((name for name, states in MAP_STATES.items() if state in states), None)
-    return labels.get(owner or "", [])[iteration] if iteration < len(labels.get(owner or "", [])) else None
+def _item(visit: Visit, labels: dict[str, list[str]]) -> str | None:
+    items = labels.get(visit.owner or "", [])
+    return items[visit.iteration] if visit.iteration is not None and visit.iteration < len(items) else None
 
 
-def _report_execution(stack: LocalStack, fleet: SimFleet, arn: str) -> ExecutionReport:
+def _report_execution(stack: LocalStack, fleet: SimFleet, arn: str, sim_epoch: datetime) -> ExecutionReport:
     description = stack.wait(arn, EXECUTION_TIMEOUT_REAL_SECONDS)
-    history = stack.engine.history(arn)
-    visits = stack.engine.path(arn, history)
-    labels = _iteration_labels(history, fleet)
-    ends = [v.exited_at_sim for v in visits if v.exited_at_sim is not None]
+    events = stack.engine.history(arn)
+    visited = read(events)
+    labels = _iteration_labels(visited.visits, fleet)
+    visits = [(state_visit(v, sim_epoch), _item(v, labels)) for v in visited.visits]
+    ends = [v.exited_at_sim for v, _ in visits if v.exited_at_sim is not None]
     return ExecutionReport(
         name=description["name"],
         status=description["status"],
-        path=[v.name for v in visits],
-        sim_seconds=round(max(ends, default=0.0) - (visits[0].entered_at_sim if visits else 0.0), 1),
-        visits=[asdict(v) | {"item": _item(v.name, v.iteration, labels)} for v in visits],
-        transitions=sum(1 for e in history if e["type"].endswith("StateEntered")),
-        calls=dict(Counter(kind for e in history if (kind := _task_kind(e)))),
+        path=[v.name for v, _ in visits],
+        sim_seconds=round(max(ends, default=0.0) - (visits[0][0].entered_at_sim if visits else 0.0), 1),
+        visits=[asdict(v) | {"item": item} for v, item in visits],
+        transitions=sum(1 for e in events if e["type"].endswith("StateEntered")),
+        calls=dict(Counter(kind for e in events if (kind := _task_kind(e)))),
         error=description.get("error"),
         cause=description.get("cause"),
         # moto's start and stop dates are real time; the history is on the simulated clock.
-        description=dict(description) | {"startDate": history[0]["timestamp"], "stopDate": history[-1]["timestamp"]},
-        history=history,
+        description=dict(description) | {"startDate": events[0]["timestamp"], "stopDate": events[-1]["timestamp"]},
+        history=visited,
     )
 
 
 def top_level_path(execution: ExecutionReport) -> list[str]:
     """The states outside any Map iteration, in order (what the console graph shows at the top)."""
-    return [v["name"] for v in execution.visits if v["iteration"] is None]
+    return [v.name for v in execution.history.visits if not v.scope]
 
 
 def node_paths(execution: ExecutionReport) -> list[list[str]]:
     """Each CheckNodes iteration's states (iterations run in parallel: only their set is stable)."""
     by_iteration: dict[int, list[str]] = {}
-    for visit in execution.visits:
-        if visit["iteration"] is not None and visit["name"] in NODE_STATES:
-            by_iteration.setdefault(visit["iteration"], []).append(visit["name"])
+    for visit in execution.history.visits:
+        if visit.owner == NODE_MAP and visit.iteration is not None:
+            by_iteration.setdefault(visit.iteration, []).append(visit.name)
     return list(by_iteration.values())
 
 
@@ -235,6 +223,8 @@ def deployed(scenario: Scenario) -> Iterator[tuple[LocalStack, SimFleet, SimCloc
 
 def run(scenario: Scenario) -> Report:
     with deployed(scenario) as (stack, fleet, clock):
+        # Simulated seconds count from the clock's start, as the engine's do.
+        sim_epoch = clock.now() - timedelta(seconds=clock.elapsed())
         arns: list[str] = []
         filtered = 0
         moments = groupby(sorted(scenario.events, key=lambda e: (e.at, e.after or "")), key=lambda e: (e.at, e.after))
@@ -251,7 +241,7 @@ def run(scenario: Scenario) -> Report:
                         if stack.matches(event):
                             name = _execution_name(event, copy)
                             arns.append(stack.start_execution(name, event))
-        executions = [_report_execution(stack, fleet, arn) for arn in arns]
+        executions = [_report_execution(stack, fleet, arn, sim_epoch) for arn in arns]
         # Everything the recoveries made ECS emit (stopped siblings, DCGM checks, reboots) goes through the
         # rule too: none of it may start another recovery.
         for event in fleet.drain_events():
@@ -261,6 +251,7 @@ def run(scenario: Scenario) -> Report:
                         stack,
                         fleet,
                         stack.start_execution(_execution_name(event, 0), event),
+                        sim_epoch,
                     )
                 )
             else:

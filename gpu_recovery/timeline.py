@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_recovery.cli_output import format_duration
-from gpu_recovery.executions import Walk
+from gpu_recovery.history import History
 
 WORKFLOW_LANE = "workflow"
 # A state is drawn when it took at least this share of the recovery: the rest are instants on this scale.
@@ -94,7 +94,7 @@ def write(path: str, bars: list[Bar], title: str) -> None:
     Path(path).write_text(svg(bars, title), encoding="utf-8")
 
 
-def from_walk(walked: Walk) -> list[Bar]:
+def from_history(walked: History) -> list[Bar]:
     """An execution's history (what `show` reads): seconds from its start, one lane per Map iteration."""
     labels = walked.labels()
     started = walked.started or (walked.visits[0].entered if walked.visits else None)

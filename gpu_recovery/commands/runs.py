@@ -23,7 +23,8 @@ from gpu_recovery.cli_output import (
     render_table,
     to_datetime,
 )
-from gpu_recovery.executions import parse_json, summarize, task_arn_of
+from gpu_recovery.executions import summarize, task_arn_of
+from gpu_recovery.history import parse_json
 from recovery.schema import BY_JOB_INDEX
 
 NAME = "runs"

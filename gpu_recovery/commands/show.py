@@ -19,7 +19,8 @@ from gpu_recovery.cli_output import (
     print_json,
     truncate,
 )
-from gpu_recovery.executions import Failure, Walk, actions, history, parse_json, summarize, verdicts, walk
+from gpu_recovery.executions import actions, summarize, verdicts
+from gpu_recovery.history import Failure, History, fetch, parse_json, read
 from recovery.notify import console_url, error_summary
 
 NAME = "show"
@@ -45,13 +46,13 @@ def describe(context: AwsContext, arn: str) -> dict[str, Any]:
         raise CommandError(f"invalid execution ARN {arn}: {error}", USAGE) from None
 
 
-def _offset(walked: Walk, moment: Any) -> str:
+def _offset(walked: History, moment: Any) -> str:
     if moment is None or walked.started is None:
         return "-"
     return "+" + format_duration((moment - walked.started).total_seconds())
 
 
-def path_lines(walked: Walk) -> list[str]:
+def path_lines(walked: History) -> list[str]:
     """Top-level states in order; under each Map state its iterations, each labelled by its node or task."""
     labels = walked.labels()
     lines = [f"  {'AT':>8}  {'TOOK':>7}  STATE"]
@@ -84,7 +85,7 @@ def path_lines(walked: Walk) -> list[str]:
     return lines
 
 
-def view(description: dict[str, Any], walked: Walk, full: bool) -> str:
+def view(description: dict[str, Any], walked: History, full: bool) -> str:
     summary = summarize(description)
     output = parse_json(description.get("output"))
     output = output if isinstance(output, dict) else {}
@@ -118,11 +119,11 @@ def view(description: dict[str, Any], walked: Walk, full: bool) -> str:
         out.append(f"Outcome    {summary['outcome']}")
 
     out += ["", "Path", *path_lines(walked)]
-    out += ["", "Timeline (states that took at least 2% of the time)", timeline.text(timeline.from_walk(walked))]
+    out += ["", "Timeline (states that took at least 2% of the time)", timeline.text(timeline.from_history(walked))]
     return "\n".join(out + sections(walked, output, cause_limit))
 
 
-def sections(walked: Walk, output: dict[str, Any], cause_limit: int) -> list[str]:
+def sections(walked: History, output: dict[str, Any], cause_limit: int) -> list[str]:
     """Verdicts, node results, actions and errors."""
     out: list[str] = []
     found = verdicts(walked.visits)
@@ -166,7 +167,7 @@ def sections(walked: Walk, output: dict[str, Any], cause_limit: int) -> list[str
     return out
 
 
-def handler_of(walked: Walk, failure: Failure) -> str | None:
+def handler_of(walked: History, failure: Failure) -> str | None:
     """The state the workflow went on with after a caught or retried failure; None when the failure is a real
     error: the execution failed, or the error went to HandleError."""
     if not failure.caught:
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     context = AwsContext(args)
     arn = execution_arn(context, args.execution)
     description = describe(context, arn)
-    walked = walk(history(context.sfn, arn))
+    walked = read(fetch(context.sfn, arn))
     if args.json:
         print_json(
             {
@@ -206,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         return OK
     print(view(description, walked, args.full))
     if args.timeline:
-        timeline.write(args.timeline, timeline.from_walk(walked), f"{description['name']} ({description['status']})")
+        timeline.write(args.timeline, timeline.from_history(walked), f"{description['name']} ({description['status']})")
         print(f"Timeline written to {args.timeline}")
     return OK
 

@@ -13,7 +13,8 @@ from typing import Any, TextIO
 from gpu_recovery import aws_context
 from gpu_recovery.aws_context import AwsContext
 from gpu_recovery.cli_output import FAILED, OK, USAGE, CommandError, command, format_duration, print_json, truncate
-from gpu_recovery.executions import FINAL_STATUSES, execution_name, new_events, walk
+from gpu_recovery.executions import FINAL_STATUSES, execution_name
+from gpu_recovery.history import new_events, read
 from recovery.models import ManualRequest
 from recovery.notify import console_url
 
@@ -75,7 +76,7 @@ def follow(
     while True:
         description = context.sfn.describe_execution(executionArn=execution_arn)
         events += new_events(context.sfn, execution_arn, after=int(events[-1]["id"]) if events else 0)
-        walked = walk(events)
+        walked = read(events)
         labels |= walked.labels()
         started = walked.started
         current = None

@@ -21,7 +21,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.config import default_user_config
 
-from gpu_recovery import executions
+from gpu_recovery import history
 from gpu_recovery.clock import SimClock
 from gpu_recovery.engine.definition_parsed_per_execution import correct_definition_parsed_per_execution
 from gpu_recovery.engine.dynamodb_writes_not_atomic import correct_dynamodb_writes_not_atomic
@@ -249,7 +249,7 @@ class LocalEngine:
                 raise TimeoutError(f"{execution_arn} still {status} after {timeout} real seconds")
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        return executions.history(self._sfn, execution_arn)
+        return history.fetch(self._sfn, execution_arn)
 
     def path(self, execution_arn: str, history: list[dict[str, Any]] | None = None) -> list[StateVisit]:
         """The states the execution entered; pass its ``history`` when you already have it (moto serializes the

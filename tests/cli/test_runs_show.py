@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from gpu_recovery.cli_output import parse_duration
 from gpu_recovery.commands.show import sections
-from gpu_recovery.executions import Failure, Visit, Walk, summarize
+from gpu_recovery.executions import summarize
+from gpu_recovery.history import Failure, History, Visit
 
 
 def start(deployment: Deployment, name: str, task_arn: str) -> str:
@@ -116,7 +117,7 @@ def test_show_separates_real_errors_from_what_the_workflow_handled() -> None:
         return start_at + timedelta(seconds=seconds)
 
     lambda_cause = json.dumps({"errorType": "LookupError", "errorMessage": "no cluster", "stackTrace": ["x"] * 50})
-    walked = Walk(
+    walked = History(
         visits=[
             Visit("RunDcgmDiag", "Task", (), at(0), at(10)),
             Visit("AnalyzeDiag", "Task", (), at(11), at(12)),

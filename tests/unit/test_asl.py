@@ -5,12 +5,12 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gpu_recovery.asl import enclosing, walk_states
 from gpu_recovery.engine.error_names import STATES_ERRORS, generic_error, service_errors
 from gpu_recovery.executions import ACTION_STATES
 from infra.substitutions import STEP_FUNCTIONS, SUBSTITUTION_KEYS, placeholders
@@ -28,17 +28,9 @@ LAMBDA_ERRORS = {
 FUNCTION = re.compile(r"^\$\{(\w+)FunctionArn\}$")
 
 
-def walk(states: dict[str, Any], parent: str | None = None) -> Iterator[tuple[str, dict[str, Any], str | None]]:
-    """(name, state, enclosing Map) for every state, nested ones included."""
-    for name, state in states.items():
-        yield name, state, parent
-        if state["Type"] == "Map":
-            yield from walk((state.get("ItemProcessor") or state["Iterator"])["States"], name)
-        for branch in state.get("Branches", []):
-            yield from walk(branch["States"], parent)
-
-
-ALL = {name: (state, parent) for name, state, parent in walk(ASL["States"])}
+INSIDE = enclosing(ASL["States"])
+# Every state, nested ones included, with the Map (or Parallel) state it runs in.
+ALL = {name: (dict(state), INSIDE[name][-1][0] if INSIDE[name] else None) for name, state in walk_states(ASL["States"])}
 
 
 @pytest.mark.parametrize(
@@ -51,7 +43,7 @@ def test_every_node_step_has_its_own_catch(name: str) -> None:
 
 
 def test_state_names_are_unique() -> None:
-    assert len(ALL) == len(list(walk(ASL["States"])))
+    assert len(ALL) == len(list(walk_states(ASL["States"])))
 
 
 def test_every_placeholder_has_a_substitution() -> None:

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 from gpu_recovery import timeline
-from gpu_recovery.executions import Visit, Walk
+from gpu_recovery.history import History, Visit
 from gpu_recovery.timeline import WORKFLOW_LANE, Bar
 
 BARS = [
@@ -38,10 +38,10 @@ def test_svg_is_well_formed_with_a_tooltip_per_bar() -> None:
     assert "<node&> X: 5m00s" in titles
 
 
-def test_from_walk_puts_map_iterations_on_their_node_lane() -> None:
+def test_from_history_puts_map_iterations_on_their_node_lane() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     scope = (("CheckNodes", 0),)
-    walked = Walk(
+    walked = History(
         visits=[
             Visit("ClassifyFailure", "Task", (), start, start + timedelta(seconds=1)),
             Visit(
@@ -55,7 +55,7 @@ def test_from_walk_puts_map_iterations_on_their_node_lane() -> None:
         ],
         started=start,
     )
-    assert timeline.from_walk(walked) == [
+    assert timeline.from_history(walked) == [
         Bar(WORKFLOW_LANE, "ClassifyFailure", 0, 1),
         Bar("i-0bad", "RunDcgmDiag", 5, 125),
     ]
