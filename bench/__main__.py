@@ -116,8 +116,11 @@ def main() -> None:
         results["cold_import"] = cold_start.measure(args.repeats)
         print(f"\nCold import, median of {args.repeats} fresh interpreters, ratio to a bare `import boto3`:\n")
         _table(
-            ["module", "import ms", "ratio to import boto3", "RSS MiB"],
-            [[r["module"], r["import_ms"], f"{r['ratio']:.2f}", r["rss_mib"]] for r in results["cold_import"]],
+            ["module", "import ms", "ratio to import boto3", "CPU ms", "CPU ratio", "RSS MiB"],
+            [
+                [r["module"], r["import_ms"], f"{r['ratio']:.2f}", r["cpu_ms"], f"{r['cpu_ratio']:.2f}", r["rss_mib"]]
+                for r in results["cold_import"]
+            ],
         )
     if "job-scale" in parts:
         results["job_scale"] = job_scale.measure()

@@ -15,14 +15,20 @@ from typing import Any
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
 BASELINE = "boto3"
+# What every handler imports and uses on every call, whatever it does: boto3, pydantic as defining a model loads
+# it (pydantic.main and pydantic.fields, which the first model class imports) and Powertools (Logger, Metrics):
+# the least a handler's import can cost.
+FLOOR = "boto3, pydantic.main, pydantic.fields, aws_lambda_powertools"
 # Peak RSS from /proc (VmHWM, in kB): getrusage's ru_maxrss would carry over the parent's peak.
+# CPU seconds beside real ones: on a shared machine the real seconds also count waiting for a core, the CPU
+# seconds (this process's, time.process_time) do not, so their ratio moves less with the machine's load.
 PROBE = """
 import json, re, time
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 import {module}
-seconds = time.perf_counter() - started
+seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 peak_kib = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
-print(json.dumps({{"seconds": seconds, "rss_mib": peak_kib / 1024}}))
+print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu_seconds, "rss_mib": peak_kib / 1024}}))
 """
 LAMBDA_ENVIRONMENT = {
     "LAMBDA_TASK_ROOT": str(FUNCTIONS),
@@ -53,8 +59,9 @@ def _sample(module: str) -> dict[str, float]:
 
 
 def measure(repeats: int) -> list[dict[str, Any]]:
-    """One row per handler: median import seconds and RSS, and the ratio to the baseline's median."""
-    modules = [BASELINE, *handlers()]
+    """One row per handler (and the floor): median import seconds (real and CPU) and RSS, and the ratios to the
+    baseline's medians."""
+    modules = [BASELINE, FLOOR, *handlers()]
     for module in modules:  # compile the bytecode once, outside the samples
         _sample(module)
     samples: dict[str, list[dict[str, float]]] = {module: [] for module in modules}
@@ -62,7 +69,7 @@ def measure(repeats: int) -> list[dict[str, Any]]:
         for module in modules:
             samples[module].append(_sample(module))
     medians = {
-        module: {key: statistics.median(s[key] for s in runs) for key in ("seconds", "rss_mib")}
+        module: {key: statistics.median(s[key] for s in runs) for key in ("seconds", "cpu_seconds", "rss_mib")}
         for module, runs in samples.items()
     }
     base = medians[BASELINE]
@@ -71,6 +78,8 @@ def measure(repeats: int) -> list[dict[str, Any]]:
             "module": module,
             "import_ms": round(m["seconds"] * 1000, 1),
             "ratio": round(m["seconds"] / base["seconds"], 2),
+            "cpu_ms": round(m["cpu_seconds"] * 1000, 1),
+            "cpu_ratio": round(m["cpu_seconds"] / base["cpu_seconds"], 2),
             "rss_mib": round(m["rss_mib"], 1),
         }
         for module, m in medians.items()

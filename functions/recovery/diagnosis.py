@@ -32,7 +32,6 @@ from typing import Any
 
 from recovery.models import GpuFinding, RepairAction, Verdict, VerdictStatus
 from recovery.xid_catalog import (
-    XID_CATALOG,
     GpuAction,
     Severity,
     XidEvent,
@@ -40,6 +39,7 @@ from recovery.xid_catalog import (
     dcgm_severity,
     most_severe,
     xid_action,
+    xid_catalog,
 )
 
 # The check wrapper prints its result on one line with this marker, among whatever else the container logs.
@@ -407,7 +407,7 @@ class _Findings:
                 if (event.xid, message) in seen:
                     seen[(event.xid, message)]["count"] += int(entry.get("count") or 1)
                     continue
-                catalog = XID_CATALOG.get(event.xid)
+                catalog = xid_catalog().get(event.xid)
                 seen[(event.xid, message)] = {
                     "xid": event.xid, "name": catalog.mnemonic if catalog else "unknown XID",
                     "catalogAction": catalog.catalog_action if catalog else None, "action": action.value,

@@ -73,5 +73,17 @@ def count_by(name: str, dimension: str, value: str) -> None:
 
 def traced_step_handler(handler: Handler) -> Handler:
     """A step handler whose AWS calls are worth a trace of their own (X-Ray subsegments per ECS, CloudWatch Logs
-    and DynamoDB call): the steps whose calls are many or slow (the job's tasks, RunTask, the DCGM logs)."""
-    return step_handler(tracer().capture_lambda_handler(handler))
+    and DynamoDB call): the steps whose calls are many or slow (the job's tasks, RunTask, the DCGM logs).
+    The Tracer, and with it the X-Ray SDK and its botocore patch, is made at the first invocation, before the
+    handler makes any AWS call: the patch wraps botocore's client class, so clients made earlier are traced too
+    (docs/benchmarks.md, cold import)."""
+
+    @functools.cache
+    def captured() -> Handler:
+        return tracer().capture_lambda_handler(handler)
+
+    @functools.wraps(handler)
+    def traced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return captured()(event, context)
+
+    return step_handler(traced)

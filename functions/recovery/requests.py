@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from recovery.models import (
     Analysis,
@@ -22,6 +22,8 @@ from recovery.models import (
 
 class StepError(BaseModel):
     """A Catch's error output, as Step Functions writes it (https://states-language.net/#error-output)."""
+
+    model_config = ConfigDict(defer_build=True)  # built with the request that carries it (models.CamelModel)
 
     error: str = Field(alias="Error")
     cause: str = Field("", alias="Cause")

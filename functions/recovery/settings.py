@@ -71,7 +71,9 @@ class StepSettings(BaseModel):
     """The settings the step Lambdas read. Field names are the variable names (context key = env var = Lambda
     env var)."""
 
-    model_config = ConfigDict(frozen=True, strict=False)
+    # defer_build: a step Lambda validates Settings alone, at its first get_settings(); building StepSettings'
+    # validator at import too cost a cold start about a quarter of a bare `import boto3` (docs/benchmarks.md).
+    model_config = ConfigDict(frozen=True, strict=False, defer_build=True)
 
     TASK_TABLE_NAME: str = _table_name("ecs_task", "DynamoDB table: one item per ECS task")
     JOB_TABLE_NAME: str = _table_name("ecs_job", "DynamoDB table: one item per job")

@@ -18,6 +18,7 @@ The immediate-action bucket is the one a recovery system acts on; the investigat
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,19 +91,23 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-XID_CATALOG: MappingProxyType[int, XidEntry] = MappingProxyType(
-    {
-        int(r["code"]): XidEntry(
-            int(r["code"]),
-            r["mnemonic"],
-            tuple(r["used_on"].split()),
-            r["immediate_action"],
-            r["investigatory_action"],
-            r["xid154"] == "yes",
-        )
-        for r in _rows("xid-catalog.csv")
-    }
-)
+@functools.cache
+def xid_catalog() -> Mapping[int, XidEntry]:
+    """NVIDIA's XID catalog, read at its first use: a step that sees no XID and no DCGM error (a healthy check)
+    never parses the catalogs, and the others parse each once per Lambda environment (docs/benchmarks.md)."""
+    return MappingProxyType(
+        {
+            int(r["code"]): XidEntry(
+                int(r["code"]),
+                r["mnemonic"],
+                tuple(r["used_on"].split()),
+                r["immediate_action"],
+                r["investigatory_action"],
+                r["xid154"] == "yes",
+            )
+            for r in _rows("xid-catalog.csv")
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------- XID 154
@@ -146,18 +151,23 @@ def _statuses(text: str) -> tuple[int, ...]:
     return tuple(int(s, 16) for s in text.split("/") if s.strip())
 
 
-NVLINK5_DECODE: tuple[DecodeRow, ...] = tuple(
-    DecodeRow(
-        int(r["xid"]),
-        r["unit"],
-        (r["intr_info_v1"], r["intr_info_v2"]),
-        _statuses(r["error_status"]),
-        r["action"],
-        (r["action2_intr_info_v1"], r["action2_intr_info_v2"]),
-        r["action2"],
+@functools.cache
+def nvlink5_decode() -> tuple[DecodeRow, ...]:
+    """The decode sheet of XID 144-150, read at its first use (as xid_catalog)."""
+    return tuple(
+        DecodeRow(
+            int(r["xid"]),
+            r["unit"],
+            (r["intr_info_v1"], r["intr_info_v2"]),
+            _statuses(r["error_status"]),
+            r["action"],
+            (r["action2_intr_info_v1"], r["action2_intr_info_v2"]),
+            r["action2"],
+        )
+        for r in _rows("xid-144-150-decode.csv")
     )
-    for r in _rows("xid-144-150-decode.csv")
-)
+
+
 NVLINK5_XIDS = frozenset(range(144, 151))
 V2_DRIVER_BRANCH = 575
 # "145, RLW_REMAP Fatal XC1 i0 Link 10 (0x00000082 0x00000040 0x00000000 ...)": IntrInfo, then error status.
@@ -189,7 +199,7 @@ def decode_nvlink5(xid: int, text: str, driver_version: str | None) -> tuple[str
     # A status with several bits set is judged bit by bit (the table lists one bit per row).
     wanted = [status] + [1 << b for b in range(32) if status & (1 << b) and status != 1 << b]
     for layout in driver_layouts(driver_version):
-        rows = [r for r in NVLINK5_DECODE if r.xid == xid and _bits_match(r.patterns[layout], intr)]
+        rows = [r for r in nvlink5_decode() if r.xid == xid and _bits_match(r.patterns[layout], intr)]
         for value in wanted:
             for row in rows:
                 if row.error_status and value not in row.error_status:
@@ -241,7 +251,7 @@ def xid_action(
 ) -> tuple[GpuAction, str]:
     """The action for one XID on one GPU and a sentence saying why; ``others`` are the GPU's other XIDs in the
     same window (XID 45 and 48 depend on them, XID_154_EVAL on an XID 154)."""
-    xid, entry = event.xid, XID_CATALOG.get(event.xid)
+    xid, entry = event.xid, xid_catalog().get(event.xid)
     if entry is None:
         return DEFAULT_XID_ACTION, f"XID {xid} is not in NVIDIA's catalog: {DEFAULT_XID_ACTION.value} by default"
     head = f"XID {xid} ({entry.mnemonic}): catalog immediate action {entry.catalog_action or 'none'}"
@@ -310,18 +320,23 @@ class DcgmError:
     nvsentinel_action: str
 
 
-DCGM_ERRORS: MappingProxyType[int, DcgmError] = MappingProxyType(
-    {
-        int(r["id"]): DcgmError(
-            int(r["id"]),
-            r["name"],
-            r["category"],
-            MappingProxyType({v: r[f"severity_{v}"] for v in DCGM_TABLE_VERSIONS}),
-            r["nvsentinel_action"],
-        )
-        for r in _rows("dcgm-errors.csv")
-    }
-)
+@functools.cache
+def dcgm_errors() -> Mapping[int, DcgmError]:
+    """Every DCGM error id and its severities, read at its first use (as xid_catalog)."""
+    return MappingProxyType(
+        {
+            int(r["id"]): DcgmError(
+                int(r["id"]),
+                r["name"],
+                r["category"],
+                MappingProxyType({v: r[f"severity_{v}"] for v in DCGM_TABLE_VERSIONS}),
+                r["nvsentinel_action"],
+            )
+            for r in _rows("dcgm-errors.csv")
+        }
+    )
+
+
 # NVSentinel's next step for an error, where it names one our workflow can take.
 NVSENTINEL_ACTIONS: MappingProxyType[str, GpuAction] = MappingProxyType(
     {"COMPONENT_RESET": _A.RESET_GPU, "RESTART_BM": _A.REBOOT, "RESTART_VM": _A.REBOOT}
@@ -358,7 +373,7 @@ def table_version(dcgm_version: str | None) -> str | None:
 def dcgm_severity(error_id: int | None, dcgm_version: str | None, reported: int | None) -> Severity | None:
     """The error's severity: from that DCGM release's table when the version is known, else as dcgmi printed
     it, else from the newest table."""
-    error = DCGM_ERRORS.get(error_id) if error_id is not None else None
+    error = dcgm_errors().get(error_id) if error_id is not None else None
     table = table_version(dcgm_version)
     if error is not None and table is not None and error.severities[table]:
         return Severity(error.severities[table])
@@ -385,7 +400,7 @@ def dcgm_error_action(
     gpu_entity: bool = True,
 ) -> tuple[GpuAction, str]:
     """The action for one DCGM error that counts as a failure, and why."""
-    error = DCGM_ERRORS.get(error_id) if error_id is not None else None
+    error = dcgm_errors().get(error_id) if error_id is not None else None
     severity = dcgm_severity(error_id, dcgm_version, reported_severity)
     name = error.name if error else f"error {error_id}" if error_id is not None else "a failure without an error id"
     where = _severity_source(error, dcgm_version, reported_severity)

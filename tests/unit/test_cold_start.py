@@ -1,46 +1,82 @@
-"""What a cold start imports and builds (docs/benchmarks.md, cold import): no timing here, only which modules
-and models a fresh interpreter has after importing a handler as Lambda does (tracing on, as in AWS)."""
+"""What a cold start imports and builds (docs/benchmarks.md, cold import): no timing here, only which modules,
+models and catalogs a fresh interpreter has after importing a handler as Lambda does (tracing on, as in AWS),
+and what a traced handler's first invocation adds."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from bench.cold_start import LAMBDA_ENVIRONMENT, handlers
 
+# Heavy modules no handler needs at import: the X-Ray SDK (with wrapt and asyncio under it) comes with the
+# Tracer at a traced handler's first invocation; requests, httpx and sqlite3 are what the SDK would patch
+# without patch_modules.
+HEAVY = ("aws_xray_sdk", "wrapt", "asyncio", "requests", "httpx", "sqlite3")
 PROBE = """
 import json, sys
+from pydantic import BaseModel
 import {module}
-from recovery import models
+from recovery import xid_catalog
 print(json.dumps({{
-    "modules": sorted(name for name in ("aws_xray_sdk", "requests", "httpx", "sqlite3") if name in sys.modules),
-    "built": sorted(name for name, model in vars(models).items()
-                    if isinstance(model, type) and issubclass(model, models.BaseModel) and model.__pydantic_complete__),
+    "modules": sorted(name for name in {heavy} if name in sys.modules),
+    "built": sorted(
+        f"{{module.__name__}}.{{name}}" for module in list(sys.modules.values())
+        if module.__name__.startswith("recovery") for name, model in vars(module).items()
+        if isinstance(model, type) and issubclass(model, BaseModel) and model.__pydantic_complete__
+    ),
+    "catalogs": sum(f.cache_info().currsize for f in (
+        xid_catalog.xid_catalog, xid_catalog.nvlink5_decode, xid_catalog.dcgm_errors
+    )),
 }}))
 """
-TRACED = {"classify_failure", "restart_job", "analyze_diag"}
+# A traced step invoked once, as Lambda does on a sampled-out request (so the SDK emits nothing).
+FIRST_INVOCATION = """
+import json, sys
+import botocore.client
+from recovery.observability import traced_step_handler
+
+@traced_step_handler
+def handler(event, context):
+    return {"xray": "aws_xray_sdk" in sys.modules}
+
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "f", 128, "r"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+
+before = "aws_xray_sdk" in sys.modules
+during = handler({"execution": {"name": "e"}}, Context())["xray"]
+print(json.dumps({
+    "before": before, "during": during,
+    "botocore_patched": hasattr(botocore.client.BaseClient._make_api_call, "__wrapped__"),
+}))
+"""
+SAMPLED_OUT = {"_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"}
 
 
-def _cold_import(module: str) -> dict[str, list[str]]:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(module=module)],
-        env=LAMBDA_ENVIRONMENT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, list[str]] = json.loads(done.stdout.splitlines()[-1])
+def _run(code: str, environment: dict[str, str] = LAMBDA_ENVIRONMENT) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return result
 
 
+def _cold_import(module: str) -> dict[str, Any]:
+    return _run(PROBE.format(module=module, heavy=HEAVY))
+
+
 @pytest.mark.parametrize("module", handlers())
-def test_a_cold_start_imports_the_x_ray_sdk_only_where_it_traces_and_patches_botocore_alone(module: str) -> None:
+def test_a_cold_start_imports_no_heavy_module_builds_no_model_and_parses_no_catalog(module: str) -> None:
     loaded = _cold_import(module)
-    assert loaded["modules"] == (["aws_xray_sdk"] if module in TRACED else [])
+    assert loaded == {"modules": [], "built": [], "catalogs": 0}
 
 
-def test_no_model_is_built_before_a_handler_uses_it() -> None:
-    assert _cold_import("classify_failure")["built"] == []
+def test_a_traced_handler_makes_the_tracer_at_its_first_invocation_and_it_patches_botocore() -> None:
+    assert _run(FIRST_INVOCATION, LAMBDA_ENVIRONMENT | SAMPLED_OUT) == {
+        "before": False,
+        "during": True,
+        "botocore_patched": True,
+    }

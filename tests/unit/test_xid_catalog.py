@@ -11,19 +11,19 @@ import pytest
 
 from recovery.xid_catalog import (
     BUCKET_ACTIONS,
-    DCGM_ERRORS,
     DCGM_TABLE_VERSIONS,
     DEFAULT_XID_ACTION,
-    NVLINK5_DECODE,
-    XID_CATALOG,
     GpuAction,
     Severity,
     XidEvent,
     dcgm_error_action,
+    dcgm_errors,
     dcgm_severity,
     most_severe,
+    nvlink5_decode,
     table_version,
     xid_action,
+    xid_catalog,
 )
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "nvidia"
@@ -40,9 +40,9 @@ def reference(name: str) -> list[dict[str, str]]:
 
 def test_every_xid_of_nvidias_catalog_is_in_the_table_with_its_immediate_action() -> None:
     rows = reference("xid-catalog.csv")
-    assert sorted(XID_CATALOG) == sorted(int(r["code"]) for r in rows)
+    assert sorted(xid_catalog()) == sorted(int(r["code"]) for r in rows)
     for row in rows:
-        entry = XID_CATALOG[int(row["code"])]
+        entry = xid_catalog()[int(row["code"])]
         assert entry.mnemonic == row["mnemonic"], row["code"]
         assert entry.catalog_action == row["immediate_action"], row["code"]
         assert entry.used_on == tuple(g for g in GENERATIONS if row[g] == "YES"), row["code"]
@@ -52,8 +52,8 @@ def test_every_xid_of_nvidias_catalog_is_in_the_table_with_its_immediate_action(
 def test_every_row_of_the_144_150_decode_is_in_the_table() -> None:
     with (REFERENCE / "xid-144-150-decode.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))[1:]
-    assert len(NVLINK5_DECODE) == len(rows)
-    for row, decoded in zip(rows, NVLINK5_DECODE, strict=True):
+    assert len(nvlink5_decode()) == len(rows)
+    for row, decoded in zip(rows, nvlink5_decode(), strict=True):
         assert (decoded.xid, decoded.unit, *decoded.patterns) == (int(row[0]), row[1], row[2], row[3])
         assert decoded.action == row[5]
         assert (*decoded.action2_patterns, decoded.action2) == (row[6], row[7], row[8])
@@ -64,22 +64,22 @@ def test_every_dcgm_error_matches_dcgm_46_and_nvsentinel() -> None:
     errors = reference("dcgm-4.6.0-errors.csv")
     with (REFERENCE / "nvsentinel-dcgm-error-actions.csv").open(newline="", encoding="utf-8") as f:
         actions = dict(csv.reader(f))
-    assert sorted(DCGM_ERRORS) == sorted(int(r["id"]) for r in errors)
+    assert sorted(dcgm_errors()) == sorted(int(r["id"]) for r in errors)
     for row in errors:
-        error = DCGM_ERRORS[int(row["id"])]
+        error = dcgm_errors()[int(row["id"])]
         assert (error.name, error.category, error.severities["4.6"]) == (row["name"], row["category"], row["severity"])
         assert error.nvsentinel_action == actions.get(row["name"], ""), row["name"]
 
 
 def test_every_bucket_used_as_an_immediate_action_has_a_rule() -> None:
     special = {"WORKFLOW_XID_45", "WORKFLOW_NVLINK5_ERR", "XID_154", ""}
-    used = {e.catalog_action for e in XID_CATALOG.values() if e.used_on}
+    used = {e.catalog_action for e in xid_catalog().values() if e.used_on}
     assert used - special <= set(BUCKET_ACTIONS)
 
 
-@pytest.mark.parametrize("xid", sorted(XID_CATALOG))
+@pytest.mark.parametrize("xid", sorted(xid_catalog()))
 def test_xid_action_follows_the_catalog_and_names_its_bucket(xid: int) -> None:
-    entry = XID_CATALOG[xid]
+    entry = xid_catalog()[xid]
     action, why = xid_action(XidEvent(xid))
     assert f"XID {xid}" in why
     assert f"catalog immediate action {entry.catalog_action or 'none'}" in why
@@ -223,10 +223,10 @@ def test_xid_74_register_decode(registers: str, action: GpuAction) -> None:
 def test_older_releases_know_a_subset_of_the_errors_with_valid_severities() -> None:
     # Ids are stable across releases (dcgm_errors.h); newer releases add ids at the end and may re-rate old ones.
     for version in DCGM_TABLE_VERSIONS:
-        known = sorted(i for i, e in DCGM_ERRORS.items() if e.severities[version])
+        known = sorted(i for i, e in dcgm_errors().items() if e.severities[version])
         assert known == list(range(len(known))), version
-        assert all(Severity(DCGM_ERRORS[i].severities[version]) for i in known)
-    sizes = [sum(bool(e.severities[v]) for e in DCGM_ERRORS.values()) for v in DCGM_TABLE_VERSIONS]
+        assert all(Severity(dcgm_errors()[i].severities[version]) for i in known)
+    sizes = [sum(bool(e.severities[v]) for e in dcgm_errors().values()) for v in DCGM_TABLE_VERSIONS]
     assert sizes == sorted(sizes)
-    changed = {i for i, e in DCGM_ERRORS.items() if len({s for s in e.severities.values() if s}) > 1}
+    changed = {i for i, e in dcgm_errors().items() if len({s for s in e.severities.values() if s}) > 1}
     assert changed == {80}
