@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("scenario", help="a shipped scenario, a scenario file, or storm-N")
     parser.add_argument("--sort", default="tottime", help="pstats sort key (default: tottime)")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--save", metavar="FILE", help="also write the merged profile (pstats) to FILE")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     loaded = load(args.scenario)
@@ -57,6 +58,8 @@ def main() -> None:
     for profile in profiles[1:]:
         stats.add(profile)
     print(f"{loaded.name}: {'passed' if report.passed else 'FAILED'}, {len(profiles)} threads profiled")
+    if args.save:
+        stats.dump_stats(args.save)
     stats.sort_stats(args.sort).print_stats(args.top)
 
 

@@ -42,7 +42,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
 from gpu_recovery.engine.iam_not_enforced import acting_as
@@ -103,7 +103,8 @@ def _build_sync_resolver(
     normalised_parameters: dict[str, Any],
     state_credentials: StateCredentials,
 ) -> Callable[[], dict[str, Any] | None]:
-    ecs_client = boto_client_for(
+    # By module, not by name: integration_client_per_call replaces the module's function.
+    ecs_client = boto_client.boto_client_for(
         service="ecs", region=resource_runtime_part.region, state_credentials=state_credentials
     )
     submitted: dict[str, Any] = env.stack.pop()
@@ -145,7 +146,7 @@ def correct_ecs_run_task_ignores_failures() -> Iterator[None]:
         if self._get_boto_service_action() != "run_task":
             original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
             return
-        ecs_client = boto_client_for(
+        ecs_client = boto_client.boto_client_for(
             region=resource_runtime_part.region, service="ecs", state_credentials=state_credentials
         )
         response = ecs_client.run_task(**normalised_parameters)

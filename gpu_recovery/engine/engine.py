@@ -33,6 +33,7 @@ from gpu_recovery.engine.fault_injection import FaultInjector, injecting
 from gpu_recovery.engine.history_path import StateVisit, state_visits
 from gpu_recovery.engine.history_unbounded import correct_history_unbounded
 from gpu_recovery.engine.iam_not_enforced import Authorizer, correct_iam_not_enforced
+from gpu_recovery.engine.integration_client_per_call import correct_integration_client_per_call
 from gpu_recovery.engine.json_path_quirks import correct_json_path_quirks
 from gpu_recovery.engine.lambda_requires_docker import correct_lambda_requires_docker
 from gpu_recovery.engine.real_time_waits import (
@@ -44,6 +45,7 @@ from gpu_recovery.engine.real_time_waits import (
     correct_wait_state_real_time,
 )
 from gpu_recovery.engine.request_limits import correct_request_limits_not_enforced
+from gpu_recovery.engine.serializer_aliases_per_value import correct_serializer_aliases_per_value
 from gpu_recovery.engine.service_casing_unconverted import correct_service_casing_unconverted
 from gpu_recovery.engine.service_error_names import correct_service_error_names
 
@@ -167,6 +169,8 @@ class LocalEngine:
             "ecs_run_task_ignores_failures": correct_ecs_run_task_ignores_failures(),
             "dynamodb_writes_not_atomic": correct_dynamodb_writes_not_atomic(),
             "definition_parsed_per_execution": correct_definition_parsed_per_execution(),
+            "integration_client_per_call": correct_integration_client_per_call(),
+            "serializer_aliases_per_value": correct_serializer_aliases_per_value(),
             "service_error_names": correct_service_error_names(),
             "request_limits_not_enforced": correct_request_limits_not_enforced(),
             # After lambda_requires_docker: it wraps the in-process Lambda invocation.

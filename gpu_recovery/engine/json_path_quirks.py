@@ -14,16 +14,16 @@ Remove when the tests in ``test_json_path_quirks.py`` report that moto behaves l
 
 from __future__ import annotations
 
-import importlib
+import functools
 import re
-import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any, Final
-from unittest import mock
 
 from jsonpath_ng.ext import parse
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
+
+from gpu_recovery.engine.moto_bindings import replaced_everywhere
 
 # Any of these makes a path "indefinite": it can match several nodes, so AWS always returns a list.
 _INDEFINITE: Final = re.compile(r"\[\s*(\*|\?|-?\d*\s*:|[^\]]*,)|\.\.|\.\*")
@@ -33,9 +33,15 @@ def _is_indefinite(path: str) -> bool:
     return bool(_INDEFINITE.search(path))
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed(path: str) -> Any:
+    # Parsing builds a PLY parser each time (most of a lookup's cost); a parsed path is only read by find().
+    return parse(path)
+
+
 def extract_json(path: str, data: Any) -> Any:
     """AWS semantics: indefinite paths give a list (possibly empty); definite paths give the single value."""
-    matches = parse(path).find(data)
+    matches = _parsed(path).find(data)
     if _is_indefinite(path):
         return [match.value for match in matches]
     if not matches:
@@ -46,15 +52,5 @@ def extract_json(path: str, data: Any) -> Any:
 @contextmanager
 def correct_json_path_quirks() -> Iterator[None]:
     """Replace ``extract_json`` in moto's JSONPath module and in every moto module that imported it."""
-    # The preprocessor imports every ASL component, so every module that binds extract_json is loaded now.
-    importlib.import_module("moto.stepfunctions.parser.asl.parse.preprocessor")
-    original = moto_json_path.extract_json
-    holders = [
-        module
-        for name, module in list(sys.modules.items())
-        if name.startswith("moto.stepfunctions") and getattr(module, "extract_json", None) is original
-    ]
-    with ExitStack() as stack:
-        for module in holders:
-            stack.enter_context(mock.patch.object(module, "extract_json", extract_json))
+    with replaced_everywhere("extract_json", moto_json_path.extract_json, extract_json):
         yield

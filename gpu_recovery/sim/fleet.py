@@ -95,6 +95,9 @@ class SimFleet:
         self._by_instance: dict[str, Node] = {}
         self._tasks: dict[str, SimTask] = {}
         self._tasks_by_id: dict[str, SimTask] = {}
+        # Subsets of _tasks in its order, so that settling and placement need not scan every task of the cluster.
+        self._checks: dict[str, SimTask] = {}
+        self._tasks_on: dict[str, dict[str, SimTask]] = {}  # node name -> its tasks
         self._resets: dict[str, ssm.GpuReset] = {}  # SSM command id -> reset
         self._events: list[dict[str, Any]] = []
         self._actions = FleetActions()
@@ -349,7 +352,7 @@ class SimFleet:
         now = self.clock.elapsed()
         while True:
             due: list[tuple[float, int, Any]] = []
-            for st in self._tasks.values():
+            for st in self._checks.values():
                 running = st.is_check and st.task.last_status == "RUNNING"
                 if running and st.check_ends_at is not None and st.check_ends_at <= now:
                     due.append((st.check_ends_at, 0, st))
@@ -473,6 +476,9 @@ class SimFleet:
         st = SimTask(task, node, gpu_ids, cpu, memory, is_check, stop_timeout=tasks.stop_timeout(td))
         self._tasks[task.task_arn] = st
         self._tasks_by_id[task.id] = st
+        self._tasks_on.setdefault(node.spec.name, {})[task.task_arn] = st
+        if is_check:
+            self._checks[task.task_arn] = st
         tasks.adjust_resources(node, st, -1)
         if is_check:
             self._begin_check(st, td, overrides, now)
@@ -614,7 +620,8 @@ class SimFleet:
     # ----------------------------------------------------------------------------------------- helpers
 
     def _running_on(self, node: Node) -> Iterator[SimTask]:
-        return iter([s for s in self._tasks.values() if s.node is node and s.task.last_status == "RUNNING"])
+        on_node = self._tasks_on.get(node.spec.name, {}).values()
+        return iter([s for s in on_node if s.task.last_status == "RUNNING"])
 
     def _stop(
         self,

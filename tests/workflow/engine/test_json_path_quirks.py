@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from engine_harness import StartEngine, run
 from moto.stepfunctions.parser.asl.utils.json_path import NoSuchJsonPathError
 from moto.stepfunctions.parser.asl.utils.json_path import extract_json as moto_extract_json
 
+from gpu_recovery.engine import json_path_quirks
 from gpu_recovery.engine.json_path_quirks import extract_json
 
 DATA = {"a": [{"b": "first"}, {"b": "second"}], "items": [{"ok": False}]}
@@ -62,3 +64,11 @@ def test_state_machine_sees_aws_json_path_results(start_engine: StartEngine, tmp
     result = run(start_engine(), tmp_path, PICK, DATA)
     assert result["status"] == "SUCCEEDED", result
     assert json.loads(result["output"]) == {"b": "first", "healthy": []}
+
+
+def test_each_path_is_parsed_once() -> None:
+    json_path_quirks._parsed.cache_clear()
+    with mock.patch.object(json_path_quirks, "parse", wraps=json_path_quirks.parse) as parse:
+        for _ in range(3):
+            assert extract_json("$.a[1].b", DATA) == "second"
+    assert parse.call_count == 1
