@@ -4,8 +4,6 @@ with 8 tasks per node stays within Step Functions' 256 KB per state and SNS's 25
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from bench.job_size import scenario
@@ -15,9 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def recovery_seconds(job_nodes: int, tasks_per_node: int) -> float:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        report = run(scenario(job_nodes, tasks_per_node))
+    report = run(scenario(job_nodes, tasks_per_node))
     assert report.passed, report.failures
     [working] = [e for e in report.executions if WORK_STATE in e.path]
     return working.sim_seconds
