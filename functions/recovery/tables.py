@@ -33,11 +33,12 @@ class NodeTable(TableStore):
 
     def lock_node(
         self, node_id: str, container_instance_arn: str, me: str, now: str, *, dead_owner: str | None = None
-    ) -> bool:
+    ) -> tuple[bool, dict[str, Any] | None]:
         """Take the node's lock if it is free (or already ours), or, with `dead_owner`, take it over from that
-        execution, which no longer runs: atomic, so of two executions taking over the same dead lock one wins."""
+        execution, which no longer runs: atomic, so of two executions taking over the same dead lock one wins.
+        Refused, also the STATE row as the condition saw it (what the winner wrote)."""
         free = f"(attribute_not_exists(lockOwner) OR lockOwner = :me{' OR lockOwner = :dead' if dead_owner else ''})"
-        return conditional_write(
+        return write_or_read(
             self.node.update_item,
             Key={"nodeId": node_id, "recordKey": STATE_KEY},
             UpdateExpression=(

@@ -95,11 +95,11 @@ class FakeTables:
 
     def lock_node(
         self, node_id: str, container_instance_arn: str, me: str, now: str, *, dead_owner: str | None = None
-    ) -> bool:
+    ) -> tuple[bool, dict[str, Any] | None]:
         row = self.nodes.get(node_id, {})
         free = row.get("lockOwner") in {None, me} or (dead_owner is not None and row.get("lockOwner") == dead_owner)
         if not free or row.get("status") in {NodeStatus.HELD, NodeStatus.QUARANTINED}:
-            return False
+            return False, copy.deepcopy(row)
         self.nodes[node_id] = row | {
             "nodeId": node_id,
             "recordKey": STATE_KEY,
@@ -110,7 +110,7 @@ class FakeTables:
             "updatedAt": now,
             "reboots": row.get("reboots", []),
         }
-        return True
+        return True, None
 
     def update_node(self, node_id: str, me: str, fields: dict[str, Any], *, release: bool) -> bool:
         row = self.nodes.get(node_id, {})

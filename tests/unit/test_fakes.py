@@ -29,13 +29,15 @@ def tables(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 def test_the_node_lock_is_taken_once_kept_by_its_owner_and_taken_over_only_from_the_dead(tables: Any) -> None:
-    assert tables.lock_node(NODE, CI, ME, "t1")
-    assert tables.lock_node(NODE, CI, ME, "t2")
-    assert not tables.lock_node(NODE, CI, THEM, "t3")
-    assert tables.lock_node(NODE, CI, THEM, "t4", dead_owner=ME)
+    assert tables.lock_node(NODE, CI, ME, "t1") == (True, None)
+    assert tables.lock_node(NODE, CI, ME, "t2") == (True, None)
+    refused, row = tables.lock_node(NODE, CI, THEM, "t3")
+    assert (refused, row["lockOwner"], row["lockedAt"]) == (False, ME, "t2")
+    assert tables.lock_node(NODE, CI, THEM, "t4", dead_owner=ME) == (True, None)
     assert (tables.get_node(NODE)["lockOwner"], tables.get_node(NODE)["lockedAt"]) == (THEM, "t4")
     assert tables.update_node(NODE, THEM, {"status": NodeStatus.QUARANTINED}, release=True)
-    assert not tables.lock_node(NODE, CI, ME, "t5")
+    refused, row = tables.lock_node(NODE, CI, ME, "t5")
+    assert (refused, row["status"]) == (False, "QUARANTINED")
     assert tables.nodes_locked_by(THEM) == []
 
 

@@ -99,9 +99,15 @@ def test_the_lock_of_an_execution_that_ended_is_taken_over_and_said_so() -> None
     )
 
 
-def test_a_lost_race_for_the_lock_waits_for_the_winner() -> None:
+def test_a_lost_race_for_the_lock_waits_for_the_winner_without_reading_the_node_again() -> None:
     class Raced(FakeTables):
-        def lock_node(self, node_id: str, *args: Any, **kwargs: Any) -> bool:
+        reads = 0
+
+        def get_node(self, node_id: str) -> dict[str, Any] | None:
+            self.reads += 1
+            return super().get_node(node_id)
+
+        def lock_node(self, node_id: str, *args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any] | None]:
             # Another execution locks the node between this step's read and its write.
             super().lock_node(node_id, CI, OTHER_EXECUTION_ARN, NOW.isoformat())
             return super().lock_node(node_id, *args, **kwargs)
@@ -110,6 +116,7 @@ def test_a_lost_race_for_the_lock_waits_for_the_winner() -> None:
     lock = acquire(node_step(), settings(), tables, FakeStepFunctions(running={OTHER_EXECUTION_ARN}), ecs)
     assert (lock.outcome, lock.lock_waits) == ("WAIT", 1)
     assert ecs.under_repair == set()
+    assert tables.reads == 1  # the refusal returned the winner's row (ALL_OLD)
 
 
 def test_a_quarantined_node_is_not_locked() -> None:
