@@ -27,6 +27,10 @@ MAX_REBOOT_TIMES_KEPT = 20  # enough for any sane budget window; keeps the STATE
 
 
 class NodeTable(TableStore):
+    """ecs_node: each node's STATE row (its lock, reboots and status) and its HISTORY# rows. Here, beside Tables,
+    because a history key's unique part comes from this module's `uuid`, which the simulator seeds
+    (gpu_recovery.simulate) so that a scenario writes the same keys every run."""
+
     def get_node(self, node_id: str) -> dict[str, Any] | None:
         item = self.node.get_item(Key={"nodeId": node_id, "recordKey": STATE_KEY}, ConsistentRead=True).get("Item")
         return plain(item) if item else None
