@@ -105,8 +105,9 @@ class TableStore:
 
     def all_items(self, operation: PaginatorName, **request: Any) -> list[dict[str, Any]]:
         """Every page of a Query or Scan, through botocore's paginator. The resource's client takes and returns
-        plain Python values and condition objects, as Table methods do (boto3 registers the DynamoDB
-        transformations on it: boto3 guide, "DynamoDB", the resource's meta.client)."""
+        plain Python values and condition objects, as Table methods do: boto3 registers its DynamoDB
+        serialisation and condition-expression handlers on that client's events (boto3/dynamodb/transform.py,
+        DynamoDBHighLevelResource), and each page is one call through them."""
         pages = self.resource.meta.client.get_paginator(operation).paginate(**request)
         return list(plain([item for page in pages for item in page["Items"]]))
 
