@@ -39,14 +39,16 @@ def acquire(
 
     state = tables.get_node(node_id)
     outcome, result, dead = decide(state)
-    if outcome == LockOutcome.ACQUIRED and not tables.lock_node(
-        node_id, request.node.container_instance_arn, me, now.isoformat(), dead_owner=dead
-    ):
-        # Lost a race for the lock: decide again on what the winner wrote.
-        state = tables.get_node(node_id)
-        outcome, result, dead = decide(state)
-        if outcome == LockOutcome.ACQUIRED:
-            outcome, dead = LockOutcome.WAIT, None
+    if outcome == LockOutcome.ACQUIRED:
+        locked, seen = tables.lock_node(
+            node_id, request.node.container_instance_arn, me, now.isoformat(), dead_owner=dead
+        )
+        if not locked:
+            # Lost a race for the lock: decide again on what the winner wrote, as the refusal returned it.
+            state = seen
+            outcome, result, dead = decide(state)
+            if outcome == LockOutcome.ACQUIRED:
+                outcome, dead = LockOutcome.WAIT, None
     if dead:
         # The lock outlived its owner (its lease): CleanupExecution should have released it. Alarmed on.
         metrics.add_metric(name="StaleLock", unit=MetricUnit.Count, value=1)

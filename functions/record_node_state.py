@@ -57,11 +57,11 @@ def record_reboot(request: NodeStepRequest, settings: Settings, tables: Tables) 
     """Count the reboot once per execution: a retried step finds lastRebootBy = itself and adds nothing."""
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow().isoformat()
     reboots = (tables.get_node(node_id) or {}).get("reboots", [])[-(MAX_REBOOT_TIMES_KEPT - 1) :]
-    counted, current = tables.update_node_or_read(
+    counted, current = tables.update_node_once(
         node_id,
         me,
         {"reboots": [*reboots, now], "lastRebootBy": me, "status": NodeStatus.REBOOTING, "updatedAt": now},
-        guard="attribute_not_exists(lastRebootBy) OR lastRebootBy <> :me",
+        marker="lastRebootBy",
     )
     owned = still_owned(counted, current, me, "lastRebootBy")
     if counted:
@@ -78,11 +78,11 @@ def record_gpu_reset(request: NodeStepRequest, tables: Tables) -> RebootRecord:
     node_id, me, now = request.node.ec2_instance_id, request.execution.id, clock.utcnow()
     analysis = request.analysis
     # Once per execution: a retried step finds lastGpuResetBy = itself and records nothing twice.
-    recorded, current = tables.update_node_or_read(
+    recorded, current = tables.update_node_once(
         node_id,
         me,
         {"status": NodeStatus.RESETTING_GPU, "lastGpuResetBy": me, "updatedAt": now.isoformat()},
-        guard="attribute_not_exists(lastGpuResetBy) OR lastGpuResetBy <> :me",
+        marker="lastGpuResetBy",
     )
     owned = still_owned(recorded, current, me, "lastGpuResetBy")
     if recorded:
@@ -158,7 +158,7 @@ def finish_node(request: NodeStepRequest, action: NodeAction, ecs: Ecs, tables: 
     )
 
 
-def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> CamelModel:
+def record(request: NodeStepRequest, settings: Settings, tables: Tables, ecs: Ecs | None = None) -> CamelModel:
     action = request.action
     if action == NodeAction.REBOOTING:
         return record_reboot(request, settings, tables)
@@ -168,7 +168,7 @@ def record(request: NodeStepRequest, settings: Settings, tables: Tables) -> Came
         return record_gpu_reset(request, tables)
     if action is None:
         raise ValueError("RecordNodeState needs an action")
-    return finish_node(request, action, Ecs(settings.ECS_CLUSTER_NAME), tables)
+    return finish_node(request, action, ecs or Ecs(settings.ECS_CLUSTER_NAME), tables)
 
 
 @step_handler

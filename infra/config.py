@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, ValidationError
+from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 import gpu_recovery  # noqa: F401 - puts functions/ (the Lambda asset root) on sys.path for `recovery`
 from infra.history_budget import GPU_RESET_POLLS, HISTORY_EVENT_LIMIT, worst_case_events
@@ -55,6 +55,14 @@ def _lower(value: Any) -> Any:
 
 def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
+
+
+def _valid(adapter: TypeAdapter[Any], value: Any) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class Config(StepSettings):
@@ -173,7 +181,9 @@ class Config(StepSettings):
                 f"(from {sources.get('LOG_RETENTION_DAYS', 'default')}) is invalid; "
                 f"allowed: {self.allowed('LOG_RETENTION_DAYS')}"
             )
-        outside = [f"{f}={t}" for f, t in self.reboot_timeouts_by_family().items() if not 60 <= t <= 7200]
+        # Each family's timeout has REBOOT_TIMEOUT_SECONDS's bounds: checked against that field's own constraints.
+        family_timeout = TypeAdapter(Annotated[int, *type(self).model_fields["REBOOT_TIMEOUT_SECONDS"].metadata])
+        outside = [f"{f}={t}" for f, t in self.reboot_timeouts_by_family().items() if not _valid(family_timeout, t)]
         if outside:
             raise ConfigError(
                 f"REBOOT_TIMEOUT_SECONDS_BY_FAMILY={self.REBOOT_TIMEOUT_SECONDS_BY_FAMILY!r} "

@@ -22,7 +22,8 @@ from infra.substitutions import LAMBDAS
 from infra.tables import RecoveryTables
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
-# The item operations of functions/recovery/tables.py a step makes when it reads and records state.
+# The item operations the data layer (functions/recovery/tables.py and the table modules it joins) makes when a
+# step reads and records state.
 READ_WRITE = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 ARCHITECTURE = lambda_.Architecture.X86_64
 

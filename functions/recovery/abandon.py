@@ -50,7 +50,7 @@ def release_everything(me: str, why: str, *, now: datetime, cluster: str, tables
     job locks removed (status ERROR, `why` as the reason), nodes suspended (see suspend_nodes), repair slots
     given back. Conditional on `me` throughout, so running it twice, or on an execution that cleaned up after
     itself, changes nothing."""
-    jobs, nodes = tables.locked_by(me)
+    jobs, nodes = tables.jobs_locked_by(me), tables.nodes_locked_by(me)
     released_jobs = [job for job in jobs if tables.release_job_after_error(job, me, now.isoformat(), why)]
     released_nodes = suspend_nodes(
         [{"ec2InstanceId": n["nodeId"], "containerInstanceArn": n.get("containerInstanceArn")} for n in nodes],

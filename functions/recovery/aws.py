@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import cached_property
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -13,6 +13,15 @@ from botocore.exceptions import ClientError
 
 from recovery.models import EcsTask, NodeRef
 from recovery.relaunch import UNDER_REPAIR_ATTRIBUTE
+
+if TYPE_CHECKING:  # the boto3 stubs are a development dependency: nothing is imported at run time
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.literals import DesiredStatusType
+    from mypy_boto3_ecs.type_defs import ContainerDefinitionOutputTypeDef
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 DESCRIBE_TASKS_BATCH = 100  # DescribeTasks accepts at most 100 tasks per call
 DESCRIBE_CONTAINER_INSTANCES_BATCH = 100  # DescribeContainerInstances: at most 100 container instances per call
@@ -33,7 +42,7 @@ class Ecs:
         self.cluster = cluster
 
     @cached_property
-    def client(self) -> Any:
+    def client(self) -> ECSClient:
         return boto3.client("ecs", config=CLIENT_CONFIG)
 
     @cached_property
@@ -50,7 +59,7 @@ class Ecs:
             tasks += [EcsTask.model_validate(t) for t in response["tasks"]]
         return tasks
 
-    def family_tasks(self, families: list[str], desired_status: str) -> list[EcsTask]:
+    def family_tasks(self, families: list[str], desired_status: DesiredStatusType) -> list[EcsTask]:
         """The cluster's tasks of these task definition families with this desired status (RUNNING, or STOPPED:
         ECS keeps stopped tasks visible for about an hour). ListTasks filters by family on the server
         (ListTasks API reference: `family`), so the cost follows the families, not the cluster."""
@@ -130,9 +139,9 @@ class Ecs:
         pages = self.client.get_paginator("list_container_instances").paginate(cluster=self.cluster)
         return sum(len(page["containerInstanceArns"]) for page in pages)
 
-    def _container_definitions(self, task_definition_arn: str) -> list[dict[str, Any]]:
+    def _container_definitions(self, task_definition_arn: str) -> list[ContainerDefinitionOutputTypeDef]:
         definition = self.client.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
-        return list(definition["containerDefinitions"])
+        return definition["containerDefinitions"]
 
     def essential_containers(self, task_definition_arn: str) -> frozenset[str]:
         """Names of the containers the task definition marks essential (ContainerDefinition.essential defaults
@@ -144,8 +153,8 @@ class Ecs:
     def log_location(self, task_definition_arn: str, container_name: str) -> tuple[str, str] | None:
         """(log group, stream prefix) of a container using the awslogs driver."""
         for container in self._container_definitions(task_definition_arn):
-            log = container.get("logConfiguration") or {}
-            if container["name"] == container_name and log.get("logDriver") == "awslogs":
+            log = container.get("logConfiguration")
+            if log and container["name"] == container_name and log["logDriver"] == "awslogs":
                 options = log.get("options", {})
                 return options["awslogs-group"], options.get("awslogs-stream-prefix", "")
         return None
@@ -153,7 +162,7 @@ class Ecs:
 
 class Ec2:
     @cached_property
-    def client(self) -> Any:
+    def client(self) -> EC2Client:
         return boto3.client("ec2")
 
     def security_groups(self, interface_ids: list[str]) -> dict[str, list[str]]:
@@ -173,7 +182,7 @@ class Ec2:
 
 class StepFunctions:
     @cached_property
-    def client(self) -> Any:
+    def client(self) -> SFNClient:
         return boto3.client("stepfunctions")
 
     def status(self, execution_arn: str) -> str | None:
@@ -210,7 +219,7 @@ class Sns:
         self.topic_arn = topic_arn
 
     @cached_property
-    def client(self) -> Any:
+    def client(self) -> SNSClient:
         return boto3.client("sns")
 
     def publish(self, subject: str, message: str) -> None:
@@ -219,7 +228,7 @@ class Sns:
 
 class Logs:
     @cached_property
-    def client(self) -> Any:
+    def client(self) -> CloudWatchLogsClient:
         return boto3.client("logs", config=CLIENT_CONFIG)
 
     def read_stream(self, group: str, stream: str) -> str | None:

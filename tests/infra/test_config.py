@@ -165,3 +165,15 @@ def test_reboot_timeout_by_family_is_validated_in_one_line() -> None:
         with pytest.raises(ConfigError, match=where) as error:
             Config.load(context={"REBOOT_TIMEOUT_SECONDS_BY_FAMILY": bad})
         assert "\n" not in str(error.value)
+
+
+def test_reboot_timeout_by_family_has_the_bounds_of_reboot_timeout_seconds() -> None:
+    field = Config.model_json_schema()["properties"]["REBOOT_TIMEOUT_SECONDS"]
+    low, high = field["minimum"], field["maximum"]
+    for seconds in (low, high):
+        assert (
+            Config.load(context={"REBOOT_TIMEOUT_SECONDS_BY_FAMILY": f"p5={seconds}"}).longest_reboot_timeout() >= low
+        )
+    for seconds in (low - 1, high + 1):
+        with pytest.raises(ConfigError, match=f"is invalid at p5={seconds};"):
+            Config.load(context={"REBOOT_TIMEOUT_SECONDS_BY_FAMILY": f"p5={seconds}"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,5 @@ from gpu_recovery.simulate import deployed
 @pytest.fixture
 def stack_and_fleet() -> Iterator[tuple[LocalStack, SimFleet]]:
     """The stack deployed on the local engine with transient-xid79's fleet (one node, one job)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
-            yield stack, fleet
+    with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
+        yield stack, fleet

@@ -4,8 +4,6 @@ assert the outcomes; this checks the errors on the way)."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from gpu_recovery import scenario as scenarios
@@ -16,20 +14,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_each_injected_service_error_is_retried_under_its_step_functions_name() -> None:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("api-faults-retried")) as (stack, fleet, _clock):
-            event = _fail(fleet, Event(job="job-a", node="node-1"))
-            arn = stack.engine.start_execution(stack.state_machine_arn, "throttled", event)
-            assert stack.engine.wait(arn)["status"] == "SUCCEEDED"
-            failed = {
-                (e["taskFailedEventDetails"]["resource"], e["taskFailedEventDetails"]["error"])
-                for e in stack.engine.history(arn)
-                if "taskFailedEventDetails" in e
-            }
-            hit_rules = {index for index, _ in stack.engine.faults.injected}
-            rules = len(stack.engine.faults.rules)
-            injected = {what for _, what in stack.engine.faults.injected}
+    with deployed(scenarios.load("api-faults-retried")) as (stack, fleet, _clock):
+        event = _fail(fleet, Event(job="job-a", node="node-1"))
+        arn = stack.engine.start_execution(stack.state_machine_arn, "throttled", event)
+        assert stack.engine.wait(arn)["status"] == "SUCCEEDED"
+        failed = {
+            (e["taskFailedEventDetails"]["resource"], e["taskFailedEventDetails"]["error"])
+            for e in stack.engine.history(arn)
+            if "taskFailedEventDetails" in e
+        }
+        hit_rules = {index for index, _ in stack.engine.faults.injected}
+        rules = len(stack.engine.faults.rules)
+        injected = {what for _, what in stack.engine.faults.injected}
     # Every rule fired: a rule whose API is no longer called (e.g. after the node states were reordered) would
     # exercise nothing and still let the recovery succeed.
     assert hit_rules == set(range(rules))

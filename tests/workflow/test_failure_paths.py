@@ -7,7 +7,6 @@ locks of an owner that no longer runs, taken over rather than joined."""
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Any
 from unittest import mock
 
@@ -113,27 +112,25 @@ def test_error_recording_a_node_is_that_nodes_it_stays_drained_and_people_are_to
 
 
 def test_one_nodes_failed_step_is_recorded_and_reported_while_the_others_go_on() -> None:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("four-node-one-bad")) as (stack, fleet, _clock):
-            event = _fail(fleet, Event(job="job-a", node="node-3", exit_code=1))
-            # Only the bad node reboots: its RecordReboot step breaks, the three healthy nodes are not touched.
-            with mock.patch("record_node_state.record_reboot", side_effect=RuntimeError("reboot not recorded")):
-                arn = stack.engine.start_execution(stack.state_machine_arn, "one-node-breaks", event)
-                description = stack.engine.wait(arn)
-            assert description["status"] == "SUCCEEDED"
-            path = _path(stack, arn)
-            assert path.count("ReleaseNode") == 3
-            assert "HandleError" not in path
-            states = {row["nodeId"]: row for row in _items(stack.config.NODE_TABLE_NAME) if row["recordKey"] == "STATE"}
-            bad = fleet.instance_id("node-3")
-            assert states[bad]["status"] == "SUSPECT"
-            assert "RuntimeError" in states[bad]["reason"]
-            assert "lockOwner" not in states[bad]
-            assert {s["status"] for node, s in states.items() if node != bad} == {"HEALTHY"}
-            (report,) = stack.notifications()
-            assert bad in report["message"]
-            assert "RuntimeError" in report["message"]
+    with deployed(scenarios.load("four-node-one-bad")) as (stack, fleet, _clock):
+        event = _fail(fleet, Event(job="job-a", node="node-3", exit_code=1))
+        # Only the bad node reboots: its RecordReboot step breaks, the three healthy nodes are not touched.
+        with mock.patch("record_node_state.record_reboot", side_effect=RuntimeError("reboot not recorded")):
+            arn = stack.engine.start_execution(stack.state_machine_arn, "one-node-breaks", event)
+            description = stack.engine.wait(arn)
+        assert description["status"] == "SUCCEEDED"
+        path = _path(stack, arn)
+        assert path.count("ReleaseNode") == 3
+        assert "HandleError" not in path
+        states = {row["nodeId"]: row for row in _items(stack.config.NODE_TABLE_NAME) if row["recordKey"] == "STATE"}
+        bad = fleet.instance_id("node-3")
+        assert states[bad]["status"] == "SUSPECT"
+        assert "RuntimeError" in states[bad]["reason"]
+        assert "lockOwner" not in states[bad]
+        assert {s["status"] for node, s in states.items() if node != bad} == {"HEALTHY"}
+        (report,) = stack.notifications()
+        assert bad in report["message"]
+        assert "RuntimeError" in report["message"]
 
 
 REAL_SECONDS = 120.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -89,9 +88,7 @@ def captured() -> Iterator[tuple[list[LocalStack], list[dict[str, Any]]]]:
     with (
         mock.patch("gpu_recovery.simulate.deploy", capture_deploy),
         mock.patch.object(local_stack, "synthesized_template", capture_template),
-        warnings.catch_warnings(),
     ):
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
         yield stacks, templates
 
 
@@ -178,11 +175,7 @@ def without_cleanup_permission(template: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def changed_template(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Iterator[None]:
     synthesize = local_stack.synthesized_template
-    with (
-        mock.patch.object(local_stack, "synthesized_template", lambda context: change(synthesize(context))),
-        warnings.catch_warnings(),
-    ):
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
+    with mock.patch.object(local_stack, "synthesized_template", lambda context: change(synthesize(context))):
         yield
 
 

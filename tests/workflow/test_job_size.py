@@ -5,8 +5,6 @@ exactly what the inline Map's 40 concurrent iterations allow (bench.job_size.rec
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from bench import job_size
@@ -17,9 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def recovery_seconds(job_nodes: int, tasks_per_node: int) -> float:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        report = run(scenario(job_nodes, tasks_per_node))
+    report = run(scenario(job_nodes, tasks_per_node))
     assert report.passed, report.failures
     [working] = [e for e in report.executions if WORK_STATE in e.path]
     return working.sim_seconds

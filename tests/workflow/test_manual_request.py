@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from gpu_recovery import scenario as scenarios
@@ -13,17 +11,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_manual_dry_run_request_decides_like_an_event_and_touches_nothing() -> None:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
-            (task,) = fleet.job_tasks("job-a")
-            fleet.fail_task(task, exit_code=1)
-            request = {"taskArn": task, "reason": "on-call suspects GPU 0", "dryRun": True}
-            arn = stack.engine.start_execution(stack.state_machine_arn, "manual-dry-run", request)
-            description = stack.engine.wait(arn)
-            path = [visit.name for visit in stack.engine.path(arn)]
-            actions = fleet.actions()
-            (notification,) = stack.notifications()
+    with deployed(scenarios.load("transient-xid79")) as (stack, fleet, _clock):
+        (task,) = fleet.job_tasks("job-a")
+        fleet.fail_task(task, exit_code=1)
+        request = {"taskArn": task, "reason": "on-call suspects GPU 0", "dryRun": True}
+        arn = stack.engine.start_execution(stack.state_machine_arn, "manual-dry-run", request)
+        description = stack.engine.wait(arn)
+        path = [visit.name for visit in stack.engine.path(arn)]
+        actions = fleet.actions()
+        (notification,) = stack.notifications()
     assert description["status"] == "SUCCEEDED"
     assert "RecordDryRun" in path
     assert "RebootInstance" not in path

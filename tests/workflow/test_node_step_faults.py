@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -71,12 +70,10 @@ def run(name: str, faults: list[dict[str, Any]], config: dict[str, str] | None =
         api_faults=[*base.api_faults, *(ApiFault.model_validate(rule) for rule in faults)],
         config=base.config | (config or {}),
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        with deployed(scenario) as (stack, fleet, _clock):
-            (event,) = scenario.events
-            arn = stack.engine.start_execution(stack.state_machine_arn, "faulted", _fail(fleet, event))
-            yield Run(stack, fleet, stack.engine.wait(arn)["status"])
+    with deployed(scenario) as (stack, fleet, _clock):
+        (event,) = scenario.events
+        arn = stack.engine.start_execution(stack.state_machine_arn, "faulted", _fail(fleet, event))
+        yield Run(stack, fleet, stack.engine.wait(arn)["status"])
 
 
 def test_a_reboot_that_never_happened_gives_its_budget_back_and_says_so() -> None:

@@ -4,7 +4,6 @@ constraint the same run puts the task on the node and the node's re-check can no
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +56,7 @@ def _run_watching_placements(monkeypatch: pytest.MonkeyPatch) -> tuple[Report, l
         return node, failures
 
     monkeypatch.setattr(SimFleet, "_choose_node", watched)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        return run(scenarios.load(SCENARIO)), placements
+    return run(scenarios.load(SCENARIO)), placements
 
 
 def _moments(report: Report, action: str, target: str) -> list[float]:
