@@ -27,7 +27,6 @@ from infra.tables import RecoveryTables
 from recovery.settings import (
     GPU_RESET_POLL_MAX_ATTEMPTS,
     GPU_RESET_POLL_SECONDS,
-    RECHECK_WAIT_SECONDS,
     TASK_STOP_POLL_MAX_ATTEMPTS,
     TASK_STOP_POLL_SECONDS,
 )
@@ -58,7 +57,7 @@ def execution_timeout_seconds(config: Config) -> int:
         config.NODE_LOCK_MAX_WAITS * (config.NODE_LOCK_WAIT_SECONDS + step)
         + _CHECKS_PER_NODE * config.DCGM_TIMEOUT_SECONDS
         + GPU_RESET_POLL_BOUND_SECONDS
-        + RECHECK_WAIT_SECONDS
+        + config.RECHECK_WAIT_SECONDS
         + config.longest_reboot_timeout()
         + _NODE_LAMBDA_STEPS * step
     )

@@ -24,9 +24,6 @@ TASK_STOP_POLL_MAX_ATTEMPTS = 30
 # GPU_RESET_POLL_MAX_ATTEMPTS times (nvidia-smi --gpu-reset takes seconds; 5 minutes is a generous bound).
 GPU_RESET_POLL_SECONDS = 10
 GPU_RESET_POLL_MAX_ATTEMPTS = 30
-# Wait before re-checking after an inconclusive check: long enough for a task that still held the GPUs to be
-# SIGKILLed (its stopTimeout) and for a stale check of a dead execution to finish its level-2 run.
-RECHECK_WAIT_SECONDS = 120
 # The family of the DCGM check task definition the stack creates.
 DCGM_TASK_FAMILY = "gpu-recovery-dcgm-check"
 
@@ -120,6 +117,15 @@ class StepSettings(BaseModel):
         "REBOOT_TIMEOUT_SECONDS for instance types of these families (the part of the type before the dot)",
         pattern=r"^$|^[a-z0-9-]+=\d+(,[a-z0-9-]+=\d+)*$",
     )  # fmt: skip
+    # Long enough for a task that still held the GPUs to be SIGKILLed and for a stale check of a dead execution to
+    # finish. On EC2 a container's stopTimeout (else the agent's ECS_CONTAINER_STOP_TIMEOUT, 30 s by default) has
+    # no documented maximum (ECS API reference, ContainerDefinition stopTimeout; Fargate's is 120 s), so a job
+    # whose tasks flush checkpoints on SIGTERM needs this above its stopTimeout.
+    RECHECK_WAIT_SECONDS: int = setting(
+        120, "an integer from 30 to 900",
+        "wait before the one re-check after an inconclusive check; keep it above the job tasks' stopTimeout",
+        ge=30, le=900,
+    )  # fmt: skip
     NODE_LOCK_WAIT_SECONDS: int = setting(
         60, "an integer from 5 to 3600", "wait between attempts to lock a node another recovery holds", ge=5, le=3600
     )
@@ -200,7 +206,7 @@ class Settings(StepSettings):
             "terminateQuarantined": self.TERMINATE_QUARANTINED,
             "gpuResetPollSeconds": GPU_RESET_POLL_SECONDS,
             "gpuResetPollMaxAttempts": GPU_RESET_POLL_MAX_ATTEMPTS,
-            "recheckWaitSeconds": RECHECK_WAIT_SECONDS,
+            "recheckWaitSeconds": self.RECHECK_WAIT_SECONDS,
         }
 
 
