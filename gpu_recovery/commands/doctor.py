@@ -7,7 +7,6 @@ import argparse
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from fnmatch import fnmatchcase
 from functools import cached_property, partial
 from typing import Any
 
@@ -18,6 +17,7 @@ from gpu_recovery import aws_context
 from gpu_recovery.asl import walk_states
 from gpu_recovery.aws_context import AwsContext, ContextError
 from gpu_recovery.cli_output import FAILED, OK, command, print_json, render_table
+from gpu_recovery.engine import iam_policy
 from gpu_recovery.iam_calls import STATE_MACHINE, Deployment, checks_for_principal
 from infra.config import POWERTOOLS_LAYER_PARAMETER
 from infra.substitutions import EVENT_FUNCTIONS, STEP_FUNCTIONS
@@ -393,7 +393,7 @@ class Doctor:
             if error.response["Error"].get("Code") != "ResourceNotFoundException":
                 raise
             policy = None  # a function without a resource policy
-        if not allows(policy, EVENTS_SERVICE, "lambda:InvokeFunction", rule["Arn"]):
+        if not allows(policy, EVENTS_SERVICE, "lambda:InvokeFunction", target, rule["Arn"]):
             yield f"{_short(target)}'s resource policy does not let {EVENTS_SERVICE} invoke it from this rule"
 
     def queue(self, url: str) -> dict[str, str] | None:
@@ -415,7 +415,9 @@ class Doctor:
         encrypted = queue.get("SqsManagedSseEnabled") == "true" or bool(queue.get("KmsMasterKeyId"))
         waiting = int(queue.get("ApproximateNumberOfMessages", "0"))
         refused = [
-            r["Name"] for r in rules if not allows(queue.get("Policy"), EVENTS_SERVICE, "sqs:SendMessage", r["Arn"])
+            r["Name"]
+            for r in rules
+            if not allows(queue.get("Policy"), EVENTS_SERVICE, "sqs:SendMessage", queue["QueueArn"], r["Arn"])
         ]
         if not encrypted:
             yield Check(
@@ -456,39 +458,22 @@ def _short(arn: str) -> str:
     return arn.rsplit(":", 1)[-1]
 
 
-def allows(policy: str | None, service: str, action: str, source_arn: str) -> bool:
-    """Whether a resource policy (JSON) has an Allow statement for the service principal and the action, from
-    ``source_arn`` (a statement with no aws:SourceArn condition allows every source). Actions and ArnLike values
-    may hold wildcards; condition keys are case-insensitive (IAM User Guide, "IAM JSON policy elements")."""
-    for statement in json.loads(policy or "{}").get("Statement", []):
-        principal = statement.get("Principal")
-        services = principal.get("Service", []) if isinstance(principal, dict) else []
-        actions = statement.get("Action", [])
-        sources = [
-            value
-            for condition in statement.get("Condition", {}).values()
-            for key, values in condition.items()
-            if key.lower() == "aws:sourcearn"
-            for value in ([values] if isinstance(values, str) else values)
-        ]
-        if (
-            statement.get("Effect") == "Allow"
-            and service in ([services] if isinstance(services, str) else services)
-            and any(
-                fnmatchcase(action.lower(), a.lower()) for a in ([actions] if isinstance(actions, str) else actions)
-            )
-            and (not sources or any(fnmatchcase(source_arn, s) for s in sources))
-        ):
-            return True
-    return False
+def allows(policy: str | None, service: str, action: str, resource: str, source_arn: str) -> bool:
+    """Whether a resource policy (JSON) lets the service principal make ``action`` on ``resource`` for
+    ``source_arn``, evaluated as the local engine evaluates the stack's own resource policies: the service's request
+    carries the source as aws:SourceArn and its account as aws:SourceAccount."""
+    statements = iam_policy.for_service(json.loads(policy or "{}").get("Statement", []), service)
+    context = {"aws:SourceArn": source_arn, "aws:SourceAccount": source_arn.split(":")[4]}
+    return iam_policy.is_allowed(statements, iam_policy.Check(action, resource, context))
 
 
 def _guarded(check: Callable[[], Iterator[Check]], name: str | None = None) -> Iterator[Check]:
-    """One check's AWS error is that check's FAIL, not the end of the report."""
+    """One check's AWS error, or a policy it cannot read (ValueError: not JSON, or an element the policy evaluator
+    does not support), is that check's FAIL, not the end of the report."""
     name = name or check.__name__.replace("_", " ")
     try:
         yield from check()
-    except (ClientError, BotoCoreError, ContextError, KeyError) as error:
+    except (ClientError, BotoCoreError, ContextError, KeyError, ValueError) as error:
         detail = _error(error) if isinstance(error, ClientError | BotoCoreError) else str(error)
         yield Check(name, FAIL, detail, "see the error; the other checks still ran")
 

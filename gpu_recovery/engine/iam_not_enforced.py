@@ -44,7 +44,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 
-from gpu_recovery.engine.iam_policy import Check, is_allowed
+from gpu_recovery.engine.iam_policy import Check, for_service, is_allowed
 from gpu_recovery.engine.iam_requests import (
     Arns,
     checks_for,
@@ -119,8 +119,7 @@ class Authorizer:
         check = Check(
             "lambda:InvokeFunction", target_arn, {"aws:SourceArn": target.rule_arn, "aws:SourceAccount": self.account}
         )
-        statements = [s for s in target.resource_policy if s["Principal"] == {"Service": EVENTS_PRINCIPAL}]
-        if not is_allowed(statements, check):
+        if not is_allowed(for_service(target.resource_policy, EVENTS_PRINCIPAL), check):
             self.denied.append((target.rule_arn, check))
             principal = Principal(EVENTS_PRINCIPAL, ())
             raise _denied_error(boto3.client("lambda", region_name=self.region), "Invoke", principal, check)

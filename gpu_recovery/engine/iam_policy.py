@@ -77,6 +77,16 @@ def _matches(statement: Mapping[str, Any], check: Check) -> bool:
     )
 
 
+def for_service(statements: Sequence[Mapping[str, Any]], service: str) -> list[Mapping[str, Any]]:
+    """The statements of a resource-based policy whose Principal names this service principal (one or a list: IAM
+    JSON policy element reference, "Principal")."""
+    return [
+        s
+        for s in statements
+        if isinstance(s.get("Principal"), dict) and service in _listed(s["Principal"].get("Service", []))
+    ]
+
+
 def is_allowed(statements: Sequence[Mapping[str, Any]], check: Check) -> bool:
     matching = [s for s in statements if _matches(s, check)]
     if any(s["Effect"] == "Deny" for s in matching):

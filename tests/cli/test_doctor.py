@@ -307,24 +307,33 @@ def test_a_lambda_that_does_not_let_its_rule_invoke_it_fails(
     ]  # fmt: skip
 
 
+QUEUE = "arn:aws:sqs:us-east-1:1:TriggerRule-dlq"
+
+
 @pytest.mark.parametrize(
     ("policy", "allowed"),
     [
-        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:*"}, True),
+        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:*",
+          "Resource": QUEUE}, True),
         ({"Effect": "Allow", "Principal": {"Service": ["events.amazonaws.com"]}, "Action": ["sqs:SendMessage"],
-          "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:events:*:*:rule/Trigger*"}}}, True),
+          "Resource": QUEUE, "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:events:*:*:rule/Trigger*"}}}, True),
         ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
-          "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:1:rule/Other"}}}, False),
-        ({"Effect": "Deny", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage"}, False),
-        ({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sqs:SendMessage"}, False),
-        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:ReceiveMessage"}, False),
+          "Resource": QUEUE, "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:1:rule/Other"}}},
+         False),
+        ({"Effect": "Deny", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+          "Resource": "*"}, False),
+        ({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sqs:SendMessage", "Resource": QUEUE}, False),
+        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:ReceiveMessage",
+          "Resource": QUEUE}, False),
+        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+          "Resource": f"{QUEUE}-other"}, False),
     ],
 )  # fmt: skip
 def test_allows_reads_a_resource_policy_as_iam_matches_it(policy: dict[str, Any], allowed: bool) -> None:
     document = json.dumps({"Statement": [policy]})
     rule = "arn:aws:events:us-east-1:1:rule/TriggerRule"
-    assert doctor.allows(document, "events.amazonaws.com", "sqs:SendMessage", rule) is allowed
-    assert not doctor.allows(None, "events.amazonaws.com", "sqs:SendMessage", rule)
+    assert doctor.allows(document, "events.amazonaws.com", "sqs:SendMessage", QUEUE, rule) is allowed
+    assert not doctor.allows(None, "events.amazonaws.com", "sqs:SendMessage", QUEUE, rule)
 
 
 def test_cleanup_execution_role_and_untagged_instances_fail(
@@ -412,3 +421,16 @@ def test_permissions_page_lists_every_call_of_each_principal() -> None:
     for principal in CALLS:
         missing = {action for action in actions(principal) if f"`{action}`" not in pages[principal]}
         assert not missing, f"docs/permissions.md, {principal}: {sorted(missing)}"
+
+
+def test_a_policy_the_evaluator_cannot_read_is_that_checks_fail_not_a_traceback() -> None:
+    document = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                                          "NotAction": "sqs:ReceiveMessage", "Resource": QUEUE}]})  # fmt: skip
+
+    def route() -> Iterator[doctor.Check]:
+        doctor.allows(document, "events.amazonaws.com", "sqs:SendMessage", QUEUE, "arn:aws:events:us-east-1:1:rule/R")
+        yield doctor.Check("route", doctor.PASS, "")
+
+    (row,) = doctor._guarded(route, "trigger rule")
+    assert (row.check, row.status) == ("trigger rule", doctor.FAIL)
+    assert "NotAction" in row.detail
