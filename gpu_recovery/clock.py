@@ -63,6 +63,11 @@ class SimClock:
         self._idle = threading.Event()  # no participant runs or is ready, and no timer is pending
         self._idle.set()
 
+    @property
+    def start(self) -> datetime:
+        """Simulated second zero: a timestamp on this clock minus it is simulated seconds."""
+        return self._start
+
     def elapsed(self) -> float:
         """Simulated seconds since the clock started."""
         return self._now

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import groupby
 from types import SimpleNamespace
 from typing import Any
@@ -223,8 +223,6 @@ def deployed(scenario: Scenario) -> Iterator[tuple[LocalStack, SimFleet, SimCloc
 
 def run(scenario: Scenario) -> Report:
     with deployed(scenario) as (stack, fleet, clock):
-        # Simulated seconds count from the clock's start, as the engine's do.
-        sim_epoch = clock.now() - timedelta(seconds=clock.elapsed())
         arns: list[str] = []
         filtered = 0
         moments = groupby(sorted(scenario.events, key=lambda e: (e.at, e.after or "")), key=lambda e: (e.at, e.after))
@@ -241,7 +239,7 @@ def run(scenario: Scenario) -> Report:
                         if stack.matches(event):
                             name = _execution_name(event, copy)
                             arns.append(stack.start_execution(name, event))
-        executions = [_report_execution(stack, fleet, arn, sim_epoch) for arn in arns]
+        executions = [_report_execution(stack, fleet, arn, clock.start) for arn in arns]
         # Everything the recoveries made ECS emit (stopped siblings, DCGM checks, reboots) goes through the
         # rule too: none of it may start another recovery.
         for event in fleet.drain_events():
@@ -251,7 +249,7 @@ def run(scenario: Scenario) -> Report:
                         stack,
                         fleet,
                         stack.start_execution(_execution_name(event, 0), event),
-                        sim_epoch,
+                        clock.start,
                     )
                 )
             else:

@@ -10,7 +10,6 @@ import time
 import zipfile
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager, ExitStack
-from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -126,8 +125,6 @@ class LocalEngine:
         self._stack: ExitStack | None = None
         self._function_env: dict[str, str] = {}
         self._role_arn: str | None = None
-        # Simulated time zero: history timestamps minus this are simulated seconds.
-        self._sim_epoch = clock.now() - timedelta(seconds=clock.elapsed())
 
     def __enter__(self) -> LocalEngine:
         with ExitStack() as stack:
@@ -258,4 +255,4 @@ class LocalEngine:
     def path(self, execution_arn: str, history: list[dict[str, Any]] | None = None) -> list[StateVisit]:
         """The states the execution entered; pass its ``history`` when you already have it (moto serializes the
         whole history on every GetExecutionHistory, which is most of the cost of reading a large one)."""
-        return state_visits(self.history(execution_arn) if history is None else history, self._sim_epoch)
+        return state_visits(self.history(execution_arn) if history is None else history, self.clock.start)
