@@ -20,7 +20,7 @@ from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 import gpu_recovery  # noqa: F401 - puts functions/ (the Lambda asset root) on sys.path for `recovery`
 from infra.history_budget import GPU_RESET_POLLS, HISTORY_EVENT_LIMIT, worst_case_events
-from recovery.settings import DCGM_TASK_FAMILY, StepSettings, env_value, setting
+from recovery.settings import DCGM_TASK_FAMILY, StepSettings, env_value, integer_setting, setting
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy); "never expire" is deliberately not
 # offered: the stack's log groups are operational logs, not the audit trail (that lives in DynamoDB).
@@ -77,10 +77,8 @@ class Config(StepSettings):
         "DCGM check task definition to use; empty = the stack creates one",
         pattern=rf"^$|{TASK_DEFINITION_ARN_RE}",
     )  # fmt: skip
-    LAMBDA_TIMEOUT_SECONDS: int = setting(120, "an integer from 1 to 900", "timeout of each step Lambda", ge=1, le=900)
-    LAMBDA_MEMORY_SIZE: int = setting(
-        512, "an integer from 128 to 10240 (MB)", "memory of each step Lambda (MB)", ge=128, le=10240
-    )
+    LAMBDA_TIMEOUT_SECONDS: int = integer_setting(120, "timeout of each step Lambda", ge=1, le=900)
+    LAMBDA_MEMORY_SIZE: int = integer_setting(512, "memory of each step Lambda (MB)", ge=128, le=10240, suffix=" (MB)")
     SNS_TOPIC_NAME: str = setting(
         "ecs-gpu-recovery-notifications", "an SNS topic name: 1-256 of A-Z a-z 0-9 _ -",
         "notification topic name", pattern=r"^[A-Za-z0-9_-]{1,256}$",
@@ -97,11 +95,9 @@ class Config(StepSettings):
         "nvcr.io/nvidia/cloud-native/dcgm:4.2.3-1-ubuntu22.04", "a container image reference (no spaces)",
         "image of the DCGM check task the stack creates", pattern=r"^\S{1,1024}$",
     )  # fmt: skip
-    DCGM_GPU_COUNT: int = setting(
-        8, "an integer from 1 to 16",
-        "GPUs the check task reserves: all GPUs of the instance type (g5/g6 single-GPU fleets set 1)",
-        ge=1, le=16,
-    )  # fmt: skip
+    DCGM_GPU_COUNT: int = integer_setting(
+        8, "GPUs the check task reserves: all GPUs of the instance type (g5/g6 single-GPU fleets set 1)", ge=1, le=16
+    )
     DCGM_LOG_GROUP: str = setting(
         "", "empty, or a log group name: 1-512 of A-Z a-z 0-9 . - _ / #",
         "log group the check task writes to; empty = the one the stack creates (required with DCGM_HEALTH_CHECK_TASK)",

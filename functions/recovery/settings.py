@@ -51,6 +51,11 @@ def setting(default: Any, allowed: str, meaning: str, **constraints: Any) -> Any
     return Field(default, description=meaning, json_schema_extra={"allowed": allowed}, **constraints)
 
 
+def integer_setting(default: int, meaning: str, *, ge: int, le: int, suffix: str = "") -> Any:
+    """An integer setting whose `allowed` words come from its bounds, so the two cannot drift apart."""
+    return setting(default, f"an integer from {ge} to {le}{suffix}", meaning, ge=ge, le=le)
+
+
 def _table_name(default: str, meaning: str) -> Any:
     return setting(
         default, "a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ . -", meaning, pattern=r"^[A-Za-z0-9_.-]{3,255}$"
@@ -80,38 +85,36 @@ class StepSettings(BaseModel):
         "the ECS cluster whose stopped tasks are watched and repaired",
         pattern=r"^[A-Za-z0-9_-]{1,255}$",
     )  # fmt: skip
-    DCGM_DIAG_LEVEL: int = setting(2, "an integer from 1 to 4", "dcgmi diag run level (-r)", ge=1, le=4)
-    DCGM_TIMEOUT_SECONDS: int = setting(
-        900, "an integer from 60 to 86400", "how long the workflow waits for one DCGM check", ge=60, le=86400
-    )
+    DCGM_DIAG_LEVEL: int = integer_setting(2, "dcgmi diag run level (-r)", ge=1, le=4)
+    DCGM_TIMEOUT_SECONDS: int = integer_setting(900, "how long the workflow waits for one DCGM check", ge=60, le=86400)
     DCGM_CONTAINER_NAME: str = setting(
         "dcgm-check", "a container name: 1-255 of A-Z a-z 0-9 _ -", "name of the check container in the task",
         pattern=r"^[A-Za-z0-9_-]{1,255}$",
     )  # fmt: skip
-    HISTORY_TTL_DAYS: int = setting(
-        90, "an integer from 1 to 3650", "node history rows expire (DynamoDB TTL) after this many days", ge=1, le=3650
+    HISTORY_TTL_DAYS: int = integer_setting(
+        90, "node history rows expire (DynamoDB TTL) after this many days", ge=1, le=3650
     )
     JOB_KEY: str = setting(
         "group", "group, startedBy or tag:<TagKey>", "which task attribute groups tasks into one job",
         pattern=r"^(group|startedBy|tag:[A-Za-z0-9 _.:/=+@-]{1,128})$",
     )  # fmt: skip
-    MAX_REBOOTS_PER_NODE: int = setting(
-        2, "an integer from 0 to 10", "reboots per node within REBOOT_WINDOW_HOURS before quarantine", ge=0, le=10
+    MAX_REBOOTS_PER_NODE: int = integer_setting(
+        2, "reboots per node within REBOOT_WINDOW_HOURS before quarantine", ge=0, le=10
     )
-    REBOOT_WINDOW_HOURS: int = setting(24, "an integer from 1 to 720", "window for MAX_REBOOTS_PER_NODE", ge=1, le=720)
-    MAX_NODES_IN_REPAIR_PERCENT: int = setting(
-        25, "an integer from 1 to 100",
+    REBOOT_WINDOW_HOURS: int = integer_setting(24, "window for MAX_REBOOTS_PER_NODE", ge=1, le=720)
+    MAX_NODES_IN_REPAIR_PERCENT: int = integer_setting(
+        25,
         "fleet breaker: most of the cluster's instances rebooted or reset at once; beyond it a node is quarantined",
-        ge=1, le=100,
-    )  # fmt: skip
-    MAX_RESTARTS_PER_JOB: int = setting(
-        3, "an integer from 0 to 20", "automatic restarts of one job before giving up", ge=0, le=20
+        ge=1,
+        le=100,
     )
-    REBOOT_TIMEOUT_SECONDS: int = setting(
-        1200, "an integer from 60 to 7200",
+    MAX_RESTARTS_PER_JOB: int = integer_setting(3, "automatic restarts of one job before giving up", ge=0, le=20)
+    REBOOT_TIMEOUT_SECONDS: int = integer_setting(
+        1200,
         "how long a rebooted node's ECS agent may take to reconnect before the node is quarantined",
-        ge=60, le=7200,
-    )  # fmt: skip
+        ge=60,
+        le=7200,
+    )
     REBOOT_TIMEOUT_SECONDS_BY_FAMILY: str = setting(
         "", "empty, or <family>=<seconds> pairs separated by commas (e.g. p5=1800,p4d=1200), each 60 to 7200",
         "REBOOT_TIMEOUT_SECONDS for instance types of these families (the part of the type before the dot)",
@@ -121,28 +124,28 @@ class StepSettings(BaseModel):
     # finish. On EC2 a container's stopTimeout (else the agent's ECS_CONTAINER_STOP_TIMEOUT, 30 s by default) has
     # no documented maximum (ECS API reference, ContainerDefinition stopTimeout; Fargate's is 120 s), so a job
     # whose tasks flush checkpoints on SIGTERM needs this above its stopTimeout.
-    RECHECK_WAIT_SECONDS: int = setting(
-        120, "an integer from 30 to 900",
+    RECHECK_WAIT_SECONDS: int = integer_setting(
+        120,
         "wait before the one re-check after an inconclusive check; keep it above the job tasks' stopTimeout",
-        ge=30, le=900,
-    )  # fmt: skip
-    NODE_LOCK_WAIT_SECONDS: int = setting(
-        60, "an integer from 5 to 3600", "wait between attempts to lock a node another recovery holds", ge=5, le=3600
+        ge=30,
+        le=900,
     )
-    NODE_LOCK_MAX_WAITS: int = setting(
-        30, "an integer from 1 to 500", "lock attempts before giving up on a node", ge=1, le=500
+    NODE_LOCK_WAIT_SECONDS: int = integer_setting(
+        60, "wait between attempts to lock a node another recovery holds", ge=5, le=3600
     )
-    MAX_JOB_NODES: int = setting(
-        16, "an integer from 1 to 1000 whose worst-case recovery fits Step Functions' 25,000 history events",
+    NODE_LOCK_MAX_WAITS: int = integer_setting(30, "lock attempts before giving up on a node", ge=1, le=500)
+    MAX_JOB_NODES: int = integer_setting(
+        16,
         "most nodes one recovered job may span; a larger job is not recovered (an ERROR alert says why)",
-        ge=1, le=1000,
-    )  # fmt: skip
+        ge=1,
+        le=1000,
+        suffix=" whose worst-case recovery fits Step Functions' 25,000 history events",
+    )
     # 40: every node of a job at once, up to the most concurrent iterations an inline Map runs (Step Functions
     # developer guide, "Using Map state in Inline mode": "supports up to 40 concurrent iterations").
-    NODE_CHECK_CONCURRENCY: int = setting(
-        40, "an integer from 1 to 40",
-        "nodes of one job checked at once (Map MaxConcurrency; 40 is the inline Map's limit)", ge=1, le=40,
-    )  # fmt: skip
+    NODE_CHECK_CONCURRENCY: int = integer_setting(
+        40, "nodes of one job checked at once (Map MaxConcurrency; 40 is the inline Map's limit)", ge=1, le=40
+    )
     DRY_RUN: Bool = setting(False, "true/false/1/0/yes/no", "same decisions and notifications, no destructive call")
     TERMINATE_QUARANTINED: Bool = setting(
         False, "true/false/1/0/yes/no", "terminate quarantined instances (ASG replaces them); else only drain"
