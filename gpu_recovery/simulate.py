@@ -287,15 +287,7 @@ def _wait_for_action(fleet: SimFleet, after: str) -> None:
 
 
 def _fail(fleet: SimFleet, spec: Event) -> dict[str, Any]:
-    node_instance = fleet.instance_id(spec.node)
-    tasks = [t for t in fleet.job_tasks(spec.job) if _task_instance(t, fleet) == node_instance]
+    tasks = fleet.job_tasks(spec.job, spec.node)
     if not tasks:
         raise ValueError(f"job {spec.job} has no running task on {spec.node} at {spec.at}s")
     return fleet.fail_task(tasks[0], exit_code=spec.exit_code, reason=spec.reason)
-
-
-def _task_instance(task_arn: str, fleet: SimFleet) -> str:
-    ecs = boto3.client("ecs")
-    task = ecs.describe_tasks(cluster=fleet.cluster_arn, tasks=[task_arn])["tasks"][0]
-    ci = ecs.describe_container_instances(cluster=fleet.cluster_arn, containerInstances=[task["containerInstanceArn"]])
-    return str(ci["containerInstances"][0]["ec2InstanceId"])

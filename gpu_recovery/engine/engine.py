@@ -47,6 +47,7 @@ from gpu_recovery.engine.request_limits import correct_request_limits_not_enforc
 from gpu_recovery.engine.serializer_aliases_per_value import correct_serializer_aliases_per_value
 from gpu_recovery.engine.service_casing_unconverted import correct_service_casing_unconverted
 from gpu_recovery.engine.service_error_names import correct_service_error_names
+from gpu_recovery.engine.service_models_loaded_per_session import correct_service_models_loaded_per_session
 
 # Step Lambda handlers ("classify_failure.handler") resolve from the Lambda code asset root.
 from gpu_recovery.resources import FUNCTIONS_DIR
@@ -131,7 +132,14 @@ class LocalEngine:
             stack.enter_context(
                 mock.patch.dict(
                     os.environ,
-                    {"AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region, "MOTO_ACCOUNT_ID": self.account_id},
+                    {
+                        "AWS_DEFAULT_REGION": self.region,
+                        "AWS_REGION": self.region,
+                        "MOTO_ACCOUNT_ID": self.account_id,
+                        # moto fills every new EC2 backend with its catalogue of ~5,000 public AMIs (0.3 CPU s per
+                        # mock_aws, moto/settings.py ec2_load_default_amis); nothing here looks an image up.
+                        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+                    },
                 )
             )
             if self._mock:
@@ -168,6 +176,7 @@ class LocalEngine:
             "definition_parsed_per_execution": correct_definition_parsed_per_execution(),
             "integration_client_per_call": correct_integration_client_per_call(),
             "serializer_aliases_per_value": correct_serializer_aliases_per_value(),
+            "service_models_loaded_per_session": correct_service_models_loaded_per_session(),
             "service_error_names": correct_service_error_names(),
             "request_limits_not_enforced": correct_request_limits_not_enforced(),
             # After lambda_requires_docker: it wraps the in-process Lambda invocation.

@@ -137,13 +137,15 @@ class SimFleet:
         with self._lock:
             return str(self._nodes[node_name].ci.container_instance_arn)
 
-    def job_tasks(self, job: str) -> list[str]:
-        """ARNs of the job's RUNNING tasks (the job key is the RunTask ``group``)."""
+    def job_tasks(self, job: str, node_name: str | None = None) -> list[str]:
+        """ARNs of the job's RUNNING tasks (the job key is the RunTask ``group``), only those on ``node_name`` if
+        given."""
         with self._lock:
             self._settle()
+            tasks = self._tasks if node_name is None else self._tasks_on.get(node_name, {})
             return [
                 arn
-                for arn, st in self._tasks.items()
+                for arn, st in tasks.items()
                 if not st.is_check and st.task.group == job and st.task.last_status == "RUNNING"
             ]
 
