@@ -9,13 +9,13 @@ from typing import Any
 
 from gpu_recovery import aws_context
 from gpu_recovery.aws_context import AwsContext
+from gpu_recovery.cli_arguments import instance_id
 from gpu_recovery.cli_output import (
     FAILED,
     OK,
     CommandError,
     command,
     format_time,
-    instance_id,
     print_json,
     render_table,
     short_execution,

@@ -11,14 +11,12 @@ from boto3.dynamodb.conditions import Key
 
 from gpu_recovery import aws_context
 from gpu_recovery.aws_context import AwsContext
+from gpu_recovery.cli_arguments import instance_id, parse_duration, positive_int
 from gpu_recovery.cli_output import (
     OK,
     command,
     format_duration,
     format_time,
-    instance_id,
-    parse_duration,
-    positive_int,
     print_json,
     render_table,
     to_datetime,

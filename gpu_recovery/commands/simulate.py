@@ -6,10 +6,20 @@ import argparse
 import importlib.util
 import json
 import logging
+import multiprocessing
+import os
 import shutil
 import sys
 import warnings
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from gpu_recovery.cli_arguments import positive_int
+
+if TYPE_CHECKING:  # the runner's modules need the [sim] extra: imported in run() only
+    from gpu_recovery.scenario import Scenario
+    from gpu_recovery.simulate import Report
 
 
 def _needs_sim_extra(missing: str) -> int:
@@ -58,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     # a missing path); real failures are in each execution's history, which the report shows.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     done = []
-    for number, scenario in enumerate(loaded, 1):
-        report = run_scenario(scenario)
+    for number, report in enumerate(_reports(run_scenario, loaded, args.jobs), 1):
         done.append(report)
         if not args.json:
             # One line as each scenario finishes (the whole set takes minutes); details on request.
@@ -75,6 +84,19 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(reports.summary_table(done))
     return 0 if passed else 1
+
+
+def _reports(run_scenario: Callable[[Scenario], Report], loaded: list[Scenario], jobs: int) -> Iterator[Report]:
+    """Each scenario's report, in the scenarios' order. A scenario deploys its own stack on its own ``mock_aws``
+    and seeds its own random source, so its report does not depend on the process that runs it or on what ran
+    there before (tests/workflow/test_determinism.py): with ``jobs`` > 1 they run in that many worker processes,
+    forked from this one so that the imports are done once."""
+    workers = min(jobs, len(loaded))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(run_scenario, loaded)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from pool.map(run_scenario, loaded)
 
 
 def register(commands: Any) -> None:
@@ -95,5 +117,12 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--timeline", metavar="FILE", help="write the scenario's per-node timeline as an SVG file (one --scenario)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="run up to N scenarios at once, each in its own process (default: one per CPU); reports are the same",
     )
     parser.set_defaults(func=run)

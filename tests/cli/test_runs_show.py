@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import CliRun, Deployment
 from moto import mock_aws
 
-from gpu_recovery.cli_output import parse_duration
+from gpu_recovery.cli_arguments import parse_duration
 from gpu_recovery.commands.show import sections
 from gpu_recovery.executions import summarize
 from gpu_recovery.history import Failure, History, Visit

@@ -60,3 +60,18 @@ def fresh_process_report_bytes(name: str) -> str:
 def test_a_scenario_reports_the_same_bytes_under_load(cpu_hog: None, name: str) -> None:
     first = fresh_process_report_bytes(name)
     assert all(report_bytes(name) == first for _ in range(2))
+
+
+def test_scenarios_run_side_by_side_report_as_run_one_after_another() -> None:
+    """`simulate --jobs 2` (what `make demo` does on two cores) runs scenarios in forked worker processes: the
+    reports, and their order, are those of running them one after another in this process."""
+    names = ["dry-run", "gpu-healthy-app-bug", "lambda-crash-node-suspect"]
+    argv = [arg for name in names for arg in ("--scenario", name)]
+    out = subprocess.run(
+        [sys.executable, "-m", "gpu_recovery.cli", "simulate", *argv, "--json", "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    side_by_side = [canonical(report) for report in json.loads(out.stdout)["scenarios"]]
+    assert side_by_side == [report_bytes(name) for name in names]
