@@ -121,7 +121,8 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--jobs",
         type=positive_int,
-        default=os.cpu_count() or 1,
+        # The CPUs this process may run on (os.process_cpu_count from Python 3.13), not all the machine has.
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
         metavar="N",
         help="run up to N scenarios at once, each in its own process (default: one per CPU); reports are the same",
     )
