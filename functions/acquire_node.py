@@ -10,12 +10,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.aws import Ecs, StepFunctions
-from recovery.models import LockOutcome, NodeLock
+from recovery.models import CamelModel, LockOutcome, NodeResult
 from recovery.observability import logger, metrics, step_handler
 from recovery.policy import decide_node_lock, reboots_in_window
 from recovery.requests import NodeStepRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
+
+
+class NodeLock(CamelModel):
+    outcome: LockOutcome
+    lock_waits: int
+    reboots_in_window: int
+    result: NodeResult | None = None
 
 
 def acquire(

@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.aws import Ecs, Logs, awslogs_stream
 from recovery.diagnosis import RESULT_MARKER, check_task, gpu_summary, instant, reset_targets, verdict_from_check
-from recovery.models import Analysis, NodeStep
+from recovery.models import NodeStep
 from recovery.observability import count_by, logger, metrics, traced_step_handler
 from recovery.policy import REPAIR_STEPS, breaker_open_step, gpu_reset_indexes, plan_node_step, repair_slots
-from recovery.requests import NodeStepRequest
+from recovery.requests import Analysis, NodeStepRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
 

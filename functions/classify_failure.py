@@ -15,18 +15,16 @@ from pydantic import ValidationError
 
 from recovery import clock
 from recovery.aws import Ec2, Ecs, task_definition_family
+from recovery.ecs_task import EcsTask, ManualRequest, TaskStateChangeEvent
 from recovery.models import (
-    Classification,
+    CamelModel,
     Decision,
-    EcsTask,
     ExecutionContext,
     Failure,
     InvalidInput,
     JobPlan,
     JobTooLarge,
-    ManualRequest,
     TaskRecoveryStatus,
-    TaskStateChangeEvent,
 )
 from recovery.observability import logger, metrics, traced_step_handler
 from recovery.policy import classify_task, exited_cleanly, job_identity
@@ -39,6 +37,15 @@ TASK_ARN = re.compile(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[A-Za-z0-9_-]
 # Ranks of a distributed job crash within moments of each other when one GPU dies; tasks of the job that
 # stopped this close to the failure belong to the same incident (their nodes are checked, they restart).
 INCIDENT_WINDOW = timedelta(minutes=10)
+
+
+class Classification(CamelModel):
+    decision: Decision
+    reason: str
+    dry_run: bool
+    settings: dict[str, Any]
+    failure: Failure | None = None
+    job: JobPlan | None = None
 
 
 def _problems(error: ValidationError) -> str:

@@ -8,7 +8,8 @@ marked ERROR, as HandleError would."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -16,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.abandon import release_everything
 from recovery.aws import Ecs, Sns
-from recovery.models import CamelModel, ExecutionContext, ExecutionStatusChange, TaskRecoveryStatus
+from recovery.models import CamelModel, ExecutionContext, TaskRecoveryStatus, request_task_arn
 from recovery.notify import error_notification
 from recovery.observability import logger, metrics, step_handler
 from recovery.settings import get_settings
@@ -24,6 +25,26 @@ from recovery.tables import Tables
 
 # Ended without HandleError: nobody has been told yet.
 STOPPED_FROM_OUTSIDE = frozenset({"TIMED_OUT", "ABORTED"})
+
+
+class ExecutionStatusChange(CamelModel):
+    """The detail of EventBridge's "Step Functions Execution Status Change" event."""
+
+    execution_arn: str
+    state_machine_arn: str
+    name: str
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+    input: str | None = None  # the execution input as a JSON string: the ECS event or the manual request
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def failed_task_arn(self) -> str | None:
+        """The task whose failure started the execution, from either input form."""
+        try:
+            return request_task_arn(json.loads(self.input or "null"))
+        except ValueError:
+            return None
 
 
 class Cleanup(CamelModel):

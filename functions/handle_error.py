@@ -11,13 +11,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.abandon import suspend_nodes
 from recovery.aws import Ecs
-from recovery.models import ErrorReport, ExecutionContext, TaskRecoveryStatus, request_task_arn
+from recovery.models import CamelModel, ExecutionContext, Notification, TaskRecoveryStatus, request_task_arn
 from recovery.notify import error_notification
 from recovery.observability import logger, metrics, step_handler
 from recovery.settings import get_settings
 from recovery.tables import Tables
 
 CAUSE_KEPT = 1000  # enough to diagnose; DynamoDB items and SNS messages have size limits
+
+
+class ErrorReport(CamelModel):
+    released_job: bool
+    released_nodes: list[str]
+    notification: Notification
 
 
 def handle(state: dict[str, Any], execution: ExecutionContext, ecs: Ecs, tables: Tables) -> ErrorReport:

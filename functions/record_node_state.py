@@ -13,7 +13,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recovery import clock
 from recovery.aws import Ecs
 from recovery.models import (
-    Analysis,
     CamelModel,
     NodeAction,
     NodeOutcome,
@@ -21,12 +20,11 @@ from recovery.models import (
     NodeStatus,
     NodeStep,
     RepairAction,
-    Verdict,
     VerdictStatus,
 )
 from recovery.notify import error_summary
 from recovery.observability import logger, metrics, step_handler
-from recovery.requests import NodeStepRequest, StepError
+from recovery.requests import Analysis, NodeStepRequest, StepError, Verdict
 from recovery.settings import Settings, get_settings
 from recovery.tables import MAX_REBOOT_TIMES_KEPT, Tables
 

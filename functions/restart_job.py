@@ -12,17 +12,47 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recovery import clock
 from recovery.aws import Ecs
-from recovery.models import JobOutcome, JobOutcomeKind, JobStatus
+from recovery.models import (
+    CamelModel,
+    ExecutionContext,
+    Failure,
+    JobOutcomeKind,
+    JobPlan,
+    JobStatus,
+    NodeResult,
+    Notification,
+)
 from recovery.notify import listing, recovery_notification
 from recovery.observability import logger, metrics, traced_step_handler
 from recovery.policy import decide_job
 from recovery.relaunch import run_task_request
-from recovery.requests import JobRequest
 from recovery.settings import Settings, get_settings
 from recovery.tables import Tables
 
 RUN_TASK_CLIENT_TOKEN_LENGTH = 64  # RunTask's clientToken limit
 PROBLEMS_LISTED = 5  # tasks that could not be started, named in the outcome's reason (the rest counted)
+
+
+class JobOutcome(CamelModel):
+    outcome: JobOutcomeKind
+    reason: str
+    dry_run: bool
+    restarted: int = 0  # tasks started again; which ones: the task table's restartedAs
+    notification: Notification
+    # The job row's join counter when its tasks were read: ReleaseJob releases only if it is unchanged.
+    joins_seen: int = 0
+    late_join_rounds: int = 0  # RestartLateJoiners rounds so far (the definition bounds them)
+
+
+class JobRequest(CamelModel):
+    """What the state machine sends RestartJob (and RestartLateJoiners): the job, its nodes' results."""
+
+    job: JobPlan
+    failure: Failure
+    node_results: list[NodeResult]
+    dry_run: bool
+    execution: ExecutionContext
+    outcome: JobOutcome | None = None  # RestartLateJoiners: the job's outcome so far
 
 
 def client_token(execution_arn: str, task_arn: str) -> str:

@@ -11,10 +11,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from recovery.models import EcsTask, NodeRef
+from recovery.models import NodeRef
 from recovery.relaunch import UNDER_REPAIR_ATTRIBUTE
 
-if TYPE_CHECKING:  # the boto3 stubs are a development dependency: nothing is imported at run time
+if TYPE_CHECKING:  # annotations only: the boto3 stubs are a development dependency, and EcsTask is imported where used
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_ecs.literals import DesiredStatusType
@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # the boto3 stubs are a development dependency: nothing is im
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_stepfunctions import SFNClient
+
+    from recovery.ecs_task import EcsTask
 
 DESCRIBE_TASKS_BATCH = 100  # DescribeTasks accepts at most 100 tasks per call
 DESCRIBE_CONTAINER_INSTANCES_BATCH = 100  # DescribeContainerInstances: at most 100 container instances per call
@@ -53,6 +55,10 @@ class Ecs:
         return str(clusters[0]["clusterArn"])
 
     def describe_tasks(self, task_arns: list[str], cluster: str | None = None) -> list[EcsTask]:
+        # Imported here: only ClassifyFailure (and the CLI) describe tasks, so no other step's cold start creates
+        # the task's model classes.
+        from recovery.ecs_task import EcsTask  # noqa: PLC0415
+
         tasks: list[EcsTask] = []
         for batch in _batches(task_arns, DESCRIBE_TASKS_BATCH):
             response = self.client.describe_tasks(cluster=cluster or self.cluster, tasks=batch, include=["TAGS"])

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recovery.models import GpuFinding, RepairAction, Verdict, VerdictStatus
+from recovery.models import RepairAction, VerdictStatus
+from recovery.requests import GpuFinding, Verdict
 from recovery.xid_catalog import (
     GpuAction,
     Severity,

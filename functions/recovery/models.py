@@ -1,10 +1,12 @@
-"""Shapes that cross a boundary: the execution input, what each step returns to the state machine,
-and the ECS task as both EventBridge and DescribeTasks spell it (the same camelCase fields)."""
+"""Shapes that several steps share: the base of every payload model, the execution, the node, the failure, a node's
+and a job's plan and result, a notification, and the words (enums) and errors of the workflow. Pydantic creates a
+model class when its module is imported, even with defer_build, so the models only one step parses or returns
+live with that step (recovery.requests: the node steps' payload; recovery.ecs_task: ClassifyFailure's input; the
+rest in the handler's own module): a cold start creates only the classes its step uses (docs/benchmarks.md, cold
+import; tests/unit/test_cold_start.py)."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -25,78 +27,6 @@ class ExecutionContext(CamelModel):
     id: str
     name: str
     start_time: str = ""
-
-
-# ---- ECS ---------------------------------------------------------------------------------------------
-class EcsContainer(CamelModel):
-    name: str = ""
-    exit_code: int | None = None
-    gpu_ids: list[str] = Field(default_factory=list)
-    reason: str | None = None
-    last_status: str | None = None
-
-
-class EcsTask(CamelModel):
-    """An ECS task as in the `ECS Task State Change` event detail and in DescribeTasks."""
-
-    task_arn: str
-    cluster_arn: str
-    last_status: str
-    task_definition_arn: str
-    container_instance_arn: str | None = None
-    group: str | None = None
-    started_by: str | None = None
-    stop_code: str | None = None
-    stopped_reason: str | None = None
-    started_at: datetime | None = None
-    stopped_at: datetime | None = None
-    overrides: dict[str, Any] = Field(default_factory=dict)
-    containers: list[EcsContainer] = Field(default_factory=list)
-    tags: list[dict[str, str]] = Field(default_factory=list)
-    version: int = 0
-    # How it was launched (recovery.relaunch): DescribeTasks and the event spell these the same.
-    capacity_provider_name: str | None = None
-    launch_type: str | None = None
-    attachments: list[dict[str, Any]] = Field(default_factory=list)
-    enable_execute_command: bool = False
-
-    @property
-    def gpu_ids(self) -> list[str]:
-        return [gpu for container in self.containers for gpu in container.gpu_ids]
-
-    @property
-    def task_id(self) -> str:
-        return self.task_arn.rsplit("/", 1)[-1]
-
-
-class TaskStateChangeEvent(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, defer_build=True)
-
-    source: Literal["aws.ecs"]
-    detail_type: Literal["ECS Task State Change"] = Field(alias="detail-type")
-    detail: EcsTask
-
-
-class ContainerInstanceStateChange(CamelModel):
-    """The detail of an "ECS Container Instance State Change" event (the fields of DescribeContainerInstances'
-    ContainerInstance that readiness reads; ECS developer guide, "Amazon ECS container instance state change
-    events")."""
-
-    cluster_arn: str
-    container_instance_arn: str
-    ec2_instance_id: str
-    agent_connected: bool
-    updated_at: datetime
-
-
-class ManualRequest(CamelModel):
-    """Started by hand (console or `gpu-recovery start`) for one task."""
-
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-    task_arn: str
-    reason: str = "manual request"
-    dry_run: bool = False
 
 
 # ---- What the steps return ---------------------------------------------------------------------------
@@ -138,15 +68,6 @@ class JobPlan(CamelModel):
     managed_by_service: bool = False
 
 
-class Classification(CamelModel):
-    decision: Decision
-    reason: str
-    dry_run: bool
-    settings: dict[str, Any]
-    failure: Failure | None = None
-    job: JobPlan | None = None
-
-
 class VerdictStatus(StrEnum):
     HEALTHY = "HEALTHY"
     UNHEALTHY = "UNHEALTHY"
@@ -161,32 +82,6 @@ class RepairAction(StrEnum):
     REPLACE = "REPLACE"
 
 
-class GpuFinding(CamelModel):
-    """What the check says about one GPU: what failed, the XIDs, DCGM's messages and why this action."""
-
-    index: int | None = None
-    entity: str | None = None  # a DCGM entity that is not a GPU ("CPU 0" on Grace); None for a GPU
-    uuid: str | None = None
-    pci_bus_id: str | None = None
-    used_by_failed_task: bool | None = None  # None: the failed task did not run on this node, or no GPU map
-    action: str = "IGNORE"  # xid_catalog.GpuAction
-    failed_tests: list[str] = Field(default_factory=list)
-    dcgm: list[dict[str, Any]] = Field(default_factory=list)
-    xids: list[dict[str, Any]] = Field(default_factory=list)
-    why: list[str] = Field(default_factory=list)
-
-
-class Verdict(CamelModel):
-    status: VerdictStatus
-    action: RepairAction
-    reasons: list[str]
-    exit_code: int | None = None
-    check_task_arn: str | None = None
-    findings: list[dict[str, Any]] = Field(default_factory=list)
-    gpus: list[GpuFinding] = Field(default_factory=list)
-    dcgm_version: str | None = None
-
-
 class NodeStep(StrEnum):
     RELEASE = "RELEASE"
     RELEASE_REPAIRED = "RELEASE_REPAIRED"
@@ -198,20 +93,6 @@ class NodeStep(StrEnum):
     RESET_GPU = "RESET_GPU"
     HOLD = "HOLD"  # fleet breaker open: out of service for a human, never repaired or terminated
     LOST = "LOST"  # this execution no longer owns the node: touch nothing more
-
-
-class Analysis(CamelModel):
-    verdict: Verdict
-    next: NodeStep
-    reason: str
-    # RESET_GPU: the GPU indexes to reset, comma-separated: the only parameter of the stack's GPU reset document.
-    reset_gpus: str | None = None
-
-
-class CheckPlan(CamelModel):
-    phase: Literal["INITIAL", "AFTER_RESET", "AFTER_REBOOT"] = "INITIAL"
-    inconclusive_checks: int = 0
-    reset_status: str | None = None  # AFTER_RESET: the SSM command's final status when the reset did not succeed
 
 
 class NodeOutcome(StrEnum):
@@ -297,13 +178,6 @@ class LockOutcome(StrEnum):
     DONE = "DONE"
 
 
-class NodeLock(CamelModel):
-    outcome: LockOutcome
-    lock_waits: int
-    reboots_in_window: int
-    result: NodeResult | None = None
-
-
 class Notification(CamelModel):
     subject: str
     message: str
@@ -315,45 +189,8 @@ class JobOutcomeKind(StrEnum):
     SERVICE_RESTARTS = "SERVICE_RESTARTS"
 
 
-class JobOutcome(CamelModel):
-    outcome: JobOutcomeKind
-    reason: str
-    dry_run: bool
-    restarted: int = 0  # tasks started again; which ones: the task table's restartedAs
-    notification: Notification
-    # The job row's join counter when its tasks were read: ReleaseJob releases only if it is unchanged.
-    joins_seen: int = 0
-    late_join_rounds: int = 0  # RestartLateJoiners rounds so far (the definition bounds them)
-
-
-class ErrorReport(CamelModel):
-    released_job: bool
-    released_nodes: list[str]
-    notification: Notification
-
-
 class JobTooLarge(Exception):
     """The job spans more nodes than MAX_JOB_NODES: its recovery could outgrow the execution's history."""
-
-
-class ExecutionStatusChange(CamelModel):
-    """The detail of EventBridge's "Step Functions Execution Status Change" event."""
-
-    execution_arn: str
-    state_machine_arn: str
-    name: str
-    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
-    input: str | None = None  # the execution input as a JSON string: the ECS event or the manual request
-    error: str | None = None
-    cause: str | None = None
-
-    @property
-    def failed_task_arn(self) -> str | None:
-        """The task whose failure started the execution, from either input form."""
-        try:
-            return request_task_arn(json.loads(self.input or "null"))
-        except ValueError:
-            return None
 
 
 def request_task_arn(request: Any) -> str | None:

@@ -5,22 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recovery.models import (
-    CheckPlan,
     Decision,
-    EcsTask,
     JobOutcomeKind,
     LockOutcome,
     NodeOutcome,
     NodeResult,
     NodeStep,
     RepairAction,
-    Verdict,
     VerdictStatus,
 )
 from recovery.notify import NODES_LISTED, listing
+
+if TYPE_CHECKING:  # models of single steps, for annotations only: importing them would create their classes
+    from recovery.ecs_task import EcsTask
+    from recovery.requests import CheckPlan, Verdict
 
 # Stop codes ECS sets for stops that no GPU fault causes (the EventBridge rule filters them too; the
 # classifier repeats the check because manual and replayed inputs bypass the rule; the Lambda asset cannot

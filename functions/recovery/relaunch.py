@@ -10,9 +10,10 @@ constraints apply by themselves. Tags are read before StopTask, which deletes th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recovery.models import EcsTask
+if TYPE_CHECKING:  # ClassifyFailure's model, for annotations only: RestartJob imports this module too
+    from recovery.ecs_task import EcsTask
 
 ENI_ATTACHMENT = "ElasticNetworkInterface"
 # A custom container instance attribute (ECS developer guide, "Amazon ECS container instance attributes": custom

@@ -21,7 +21,8 @@ from typing import Any
 
 import gpu_recovery  # noqa: F401 - puts functions/ on sys.path for `recovery`
 from recovery.diagnosis import diagnose
-from recovery.models import Verdict, VerdictStatus
+from recovery.models import VerdictStatus
+from recovery.requests import Verdict
 
 
 def run(args: argparse.Namespace) -> int:

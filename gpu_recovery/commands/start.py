@@ -15,7 +15,7 @@ from gpu_recovery.aws_context import AwsContext
 from gpu_recovery.cli_output import FAILED, OK, USAGE, CommandError, command, format_duration, print_json, truncate
 from gpu_recovery.executions import FINAL_STATUSES, execution_name
 from gpu_recovery.history import new_events, read
-from recovery.models import ManualRequest
+from recovery.ecs_task import ManualRequest
 from recovery.notify import console_url
 
 NAME = "start"

@@ -1,6 +1,6 @@
 """What a cold start imports and builds (docs/benchmarks.md, cold import): no timing here, only which modules,
-models and catalogs a fresh interpreter has after importing a handler as Lambda does (tracing on, as in AWS),
-and what a traced handler's first invocation adds."""
+model classes and catalogs a fresh interpreter has after importing a handler as Lambda does (tracing on, as in
+AWS), and what a traced handler's first invocation adds."""
 
 from __future__ import annotations
 
@@ -34,6 +34,46 @@ print(json.dumps({{
     )),
 }}))
 """
+# Every pydantic class a handler's import creates (pydantic creates a class at its module's import, collecting its
+# fields, even with defer_build), named module.Class.
+CREATED = """
+import json
+import {module}
+from pydantic import BaseModel
+
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+
+print(json.dumps(sorted(
+    f"{{cls.__module__}}.{{cls.__qualname__}}" for cls in subclasses(BaseModel)
+    if cls.__module__.startswith("recovery") or cls.__module__ == "{module}"
+)))
+"""
+# What the steps share (recovery.models, recovery.settings), what the node steps share (recovery.requests), and
+# each step's own models: a step creates the classes it parses or returns (and those they contain), never
+# another step's.
+SHARED = {
+    "recovery.models": ["CamelModel", "ExecutionContext", "NodeRef", "Failure", "JobPlan", "Unfinished",
+                        "NodeResult", "Notification"],
+    "recovery.settings": ["StepSettings", "Settings"],
+}  # fmt: skip
+NODE_STEP = {"recovery.requests": ["GpuFinding", "Verdict", "Analysis", "CheckPlan", "StepError", "NodeStepRequest"]}
+OWN: dict[str, dict[str, list[str]]] = {
+    "acquire_node": NODE_STEP | {"acquire_node": ["NodeLock"]},
+    "agent_connected": {"agent_connected": ["ContainerInstanceStateChange", "AgentEvent"]},
+    "analyze_diag": NODE_STEP,
+    "await_agent": {"await_agent": ["AgentWaitRequest", "AgentWait"]},
+    "classify_failure": {
+        "recovery.ecs_task": ["EcsContainer", "EcsTask", "TaskStateChangeEvent", "ManualRequest"],
+        "classify_failure": ["Classification"],
+    },
+    "cleanup_execution": {"cleanup_execution": ["ExecutionStatusChange", "Cleanup"]},
+    "handle_error": {"handle_error": ["ErrorReport"]},
+    "record_node_state": NODE_STEP | {"record_node_state": ["RebootRecord"]},
+    "restart_job": {"restart_job": ["JobOutcome", "JobRequest"]},
+}
 # A traced step invoked once, as Lambda does on a sampled-out request (so the SDK emits nothing).
 FIRST_INVOCATION = """
 import json, sys
@@ -58,20 +98,31 @@ print(json.dumps({
 SAMPLED_OUT = {"_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"}
 
 
-def _run(code: str, environment: dict[str, str] = LAMBDA_ENVIRONMENT) -> dict[str, Any]:
+def _run(code: str, environment: dict[str, str] = LAMBDA_ENVIRONMENT) -> Any:
     done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def _cold_import(module: str) -> dict[str, Any]:
-    return _run(PROBE.format(module=module, heavy=HEAVY))
+    result: dict[str, Any] = _run(PROBE.format(module=module, heavy=HEAVY))
+    return result
 
 
 @pytest.mark.parametrize("module", handlers())
 def test_a_cold_start_imports_no_heavy_module_builds_no_model_and_parses_no_catalog(module: str) -> None:
     loaded = _cold_import(module)
     assert loaded == {"modules": [], "built": [], "catalogs": 0}
+
+
+def test_every_handler_is_listed_with_its_own_models() -> None:
+    assert sorted(OWN) == handlers()
+
+
+@pytest.mark.parametrize("module", handlers())
+def test_a_cold_start_creates_its_own_model_classes_and_no_other_steps(module: str) -> None:
+    created = _run(CREATED.format(module=module))
+    expected = SHARED | OWN[module]
+    assert created == sorted(f"{owner}.{name}" for owner, names in expected.items() for name in names)
 
 
 def test_a_traced_handler_makes_the_tracer_at_its_first_invocation_and_it_patches_botocore() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from recovery.diagnosis import RESULT_MARKER, instant, verdict_from_check
-from recovery.models import EcsTask, Failure, RepairAction, VerdictStatus
+from recovery.ecs_task import EcsTask
+from recovery.models import Failure, RepairAction, VerdictStatus
 
 CONTAINER = "dcgm-check"
 CHECK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/gpu-training/5b0e1c2d3f4a59687766554433221100"

@@ -22,7 +22,8 @@ from unit_helpers import (
     scan,
 )
 
-from recovery.models import EcsTask, InvalidInput, JobTooLarge
+from recovery.ecs_task import EcsTask
+from recovery.models import InvalidInput, JobTooLarge
 from recovery.settings import get_settings
 
 EMPTY: dict[str, list[Any]] = {"ecs_task": [], "ecs_job": [], "ecs_node": []}

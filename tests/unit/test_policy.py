@@ -8,17 +8,15 @@ from typing import Any
 import pytest
 from unit_helpers import load_event
 
+from recovery.ecs_task import EcsTask
 from recovery.models import (
-    CheckPlan,
     Decision,
-    EcsTask,
     JobOutcomeKind,
     LockOutcome,
     NodeOutcome,
     NodeResult,
     NodeStep,
     RepairAction,
-    Verdict,
     VerdictStatus,
 )
 from recovery.policy import (
@@ -30,6 +28,7 @@ from recovery.policy import (
     plan_node_step,
     reboots_in_window,
 )
+from recovery.requests import CheckPlan, Verdict
 
 CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/gpu-training"
 ME = "arn:aws:states:us-east-1:123456789012:execution:gpu-recovery:exec-1"

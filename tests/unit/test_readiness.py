@@ -1,5 +1,5 @@
-"""Readiness after a reboot (functions/recovery/readiness.py): a reconnect counts only after a disconnect seen
-since the reboot, a used token is fine, a lost node ends the wait at once."""
+"""Readiness after a reboot (functions/recovery/readiness.py, await_agent.py, agent_connected.py): a reconnect
+counts only after a disconnect seen since the reboot, a used token is fine, a lost node ends the wait at once."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import json
 from datetime import UTC, datetime
 from unittest import mock
 
-from recovery.models import ContainerInstanceStateChange
-from recovery.readiness import AgentWaitRequest, await_agent, back_from_reboot, on_agent_event
+from agent_connected import ContainerInstanceStateChange, on_agent_event
+from await_agent import AgentWaitRequest, await_agent
+
+from recovery.readiness import back_from_reboot
 
 REBOOTED = "2026-01-01T00:02:00+00:00"
 NODE = {"ec2InstanceId": "i-1", "containerInstanceArn": "arn:aws:ecs:us-east-1:1:container-instance/c/1"}

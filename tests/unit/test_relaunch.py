@@ -6,7 +6,7 @@ from typing import Any
 
 from unit_helpers import load_event
 
-from recovery.models import EcsTask
+from recovery.ecs_task import EcsTask
 from recovery.relaunch import fill_security_groups, launch_record, run_task_request
 
 ENI = {

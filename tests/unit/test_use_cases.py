@@ -11,12 +11,12 @@ from acquire_node import acquire
 from fakes import FakeEcs, FakeStepFunctions, FakeTables
 from handle_error import handle
 from record_node_state import record
-from restart_job import client_token, decide_and_restart
+from restart_job import JobRequest, client_token, decide_and_restart
 from unit_helpers import CLUSTER, ENV, EXECUTION_ARN, OTHER_EXECUTION_ARN, execution
 
 from recovery import clock
 from recovery.models import ExecutionContext
-from recovery.requests import JobRequest, NodeStepRequest
+from recovery.requests import NodeStepRequest
 from recovery.settings import Settings
 
 NODE, OTHER_NODE = "i-0a1b2c3d4e5f60718", "i-0f1e2d3c4b5a69788"

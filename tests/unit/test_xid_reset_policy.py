@@ -7,8 +7,9 @@ import re
 import pytest
 
 from infra.gpu_reset_document import GPU_INDEX_LIST_PATTERN
-from recovery.models import CheckPlan, NodeStep, RepairAction, Verdict, VerdictStatus
+from recovery.models import NodeStep, RepairAction, VerdictStatus
 from recovery.policy import gpu_reset_indexes, plan_node_step
+from recovery.requests import CheckPlan, Verdict
 
 RESET = Verdict(status=VerdictStatus.UNHEALTHY, action=RepairAction.RESET_GPU, reasons=["XID 95"])
 HEALTHY = Verdict(status=VerdictStatus.HEALTHY, action=RepairAction.NONE, reasons=["ok"])
