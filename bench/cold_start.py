@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
+from gpu_recovery.resources import FUNCTIONS_ASSET_EXCLUDE, FUNCTIONS_DIR
+
 BASELINE = "import boto3"
 # What every handler does at its import and uses on every call, whatever the step: a pydantic model class defined
 # (its first one imports pydantic.main, pydantic.fields and pydantic.types) and the Powertools Logger and Metrics
@@ -40,8 +41,6 @@ Logger(), Metrics()
 """
 FLOOR = "import boto3" + _FLOOR_MODELS
 FLOOR_WITHOUT_BOTO3 = "import botocore.session, botocore.config" + _FLOOR_MODELS
-LABELS = {BASELINE: "import boto3", FLOOR: "floor: boto3, pydantic model, Powertools Logger and Metrics",
-          FLOOR_WITHOUT_BOTO3: "floor without boto3: botocore session and config instead"}  # fmt: skip
 # Peak RSS from /proc (VmHWM, in kB): getrusage's ru_maxrss would carry over the parent's peak.
 # CPU seconds beside real ones: on a shared machine the real seconds also count waiting for a core, the CPU
 # seconds (this process's, time.process_time) do not, so their ratio moves less with the machine's load.
@@ -54,19 +53,18 @@ peak_kib = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).
 print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu_seconds, "rss_mib": peak_kib / 1024}}))
 """
 LAMBDA_ENVIRONMENT = {
-    "LAMBDA_TASK_ROOT": str(FUNCTIONS),
+    "LAMBDA_TASK_ROOT": str(FUNCTIONS_DIR),
     "AWS_LAMBDA_FUNCTION_NAME": "gpu-recovery-bench",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "gpu-recovery",
     "POWERTOOLS_METRICS_NAMESPACE": "EcsGpuRecovery",
-    "PYTHONPATH": str(FUNCTIONS),
+    "PYTHONPATH": str(FUNCTIONS_DIR),
 }
-ASSET_EXCLUDED = ("__pycache__", "*.pyc", "tests")  # infra/lambdas.py: Code.from_asset(..., exclude=...)
 
 
 def handlers() -> list[str]:
-    return sorted(path.stem for path in FUNCTIONS.glob("*.py"))
+    return sorted(path.stem for path in FUNCTIONS_DIR.glob("*.py"))
 
 
 def _sample(code: str, asset: Path) -> dict[str, float]:
@@ -87,11 +85,14 @@ def _sample(code: str, asset: Path) -> dict[str, float]:
 def measure(repeats: int) -> list[dict[str, Any]]:
     """One row per handler (and the floors): median import seconds (real and CPU) and RSS, and the ratios to the
     baseline's medians."""
-    modules = {BASELINE: BASELINE, FLOOR: FLOOR, FLOOR_WITHOUT_BOTO3: FLOOR_WITHOUT_BOTO3}
-    modules |= {handler: f"import {handler}" for handler in handlers()}
+    modules = {
+        BASELINE: BASELINE,
+        "floor: boto3, pydantic model, Powertools Logger and Metrics": FLOOR,
+        "floor without boto3: botocore session and config instead": FLOOR_WITHOUT_BOTO3,
+    } | {handler: f"import {handler}" for handler in handlers()}
     with tempfile.TemporaryDirectory() as scratch:
         asset = Path(scratch) / "asset"
-        shutil.copytree(FUNCTIONS, asset, ignore=shutil.ignore_patterns(*ASSET_EXCLUDED))
+        shutil.copytree(FUNCTIONS_DIR, asset, ignore=shutil.ignore_patterns(*FUNCTIONS_ASSET_EXCLUDE))
         for code in modules.values():  # a first run of each, outside the samples (the OS's file cache)
             _sample(code, asset)
         samples: dict[str, list[dict[str, float]]] = {module: [] for module in modules}
@@ -105,7 +106,7 @@ def measure(repeats: int) -> list[dict[str, Any]]:
     base = medians[BASELINE]
     return [
         {
-            "module": LABELS.get(module, module),
+            "module": module,
             "import_ms": round(m["seconds"] * 1000, 1),
             "ratio": round(m["seconds"] / base["seconds"], 2),
             "cpu_ms": round(m["cpu_seconds"] * 1000, 1),

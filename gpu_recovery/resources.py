@@ -15,5 +15,7 @@ def _directory(packaged: str, checkout: str) -> Path:
 
 
 FUNCTIONS_DIR = _directory("lambda_functions", "functions")
+# What the Lambda code asset leaves out of FUNCTIONS_DIR (infra/lambdas.py); bench/cold_start.py packages it alike.
+FUNCTIONS_ASSET_EXCLUDE = ("__pycache__", "*.pyc", "tests")
 DEFINITION = _directory("statemachine", "statemachine") / "recovery.asl.json"
 SCENARIO_DIR = _directory("scenarios", "scenarios")

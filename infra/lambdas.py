@@ -13,7 +13,7 @@ from constructs import Construct
 
 # The Lambda asset root: the checkout's functions/, or the copy in the wheel (`gpu-recovery simulate` synthesizes
 # the stack from an installed package too).
-from gpu_recovery.resources import FUNCTIONS_DIR
+from gpu_recovery.resources import FUNCTIONS_ASSET_EXCLUDE, FUNCTIONS_DIR
 from infra.cluster import ClusterArns
 from infra.common import removal_policy, retention
 from infra.config import POWERTOOLS_LAYER_PARAMETER, Config
@@ -46,7 +46,7 @@ class StepLambdas(Construct):
             "PowertoolsLayer",
             ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_LAYER_PARAMETER),
         )
-        code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=["__pycache__", "*.pyc", "tests"])
+        code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=list(FUNCTIONS_ASSET_EXCLUDE))
         environment = {**config.lambda_environment(), "DCGM_LOG_GROUP": dcgm_log_group_name}
         removal = removal_policy(config)
 
